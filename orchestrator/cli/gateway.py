@@ -32,12 +32,11 @@ def verify(ctx: click.Context, state: CliState, trial_id: str | None, log_file: 
         emit_json("verify", report.to_json())
     elif result.ok:
         out.print(f"[bold green]ok[/] {report.path}: {result.records} records, chain intact (head {result.head[:16]})")
-        if result.torn_tail:
-            out.print(f"[yellow]note[/] {result.reason}")
     else:
         out.print(f"[bold red]broken[/] {report.path}: {result.reason}")
-        out.print(f"  the first {result.records} records verify; record {result.first_bad_seq} and all after "
-                  "it cannot be trusted")
+        if result.first_bad_seq is not None:
+            out.print(f"  the first {result.records} records verify (bytes 0-{result.offset}); record "
+                      f"{result.first_bad_seq} and all after it cannot be trusted")
     if not result.ok:
         ctx.exit(int(ExitCode.FAILURE))
 

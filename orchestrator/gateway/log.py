@@ -16,8 +16,10 @@ idle case, where latency matters), is written from the event loop itself: handin
 thread costs more than the flush. Large records, a busy gateway and a disk whose flushes
 have turned slow always go to the thread. Each batch goes out in a single write(2); if the
 process dies inside one, the unfinished line has no newline and is cut off the next time
-the file is opened (it was never acknowledged to anyone); `verify_chain` reports such a
-tail without failing the chain.
+the file is opened (it was never acknowledged to anyone). `verify_chain` fails on such a
+tail all the same: to a reader, a write torn by a crash and bytes added or a newline
+removed by hand look alike, and a copy that verifies must be byte for byte what the
+gateway wrote. It names the record and the byte offset where the file stops matching.
 
 Limits: the chain cannot show that records were cut off the end; whoever holds the last
 hash (the collected bundle's manifest) can. One gateway process writes a trial's file at
@@ -281,11 +283,13 @@ class VerifyResult:
     head: str = GENESIS
     """Hash of the last good record: what a later check compares against."""
     torn_tail: bool = False
-    """The file ends in an unfinished line: the gateway stopped while writing it."""
+    """The file ends in bytes without a newline: a write torn by a crash, or an edit."""
+    offset: int | None = None
+    """Byte offset where the first failing record starts (where the good prefix ends)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "records": self.records, "first_bad_seq": self.first_bad_seq,
-                "reason": self.reason, "head": self.head, "torn_tail": self.torn_tail}
+                "offset": self.offset, "reason": self.reason, "head": self.head, "torn_tail": self.torn_tail}
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -297,18 +301,23 @@ def verify_chain(path: Path) -> VerifyResult:
     """Check every record's seq, prev_hash, hash and exact bytes; name the first bad one."""
     if not path.exists():
         return VerifyResult(False, 0, None, f"{path} does not exist")
-    head, count = GENESIS, 0
+    head, count, offset = GENESIS, 0, 0
     for position, line in enumerate(_lines(path), start=1):
-        if not line.endswith(b"\n"):
-            return VerifyResult(True, count, None, "last line is unfinished: the gateway stopped while "
-                                "writing it; the records before it verify", head, torn_tail=True)
         # Seqs run 1, 2, 3… in file order, so a record's position is the seq it must carry.
+        if not line.endswith(b"\n"):
+            # Whatever it holds (a torn write, a record whose newline was removed, appended
+            # bytes), it is not what the gateway acknowledged: the copy is not the log.
+            return VerifyResult(False, count, position, f"record {position} (offset {offset}): {len(line)} "
+                                "byte(s) without a final newline after the last complete record (a write torn "
+                                "by a crash, or an edit)", head, torn_tail=True, offset=offset)
         problem, record = _check_line(line, position, head)
         if problem:
-            return VerifyResult(False, count, position, f"record {position}: {problem}", head)
+            return VerifyResult(False, count, position, f"record {position} (offset {offset}): {problem}", head,
+                                offset=offset)
         assert isinstance(record, dict)  # noqa: S101 - _check_line returned a record without a problem
         head = str(record["hash"])
         count += 1
+        offset += len(line)
     return VerifyResult(True, count, None, f"{count} records, chain intact", head)
 
 

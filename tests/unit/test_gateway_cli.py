@@ -66,6 +66,18 @@ def test_verify_ok_then_broken_after_tampering(trial_home: Path) -> None:
     assert (data["ok"], data["first_bad_seq"], data["records"]) == (False, 2, 1)
 
 
+@pytest.mark.parametrize("edit", [lambda data: data[:-1], lambda data: data + b"\n", lambda data: data + b"x"])
+def test_verify_fails_when_the_last_newline_changes_or_bytes_follow(trial_home: Path, edit: Any) -> None:
+    path = add_trial(trial_home, "tabc0003", 5.0, [record(0.01), record(0.02)])
+    original = path.read_bytes()
+    path.write_bytes(edit(original))
+    result = run("verify", "tabc0003")
+    assert result.exit_code == 1, result.output
+    assert "broken" in result.output and "offset" in result.output
+    data = json.loads(run("verify", "tabc0003", "--json").output)["data"]
+    assert data["ok"] is False and data["offset"] in (len(original.splitlines(keepends=True)[0]), len(original))
+
+
 def test_verify_a_copied_log_and_unknown_trials(trial_home: Path, tmp_path: Path) -> None:
     path = add_trial(trial_home, "tabc0002", 5.0, [record(0.01)])
     copy = tmp_path / "gateway.jsonl"

@@ -114,7 +114,10 @@ def test_torn_last_line_verifies_and_is_cut_when_the_writer_reopens(tmp_path: Pa
     whole = path.read_bytes()
     path.write_bytes(whole + whole.splitlines(keepends=True)[1][:57])  # a write that died half way
     result = verify_chain(path)
-    assert result.ok and result.torn_tail and result.records == 2
+    # Bytes after the last complete record are not the chain: a torn write and a forged tail look
+    # alike to a reader, so the copy fails verification; the live writer cuts them when it reopens.
+    assert not result.ok and result.torn_tail and result.records == 2
+    assert (result.first_bad_seq, result.offset) == (3, len(whole))
     write(path, [exchange(3)])
     assert path.read_bytes().startswith(whole)
     after = verify_chain(path)
@@ -190,3 +193,41 @@ def test_usage_summary_totals_by_model_and_counts_refusals(tmp_path: Path) -> No
     assert summary["models"]["gpt-5.4"]["requests"] == 1
     assert summary["first_ts"].endswith(":01.000+00:00") and summary["last_ts"].endswith(":05.000+00:00")
     assert usage_summary(tmp_path / "none.jsonl")["requests"] == 0
+
+
+@pytest.mark.parametrize(("name", "edit"), [
+    ("final newline removed", lambda data: data[:-1]),
+    ("final newline doubled", lambda data: data + b"\n"),
+    ("trailing garbage", lambda data: data + b"x"),
+    ("trailing garbage line", lambda data: data + b"{}\n"),
+    ("final newline as CRLF", lambda data: data[:-1] + b"\r\n"),
+])
+def test_any_change_at_the_end_of_the_log_fails_with_record_and_offset(tmp_path: Path, name: str,
+                                                                       edit: Any) -> None:
+    path = tmp_path / "t1.jsonl"
+    write(path, [exchange(n) for n in range(1, 4)])
+    original = path.read_bytes()
+    path.write_bytes(edit(original))
+    result = verify_chain(path)
+    assert not result.ok, f"{name}: passed as intact"
+    last_start = len(original) - len(original.splitlines(keepends=True)[-1])
+    # The record that no longer matches is named, with the byte where it starts.
+    if name in ("final newline removed", "final newline as CRLF"):
+        assert (result.first_bad_seq, result.offset, result.records) == (3, last_start, 2), name
+    else:
+        assert (result.first_bad_seq, result.offset, result.records) == (4, len(original), 3), name
+    assert f"offset {result.offset}" in result.reason
+
+
+def test_every_one_byte_change_anywhere_fails(tmp_path: Path) -> None:
+    path = tmp_path / "t1.jsonl"
+    write(path, [exchange(n) for n in range(1, 3)])
+    original = path.read_bytes()
+    for offset in range(len(original)):
+        tampered = bytearray(original)
+        tampered[offset] = ord("\n") if tampered[offset] != ord("\n") else ord(" ")
+        path.write_bytes(bytes(tampered))
+        assert not verify_chain(path).ok, f"byte {offset} changed unnoticed"
+    for offset in range(len(original) + 1):  # and one byte inserted anywhere
+        path.write_bytes(original[:offset] + b" " + original[offset:])
+        assert not verify_chain(path).ok, f"a byte inserted at {offset} went unnoticed"
