@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator import gitenv
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import REPO_BUNDLE, Bundle
 
+_SHOWS_DIFFS = ("diff", "show", "log")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -52,9 +54,20 @@ class Repo:
         self.path = path
         self.bundle_file = bundle_file
 
+    def _args(self, args: tuple[str, ...]) -> list[str]:
+        # Hardened (orchestrator.gitenv): the candidate's .gitattributes and replace refs steer nothing.
+        if args and args[0] in _SHOWS_DIFFS:
+            args = (args[0], *gitenv.DIFF_FLAGS, *args[1:])
+        return ["--git-dir", str(self.path), *args]
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return gitenv.run(self._args(args), check=False)
+
+    def _run_bytes(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return gitenv.run_bytes(self._args(args), check=False)
+
     def git(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run(["git", "--git-dir", str(self.path), *args], capture_output=True, text=True,
-                                check=False, errors="replace")
+        result = self._run(*args)
         if check and result.returncode != 0:
             raise EvidenceError(f"{self.bundle_file}: `git {' '.join(args[:3])}` failed: "
                                 f"{result.stderr.strip()[:300]}",
@@ -72,9 +85,8 @@ class Repo:
     def has(self, sha: str) -> bool:
         if not sha:
             return False
-        probe = subprocess.run(["git", "--git-dir", str(self.path), "cat-file", "-e", f"{sha}^{{commit}}"],
-                               capture_output=True, check=False)
-        return probe.returncode == 0
+        probe = self._run("cat-file", "-e", f"{sha}^{{commit}}")
+        return bool(probe.returncode == 0)
 
     def commit_time(self, sha: str) -> int:
         return int(self.git("show", "-s", "--format=%ct", sha).strip() or 0)
@@ -91,13 +103,11 @@ class Repo:
         return self.git("ls-tree", "-r", "--name-only", "-z", sha).split("\0")[:-1]
 
     def show(self, sha: str, path: str) -> str | None:
-        result = subprocess.run(["git", "--git-dir", str(self.path), "show", f"{sha}:{path}"],
-                                capture_output=True, check=False)
+        result = self._run_bytes("show", f"{sha}:{path}")
         return result.stdout.decode("utf-8", "replace") if result.returncode == 0 else None
 
     def archive(self, sha: str) -> bytes:
-        result = subprocess.run(["git", "--git-dir", str(self.path), "archive", "--format=tar", sha],
-                                capture_output=True, check=False)
+        result = self._run_bytes("archive", "--format=tar", sha)
         if result.returncode != 0:
             raise EvidenceError(f"{self.bundle_file}: cannot archive {sha[:12]}: "
                                 f"{result.stderr.decode(errors='replace').strip()[:200]}",
@@ -150,12 +160,14 @@ def open_repo(bundle: Bundle) -> Iterator[Repo]:
     workdir = Path(tempfile.mkdtemp(prefix="trial-grade-repo-"))
     try:
         path = workdir / "repo.git"
-        for argv in (["git", "init", "-q", "--bare", str(path)],
-                     ["git", "--git-dir", str(path), "fetch", "-q", str(source), "+refs/*:refs/*"]):
-            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        for argv in (["init", "-q", "--bare", str(path)],
+                     ["--git-dir", str(path), "fetch", "-q", str(source), "+refs/*:refs/*"]):
+            result = gitenv.run(argv, check=False)
             if result.returncode != 0:
                 raise EvidenceError(f"{source}: cannot read the repo bundle: {result.stderr.strip()[:300]}",
                                     "run `trial collect ID` again")
+            if argv[0] == "init":
+                gitenv.harden(path)  # before any object arrives: no command ever sees the tree's attributes
         yield Repo(path, source)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

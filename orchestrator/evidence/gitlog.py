@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from orchestrator import gitenv
 from orchestrator.errors import EvidenceError
 
 # NUL-delimited: a commit message can hold any byte but NUL, so no message can forge a field.
@@ -15,10 +15,9 @@ _FIELDS = "%x00%x00C%x00%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%cI%x00%D%x00%B%
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                              errors="replace").stdout
-    except subprocess.CalledProcessError as exc:
-        raise EvidenceError(f"git {args[0]} in {repo} failed: {exc.stderr.strip()[-300:]}") from exc
+        return gitenv.output(args, cwd=repo)
+    except gitenv.GitError as exc:
+        raise EvidenceError(f"git {args[0]} in {repo} failed: {exc.stderr.strip()[-300:] or exc.message}") from exc
 
 
 def refs(repo: Path) -> dict[str, str]:
@@ -30,8 +29,10 @@ def commit_records(repo: Path) -> list[dict[str, Any]]:
     """Every commit reachable from any ref, oldest first, with per-file line counts."""
     if not refs(repo):
         return []
-    out = _git(repo, "log", "--all", "--reverse", "--date-order", "--no-renames", f"--format={_FIELDS}",
-               "--numstat")
+    gitenv.harden(repo)
+    # Files over 8 MiB count as binary: their line counts would cost time, not tell anything.
+    out = _git(repo, "-c", "core.bigFileThreshold=8m", "log", *gitenv.DIFF_FLAGS, "--all", "--reverse",
+               "--date-order", "--no-renames", f"--format={_FIELDS}", "--numstat")
     records: list[dict[str, Any]] = []
     for chunk in out.split(_START)[1:]:
         head, _, numstat = chunk.partition(_END)

@@ -14,20 +14,27 @@ them in for a one-commit pull request.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator import gitenv
 from orchestrator.config import Settings
 from orchestrator.errors import ForgeError, PrerequisiteError
-from orchestrator.forge.base import PullRequest, RepoRef, SandboxAccess
+from orchestrator.forge import pushlog
+from orchestrator.forge.base import PullRequest, RepoRef, SandboxAccess, service_git_access
 from orchestrator.store import Store
 
 BOT_ENV = "TRIAL_FORGE_BOT"
 ZERO_SHA = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+BIG_FILES = ("-c", "core.bigFileThreshold=8m")
+"""Files over this are diffed as binary: a pull request of huge files reads in bounded time and memory."""
+MAX_PATCH_CHARS = 1 << 20
+MAX_PR_COMMITS = 2000
+PUSH_LOG = "trial-pushes.tsv"
+"""The host push log (orchestrator/forge/pushlog.py format), written by the post-receive hook."""
 
 PRE_RECEIVE = """#!/bin/sh
 # Installed by trial: main changes only through the bot (pull requests are reviewed, not pushed).
@@ -43,6 +50,16 @@ while read old new ref; do
     exit 1
   fi
 done
+# The repository size quota: the incoming objects already sit in a quarantine directory
+# under objects/, so objects/ holds what the repo would be if this push were accepted.
+quota=$(git config --get trial.quotaBytes 2>/dev/null || echo 0)
+if [ "${quota:-0}" -gt 0 ] && [ -z "${TRIAL_FORGE_BOT:-}" ]; then
+  size=$(du -sb "$GIT_DIR/objects" | cut -f1)
+  if [ "$size" -gt "$quota" ]; then
+    echo "trial: push refused: the repository would hold $size bytes, over this trial's quota of $quota bytes" >&2
+    exit 1
+  fi
+fi
 exit 0
 """
 
@@ -103,11 +120,9 @@ class LocalForge:
 
     def _git(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                                  env={**os.environ, **(env or {})})
-        except subprocess.CalledProcessError as exc:
-            raise ForgeError(f"git {args[0]} failed: {exc.stderr.strip().splitlines()[-1:] or exc}") from exc
-        return done.stdout
+            return gitenv.output(args, cwd=cwd, extra_env=env)
+        except gitenv.GitError as exc:
+            raise ForgeError(f"git {args[0]} failed: {exc.stderr.strip().splitlines()[-1:] or exc.message}") from exc
 
     def _ref(self, name: str, trial_id: str = "") -> RepoRef:
         path = self.repo_path(name)
@@ -150,6 +165,9 @@ class LocalForge:
                            ("receive.fsckObjects", "true"), ("core.sharedRepository", "false")):
             self._git("config", key, value, cwd=staging)
         hooks = staging / "hooks"
+        quota = int(self.settings.forge.repo_quota_mb * 1024 * 1024)
+        if quota > 0:
+            self._git("config", "trial.quotaBytes", str(quota), cwd=staging)
         for hook, body in (("pre-receive", PRE_RECEIVE), ("post-receive", POST_RECEIVE)):
             (hooks / hook).write_text(body)
             (hooks / hook).chmod(0o755)
@@ -195,11 +213,7 @@ class LocalForge:
 
     def sandbox_access(self, repo: RepoRef, token: str) -> SandboxAccess:
         service = self.settings.service
-        url = f"http://{service.sandbox_host}:{service.port}/git/{repo.name}.git"
-        helper = ('!f() { test "$1" = get || exit 0; echo username=trial; '
-                  'echo "password=$(cat "$HOME/.trial/token")"; }; f')
-        return SandboxAccess(clone_url=url, files={".trial/token": (token, 0o600)},
-                             git_config={f"credential.{url}.helper": helper})
+        return service_git_access(service.sandbox_host, service.port, repo.name, token)
 
     def revoke_sandbox_access(self, repo: RepoRef, access_key_id: str | None) -> None:
         self._set_locked(repo, True)
@@ -233,12 +247,14 @@ class LocalForge:
                         cwd=self.repo_path(repo.name))
         return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
-    def _pull_numbers(self, repo: RepoRef, branches: list[str]) -> dict[str, int]:
+    def _pull_numbers(self, repo: RepoRef, branches: list[str], pushes: list[dict[str, Any]]) -> dict[str, int]:
         """Stable numbers: in the order branches were first pushed (issues take 1..n first)."""
         meta = self._read_meta(repo.name)
         numbers: dict[str, int] = meta.setdefault("pulls", {})
-        pushed_order = [event["ref"].removeprefix("refs/heads/") for event in self.push_events(repo)]
-        ordered = sorted(branches, key=lambda b: (pushed_order.index(b) if b in pushed_order else 1 << 30, b))
+        first_pushed: dict[str, int] = {}
+        for position, event in enumerate(pushes):
+            first_pushed.setdefault(str(event["ref"]).removeprefix("refs/heads/"), position)
+        ordered = sorted(branches, key=lambda b: (first_pushed.get(b, 1 << 30), b))
         changed = False
         for branch in ordered:
             if branch not in numbers:
@@ -249,33 +265,53 @@ class LocalForge:
         return numbers
 
     def pull_requests(self, repo: RepoRef) -> list[PullRequest]:
+        """Every branch but the default one that holds commits of its own, as a pull request.
+
+        A fixed number of git commands per branch (no command per file, no re-listing per
+        pull request), so a thousand branches over a large tree read in linear time. Times
+        are the host's push log, never commit dates (the candidate sets those).
+        """
         path = self.repo_path(repo.name)
+        gitenv.harden(path)
         branches = self._branches(repo)
         base_ref = repo.default_branch
         if base_ref not in branches:
             return []
         candidates = [b for b in branches if b != base_ref]
-        numbers = self._pull_numbers(repo, candidates)
-        meta = self._read_meta(repo.name)
+        pushes = self.push_events(repo)
+        numbers = self._pull_numbers(repo, candidates, pushes)
+        pushed: dict[str, list[str]] = {}
+        for event in pushes:
+            pushed.setdefault(str(event["ref"]).removeprefix("refs/heads/"), []).append(str(event["ts"]))
+        comments = self._read_meta(repo.name).get("comments", {})
         pulls = []
         for branch in candidates:
             head = branches[branch]
-            base = self._git("merge-base", branches[base_ref], head, cwd=path).strip()
-            commits = self._commits(path, f"{base}..{head}")
+            base = self._merge_base(path, branches[base_ref], head)
+            commits = self._commits(path, f"{base}..{head}" if base else head)
             if not commits:
                 continue  # a branch with nothing new is not a pull request
             first = commits[0]
             subject, _, body = first["message"].partition("\n")
             number = numbers[branch]
+            times = pushed.get(branch) or [first["committed_at"], commits[-1]["committed_at"]]
             pulls.append(PullRequest(
                 number=number, title=subject.strip(), body=body.strip(), state="open",
                 head_ref=branch, head_sha=head, base_ref=base_ref, base_sha=base,
-                author=str(first["author"]), created_at=first["committed_at"],
-                updated_at=commits[-1]["committed_at"], url=f"{repo.web_url}#pull-{number}",
-                files=self._files(path, base, head), commits=commits,
-                comments=list(meta.get("comments", {}).get(str(number), [])),
+                author=str(first["author"]), created_at=times[0], updated_at=times[-1],
+                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head),
+                commits=commits[:MAX_PR_COMMITS], comments=list(comments.get(str(number), [])),
             ))
         return sorted(pulls, key=lambda pr: pr.number)
+
+    def _merge_base(self, path: Path, base: str, head: str) -> str:
+        """The fork point, or "" for a branch with no history in common (an orphan branch)."""
+        try:
+            return gitenv.output(["merge-base", base, head], cwd=path).strip()
+        except gitenv.GitError as exc:
+            if exc.returncode == 1 and not exc.stderr.strip():
+                return ""  # git's answer for "no common ancestor"
+            raise ForgeError(f"git merge-base failed: {exc.stderr.strip()[-200:]}") from exc
 
     def _commits(self, path: Path, revrange: str) -> list[dict[str, Any]]:
         # NUL-delimited: a commit message can hold any byte but NUL.
@@ -289,51 +325,47 @@ class LocalForge:
                             "committer": committer, "committed_at": committed, "message": message.strip()})
         return commits
 
+    def _diff(self, path: Path, base: str, head: str, *args: str) -> str:
+        # Against the empty tree for an orphan branch: the whole branch is the change.
+        return self._git(*BIG_FILES, "diff", *gitenv.DIFF_FLAGS, "--no-renames", *args, base or EMPTY_TREE, head,
+                         cwd=path)
+
     def _files(self, path: Path, base: str, head: str) -> list[dict[str, Any]]:
+        # Three diffs for the whole branch; git lists files in the same order in each.
+        numstat = [entry.split("\t") for entry in self._diff(path, base, head, "--numstat", "-z").split("\0")]
+        numstat = [parts for parts in numstat if len(parts) == 3]
+        raw_status = self._diff(path, base, head, "--name-status", "-z").split("\0")
+        codes = [raw_status[i] for i in range(0, len(raw_status) - 1, 2)]
+        patches = _split_patch(self._diff(path, base, head))
+        aligned = len(patches) == len(numstat)
         files = []
-        # --no-renames: a rename is a removal and an addition, each with its own patch.
-        numstat = self._git("diff", "--no-renames", "--numstat", "-z", base, head, cwd=path)
-        status: dict[str, str] = {}
-        for line in self._git("diff", "--no-renames", "--name-status", base, head, cwd=path).splitlines():
-            code, _, name = line.partition("\t")
-            if name:
-                status[name.split("\t")[-1]] = code
-        for entry in numstat.split("\0"):
-            parts = entry.split("\t")
-            if len(parts) != 3:
-                continue
-            added, deleted, filename = parts
-            patch = self._git("diff", "--no-renames", base, head, "--", filename, cwd=path)
+        for position, (added, deleted, filename) in enumerate(numstat):
+            code = codes[position][:1] if position < len(codes) else "M"
+            patch = patches[position] if aligned else ""
             hunks = patch.find("\n@@")
-            code = status.get(filename, "M")[:1]
+            text = patch[hunks + 1:] if hunks >= 0 else ""
+            if len(text) > MAX_PATCH_CHARS:
+                text = text[:MAX_PATCH_CHARS] + f"\n… [{len(text) - MAX_PATCH_CHARS} more characters not shown]"
             files.append({
                 "filename": filename,
                 "status": {"A": "added", "D": "removed", "R": "renamed"}.get(code, "modified"),
                 "additions": int(added) if added.isdigit() else 0,
                 "deletions": int(deleted) if deleted.isdigit() else 0,
-                "patch": patch[hunks + 1:] if hunks >= 0 else "",
+                "patch": text,
             })
         return files
 
     def pull_request_diff(self, repo: RepoRef, number: int) -> str:
-        for pr in self.pull_requests(repo):
-            if pr.number == number:
-                return self._git("diff", pr.base_sha, pr.head_sha, cwd=self.repo_path(repo.name))
-        raise ForgeError(f"no pull request #{number} in {repo.name}")
+        path = self.repo_path(repo.name)
+        branch = next((b for b, n in self._read_meta(repo.name).get("pulls", {}).items() if n == number), None)
+        branches = self._branches(repo)
+        if branch is None or branch not in branches or repo.default_branch not in branches:
+            raise ForgeError(f"no pull request #{number} in {repo.name}")
+        head = branches[branch]
+        return self._diff(path, self._merge_base(path, branches[repo.default_branch], head), head)
 
     def push_events(self, repo: RepoRef) -> list[dict[str, Any]]:
-        log = self.repo_path(repo.name) / "trial-pushes.tsv"
-        if not log.exists():
-            return []
-        events = []
-        for line in log.read_text(errors="replace").splitlines():
-            fields = line.split("\t")
-            if len(fields) != 6:
-                continue  # a line cut short by a crash mid-write
-            ts, ref, before, after, forced, pusher = fields
-            events.append({"ts": ts, "ref": ref, "before": before, "after": after, "forced": forced == "true",
-                           "pusher": pusher})
-        return events
+        return pushlog.read(self.repo_path(repo.name) / PUSH_LOG)
 
     def post_comment(self, repo: RepoRef, number: int, body: str, marker: str) -> str:
         if not self._meta(repo.name).exists():
@@ -378,3 +410,19 @@ class LocalForge:
             if trial_id:
                 repos.append(self._ref(name, trial_id))
         return repos
+
+
+def _split_patch(diff: str) -> list[str]:
+    """A whole `git diff` cut into one patch per file, in git's order."""
+    chunks: list[str] = []
+    start = None
+    position = 0
+    for line in diff.splitlines(keepends=True):
+        if line.startswith("diff --git "):
+            if start is not None:
+                chunks.append(diff[start:position])
+            start = position
+        position += len(line)
+    if start is not None:
+        chunks.append(diff[start:])
+    return chunks
