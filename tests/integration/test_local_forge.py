@@ -77,7 +77,8 @@ def test_candidate_clones_pushes_branch_and_it_becomes_a_pull_request(
     # A forced push on the candidate's branch is recorded as such.
     git("reset", "-q", "--hard", "HEAD~2", cwd=clone)
     git("checkout", "-q", "feature/hash-keys", cwd=clone)
-    git("commit", "-q", "--amend", "-m", "Hash API keys (amended)", cwd=clone)
+    git("-c", "user.name=Octo", "-c", "user.email=o@x", "commit", "-q", "--amend", "-m", "Hash API keys (amended)",
+        cwd=clone)
     git("push", "-q", "--force", "origin", "feature/hash-keys", cwd=clone)
     assert forge.push_events(repo)[-1]["forced"] is True
 
