@@ -52,6 +52,9 @@ class ForgeSettings(_Section):
     """How long to wait for a just-created repository to answer ("repository is being created")."""
     max_rate_limit_wait_s: float = Field(default=900.0, ge=0)
     """Longest wait for a GitHub rate limit to reset before the step fails (and can be rerun)."""
+    repo_quota_mb: float = Field(default=500.0, ge=0)
+    """Per-trial repository size limit in MiB (0: none): a pre-receive hook on the local forge, the
+    host service's git proxy on GitHub (refuses a pack over what is left), checked again at collect."""
 
 
 class ServiceSettings(_Section):

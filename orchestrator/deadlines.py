@@ -1,14 +1,18 @@
-"""Deadlines for every forge: move one (`trial extend`), collect the trials past theirs (`trial reap`).
+"""Deadlines for every forge: move one (`trial extend`), cut access at it (`cut_off`, run by the
+host service at the second), collect the trials past theirs (`trial reap`).
 
-A deadline is enforced by collecting: collect revokes the candidate's push access, the
-sandbox's deploy key and the gateway token before it reads anything. `reap` claims each
-due trial with a compare-and-set (active → expired) before collecting it, so a cron
+A deadline is enforced by the host service itself (orchestrator/service/deadline_watch.py):
+at the deadline it revokes the trial's tokens, the candidate's forge access, and stops
+the sandbox (volumes kept for collect), whether or not a reaper runs; collect does the
+same again before it reads anything, for a host whose service was down. `reap` claims
+each due trial with a compare-and-set (active → expired) before collecting it, so a cron
 `trial reap`, a `trial reap --watch` and a `trial extend` racing on one trial do not
 both act: the extension wins only while the deadline has not passed, and a trial is
 collected once.
 
 `heads_at` answers "what did each branch point at when time ran out", from the ref
-updates the forge logged, even when the reaper ran late.
+updates the forge logged, even when the reaper ran late; `late_pushes` names the ref
+updates after it (shown in the report, never graded).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.errors import StateError, TrialError, UsageError
 from orchestrator.logging import get_logger
@@ -155,6 +159,108 @@ def watch(store: Store, collect: Collector, *, interval_s: float, stop: threadin
         on_report(report)
         stop.wait(next_wake(store, clock(), interval_s))
     return passes
+
+
+CUTOFF_PARTS = ("token", "forge", "sandbox")
+"""What ends at the deadline, in this order: access first, so a slow engine cannot extend it."""
+
+
+class _CutoffForge(Protocol):
+    def revoke(self, repo: Any, login: str) -> None: ...
+
+    def revoke_sandbox_access(self, repo: Any, access_key_id: str | None) -> None: ...
+
+
+class _CutoffSandbox(Protocol):
+    def find(self, trial_id: str, role: str = "sandbox") -> Any: ...
+
+    def stop(self, ref: Any, timeout_s: int = 10) -> None: ...
+
+
+def cutoff_pending(trial: Trial) -> bool:
+    """An active trial whose deadline passed and whose access is not yet all cut."""
+    done = set((trial.data.get("cutoff") or {}).get("done", []))
+    return trial.state == ACTIVE and not done.issuperset(CUTOFF_PARTS)
+
+
+def due_for_cutoff(store: Store, now: datetime) -> list[Trial]:
+    return [t for t in store.list_trials((ACTIVE,))
+            if t.deadline is not None and t.deadline <= now and cutoff_pending(t)]
+
+
+def seconds_to_next_deadline(store: Store, now: datetime) -> float | None:
+    """Until the soonest deadline of an active trial still to be cut off, or None when there is none."""
+    ahead = [(t.deadline - now).total_seconds() for t in store.list_trials((ACTIVE,))
+             if t.deadline is not None and t.deadline > now and cutoff_pending(t)]
+    return min(ahead, default=None)
+
+
+def cut_off(store: Store, trial_id: str, forge: Callable[[], _CutoffForge],
+            sandbox: Callable[[], _CutoffSandbox], *, now: datetime | None = None) -> dict[str, Any]:
+    """End a trial's access at its deadline: tokens, forge access, sandbox (stopped, volumes kept).
+
+    Each part is recorded once done (`data.cutoff`), so a part that failed (GitHub or the
+    engine down) is tried again on the next call and a done one is not repeated. Does
+    nothing to a trial that is no longer active or whose deadline moved (extended).
+    """
+    now = now or utcnow()
+    trial = store.get_trial(trial_id)
+    if trial.state != ACTIVE or trial.deadline is None or trial.deadline > now:
+        return {"skipped": True}
+    record: dict[str, Any] = dict(trial.data.get("cutoff") or {})
+    record.setdefault("at", iso(now))
+    done: set[str] = set(record.get("done", []))
+    errors: dict[str, str] = {}
+    for part in CUTOFF_PARTS:
+        if part in done:
+            continue
+        try:
+            _cut(part, store, trial, forge, sandbox)
+        except TrialError as exc:
+            errors[part] = exc.one_line()
+            continue
+        except Exception as exc:  # one broken edge must not keep the other parts, or trials, open
+            log.exception("cutoff.crashed", trial_id=trial.id, part=part)
+            errors[part] = f"{type(exc).__name__}: {exc}"
+            continue
+        done.add(part)
+    record.update(done=[p for p in CUTOFF_PARTS if p in done], errors=errors, by="host service")
+    if not errors:
+        record["completed_at"] = iso(utcnow())
+    store.merge_data(trial.id, {"cutoff": record})
+    if errors:
+        log.warning("cutoff.partial", trial_id=trial.id, errors=errors)
+    else:
+        store.add_event(trial.id, "trial.cutoff", {"deadline": iso(trial.deadline), "at": record["at"],
+                                                   "completed_at": record["completed_at"]})
+        log.info("cutoff.done", trial_id=trial.id, deadline=iso(trial.deadline))
+    return record
+
+
+def _cut(part: str, store: Store, trial: Trial, forge: Callable[[], _CutoffForge],
+         sandbox: Callable[[], _CutoffSandbox]) -> None:
+    from orchestrator.forge.base import RepoRef
+
+    if part == "token":
+        store.revoke_tokens(trial.id)
+    elif part == "forge":
+        if trial.data.get("repo"):
+            repo = RepoRef.from_json(trial.data["repo"])
+            edge = forge()
+            edge.revoke(repo, trial.candidate)
+            edge.revoke_sandbox_access(repo, trial.data.get("deploy_key_id"))
+    else:
+        backend = sandbox()
+        ref = backend.find(trial.id)
+        if ref is not None:
+            backend.stop(ref)
+
+
+def late_pushes(push_events: list[dict[str, Any]], deadline: datetime | None) -> list[dict[str, Any]]:
+    """The ref updates after the deadline: recorded and shown, never graded."""
+    if deadline is None:
+        return []
+    return [event for event in push_events if _when(event["ts"]) > deadline]
 
 
 def heads_at(push_events: list[dict[str, Any]], moment: datetime) -> dict[str, str]:

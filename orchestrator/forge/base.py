@@ -39,7 +39,7 @@ class SandboxAccess:
     """How the sandbox's /workspace clone reaches the repo, with push rights to it only.
 
     `files` are written under the sandbox home (path relative to it → (content, mode)),
-    e.g. a deploy key; `git_config` entries go into the home's ~/.gitconfig.
+    e.g. the trial token; `git_config` entries go into the home's ~/.gitconfig.
     """
 
     clone_url: str
@@ -47,7 +47,21 @@ class SandboxAccess:
     git_config: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     key_id: str | None = None
-    """Forge-side id of the deploy key (to revoke it at collect)."""
+    """Forge-side id of a deploy key (trials launched before the git proxy had one)."""
+
+
+def service_git_access(sandbox_host: str, port: int, repo_name: str, token: str) -> SandboxAccess:
+    """The sandbox's clone through the host service's git endpoint, on every forge.
+
+    The trial token is the only credential in the sandbox: git reads it from a file through
+    a credential helper (so it is in no URL and no git config), and the host service checks
+    it, the trial's deadline and the repo on every request.
+    """
+    url = f"http://{sandbox_host}:{port}/git/{repo_name}.git"
+    helper = ('!f() { test "$1" = get || exit 0; echo username=trial; '
+              'echo "password=$(cat "$HOME/.trial/token")"; }; f')
+    return SandboxAccess(clone_url=url, files={".trial/token": (token, 0o600)},
+                         git_config={f"credential.{url}.helper": helper})
 
 
 @dataclass
@@ -111,9 +125,11 @@ class Forge(Protocol):
         """Only pull requests may change the default branch; False when the plan forbids it."""
 
     def sandbox_access(self, repo: RepoRef, token: str) -> SandboxAccess:
-        """Credentials for the sandbox's clone: push to this repo only."""
+        """How the sandbox's clone reaches this repo: through the host service, with the trial token."""
 
-    def revoke_sandbox_access(self, repo: RepoRef, access_key_id: str | None) -> None: ...
+    def revoke_sandbox_access(self, repo: RepoRef, access_key_id: str | None) -> None:
+        """End the sandbox's git access (and remove a deploy key a trial launched before the git
+        proxy still holds)."""
 
     def grant(self, repo: RepoRef, login: str) -> dict[str, Any]:
         """Give the candidate push access (invitation on GitHub); returns what happened."""
@@ -130,7 +146,8 @@ class Forge(Protocol):
     def pull_request_diff(self, repo: RepoRef, number: int) -> str: ...
 
     def push_events(self, repo: RepoRef) -> list[dict[str, Any]]:
-        """Ref updates the forge saw: {ts, ref, before, after, forced}, oldest first."""
+        """Ref updates: {ts, ref, before, after, forced, pusher, witness}, oldest first. `witness` is
+        `host` for pushes through the host (push log), `forge` for those only the forge saw."""
 
     def post_comment(self, repo: RepoRef, number: int, body: str, marker: str) -> str:
         """Create, or update the earlier comment carrying `marker`; returns its URL."""

@@ -15,8 +15,13 @@ collaborators, archive), contents (push, fetch), issues and pull requests, all w
 
 Git never sees the token in a URL or on disk: pushes and fetches pass it as an HTTP header
 through git's environment (GIT_CONFIG_*), and an App's token is minted fresh before each.
+
+The sandbox holds no GitHub credential: its clone goes through the host service's git
+proxy (`/git/<repo>.git`, the trial token as the password), which adds the operator's
+credentials upstream (`upstream_git`), refuses after the deadline, and writes the host
+push log (`push_log_path`) that `push_events` merges with GitHub's own activity.
 The cutoff is real: `revoke` removes the candidate (and any pending invitation), and
-`revoke_sandbox_access` deletes the sandbox's deploy key, so a push after it is refused.
+`revoke_sandbox_access` removes a deploy key left by a trial launched before the proxy.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ from github.GithubException import (
 from urllib3 import BaseHTTPResponse
 
 from orchestrator import __version__
-from orchestrator.config import ForgeSettings
+from orchestrator.config import ForgeSettings, ServiceSettings
 from orchestrator.errors import ConfigError, ForgeError, NotFoundError, PrerequisiteError, TrialError
-from orchestrator.forge.base import PullRequest, RepoRef, SandboxAccess
+from orchestrator.forge import pushlog
+from orchestrator.forge.base import PullRequest, RepoRef, SandboxAccess, service_git_access
 from orchestrator.logging import get_logger
 from orchestrator.store import iso
 
@@ -184,13 +190,18 @@ class GitHubForge:
     name = "github"
 
     def __init__(self, settings: ForgeSettings, credentials: Credentials, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, service: ServiceSettings | None = None,
+                 state_dir: Path | None = None) -> None:
         if not settings.org:
             raise ConfigError("forge.org is not set but forge.kind is github",
                               'set [forge] org = "your-org" in trial.toml or TRIAL_FORGE_ORG')
         self.settings = settings
         self.org = settings.org
         self.credentials = credentials
+        self.service = service or ServiceSettings()
+        self.state_dir = state_dir
+        """Where the host keeps what it witnessed of each repo (push logs, pack bytes through the proxy)."""
+        self._proxy_token: tuple[str, float] | None = None
         self._sleep = sleep
         self._api_url = settings.api_url.rstrip("/")
         retry = _BoundedRetry(secondary_rate_wait=min(60.0, settings.max_rate_limit_wait_s),
@@ -215,7 +226,8 @@ class GitHubForge:
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> GitHubForge:
-        return cls(settings.forge, credentials_from_env(os.environ if env is None else env))
+        return cls(settings.forge, credentials_from_env(os.environ if env is None else env),
+                   service=settings.service, state_dir=settings.forge_dir / "github")
 
     @property
     def is_app(self) -> bool:
@@ -273,6 +285,37 @@ class GitHubForge:
             raise ForgeError("an installation token was asked of a token-authenticated forge")
         with self._api("minting a GitHub App installation token"):
             return self._integration.get_access_token(self.credentials.installation_id)
+
+    def upstream_git(self, repo: RepoRef) -> tuple[str, dict[str, str]]:
+        """(https clone URL, headers) for the host service's git proxy to reach this repo as the bot.
+
+        An App's installation token is kept while it has more than five minutes left: a
+        fetch is two requests, and minting one per request would cost a call each.
+        """
+        if isinstance(self.credentials, TokenCredentials):
+            token = self.credentials.token
+        else:
+            cached = self._proxy_token
+            if cached is None or cached[1] - time.time() < 300:
+                minted = self._installation_token()
+                expires = minted.expires_at.timestamp() if minted.expires_at else time.time() + 3600
+                cached = self._proxy_token = (str(minted.token), expires)
+            token = cached[0]
+        https_url, _ = self._urls(repo)
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        return https_url, {"Authorization": f"Basic {basic}"}
+
+    def push_log_path(self, repo: RepoRef) -> Path | None:
+        """The host push log of this repo (written by the git proxy), or None without a state dir."""
+        if self.state_dir is None:
+            return None
+        return self.state_dir / f"{repo.trial_id or repo.name}.pushes.tsv"
+
+    def proxy_usage_path(self, repo: RepoRef) -> Path | None:
+        """Pack bytes this repo took through the git proxy so far (for the size quota)."""
+        if self.state_dir is None:
+            return None
+        return self.state_dir / f"{repo.trial_id or repo.name}.pack-bytes"
 
     def _git_env(self) -> dict[str, str]:
         basic = base64.b64encode(f"x-access-token:{self._token()}".encode()).decode()
@@ -485,29 +528,12 @@ class GitHubForge:
         return True
 
     def sandbox_access(self, repo: RepoRef, token: str) -> SandboxAccess:
-        del token  # the gateway token never reaches GitHub; the sandbox pushes with a deploy key
-        private_key, public_key = _ed25519_keypair(f"trial-sandbox-{repo.trial_id or repo.name}")
-        title = _deploy_key_title(repo)
-        gh_repo = self._repo(repo)
-        with self._api(f"adding the sandbox's deploy key to {repo.full_name}"):
-            for key in gh_repo.get_keys():
-                if key.title == title:
-                    key.delete()  # a resumed launch made a new key; the old private half is gone
-            added = gh_repo.create_key(title, public_key, read_only=False)
-            _, meta = self._request("GET", "/meta")
-        _, ssh_url = self._urls(repo)
-        host = _known_hosts_name(ssh_url)
-        host_keys = [str(k) for k in (meta or {}).get("ssh_keys", [])]
-        files = {".ssh/id_ed25519": (private_key, 0o600), ".ssh/id_ed25519.pub": (public_key + "\n", 0o644)}
-        git_config: dict[str, str] = {}
-        if host_keys:
-            files[".ssh/known_hosts"] = ("".join(f"{host} {k}\n" for k in host_keys), 0o644)
-        else:
-            # This GitHub publishes no host keys at /meta: trust the first one seen.
-            git_config["core.sshCommand"] = "ssh -o StrictHostKeyChecking=accept-new"
-        return SandboxAccess(clone_url=ssh_url, files=files, git_config=git_config, key_id=str(added.id))
+        # No GitHub credential enters the sandbox: its clone goes through the host service.
+        return service_git_access(self.service.sandbox_host, self.service.port, repo.name, token)
 
     def revoke_sandbox_access(self, repo: RepoRef, access_key_id: str | None) -> None:
+        # The proxy refuses the trial once its deadline passed or its token is revoked; what is
+        # left to end is a deploy key from a trial launched before the proxy.
         title = _deploy_key_title(repo)
         with self._api(f"removing the sandbox's deploy key from {repo.full_name}"):
             for key in self._repo(repo).get_keys():
@@ -612,12 +638,27 @@ class GitHubForge:
         return str((data or {}).get("data", ""))
 
     def push_events(self, repo: RepoRef) -> list[dict[str, Any]]:
+        """The host's push log (pushes through the proxy, host-timed) merged with GitHub's activity.
+
+        A push seen by both keeps the host's time and takes GitHub's word on whether it was
+        forced (the proxy never sees the commits' ancestry); a push only GitHub saw (the bot's
+        starter, the candidate's laptop) keeps GitHub's time and is marked `witness: forge`.
+        """
         with self._api(f"reading the push activity of {repo.full_name}"):
             activity = list(self._paged(f"/repos/{repo.full_name}/activity", {"direction": "asc"}))
-        events = [{"ts": _when(item["timestamp"]), "ref": item["ref"], "before": item["before"],
-                   "after": item["after"], "forced": item["activity_type"] == "force_push",
-                   "kind": item["activity_type"], "pusher": (item.get("actor") or {}).get("login")}
-                  for item in activity]
+        forge_seen = [{"ts": _when(item["timestamp"]), "ref": item["ref"], "before": item["before"],
+                       "after": item["after"], "forced": item["activity_type"] == "force_push",
+                       "kind": item["activity_type"], "pusher": (item.get("actor") or {}).get("login"),
+                       "witness": "forge"}
+                      for item in activity]
+        log_path = self.push_log_path(repo)
+        host_seen = pushlog.read(log_path) if log_path is not None else []
+        by_update = {(e["ref"], e["before"], e["after"]): e for e in forge_seen}
+        events = []
+        for seen in host_seen:
+            match = by_update.pop((seen["ref"], seen["before"], seen["after"]), None)
+            events.append({**seen, "forced": match["forced"], "kind": match["kind"]} if match else seen)
+        events += by_update.values()
         return sorted(events, key=lambda event: str(event["ts"]))
 
     def post_comment(self, repo: RepoRef, number: int, body: str, marker: str) -> str:
@@ -775,16 +816,3 @@ def _known_hosts_name(ssh_url: str) -> str:
         host = parts.hostname or ""
         return f"[{host}]:{parts.port}" if parts.port and parts.port != 22 else host
     return ssh_url.split("@", 1)[-1].split(":", 1)[0]
-
-
-def _ed25519_keypair(comment: str) -> tuple[str, str]:
-    """(private key in OpenSSH PEM, public key line); made on the host, never stored by us."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return private, f"{public} {comment}"

@@ -1,8 +1,11 @@
-"""The local forge's git endpoint: smart HTTP through `git http-backend`, per-trial auth.
+"""The host service's git endpoint: smart HTTP for the trial's own repo, on every forge.
 
 `/git/<repo>.git/...` accepts only the trial's own token (HTTP Basic, any user name, the
-token as the password). The CGI's response is streamed back as it is produced, and the
-request body is streamed into it, so large pushes never sit in memory.
+token as the password), only while the trial is provisioning or active and before its
+deadline, and only the smart-HTTP routes. Behind it, a backend serves the repo: on the
+local forge `git http-backend` over the bare repo, on GitHub a proxy that adds the
+operator's credentials upstream (orchestrator/service/git_proxy.py). Bodies stream both
+ways, so large pushes never sit in memory.
 """
 
 from __future__ import annotations
@@ -11,17 +14,22 @@ import asyncio
 import base64
 import contextlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
 from orchestrator.logging import get_logger
+from orchestrator.store import Trial, iso, utcnow
 
 if TYPE_CHECKING:
     from orchestrator.forge.local import LocalForge
     from orchestrator.store import Store
 
 REALM = 'Basic realm="trial"'
+SMART_ROUTES = {("GET", "info/refs"), ("POST", "git-upload-pack"), ("POST", "git-receive-pack")}
+SERVICES = {"git-upload-pack", "git-receive-pack"}
+OPEN_STATES = ("provisioning", "active")
+"""States in which the sandbox may use git: the launch clones while provisioning."""
 log = get_logger(component="git-http")
 
 
@@ -43,14 +51,42 @@ def _unauthorized(text: str) -> web.Response:
     return web.Response(status=401, text=text + "\n", headers={"WWW-Authenticate": REALM})
 
 
+def refusal(trial: Trial) -> str | None:
+    """Why this trial may no longer use git, or None while it may."""
+    if trial.state not in OPEN_STATES:
+        return f"this trial is {trial.state}: git access has ended"
+    if trial.deadline is not None and trial.deadline <= utcnow():
+        return f"this trial's deadline passed at {iso(trial.deadline)}: git access has ended"
+    return None
+
+
+class GitBackend(Protocol):
+    def trial_of(self, name: str) -> str | None:
+        """The trial whose repo is served under `name`, or None."""
+
+    def accepts_pushes(self, name: str) -> bool: ...
+
+    async def serve(self, request: web.Request, name: str, trial: Trial) -> web.StreamResponse: ...
+
+
 class GitEndpoint:
-    def __init__(self, forge: LocalForge, store: Store) -> None:
-        self.forge = forge
+    def __init__(self, backend: GitBackend, store: Store) -> None:
+        self.backend = backend
         self.store = store
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        trial_id = self.forge.trial_of(name)
+        admitted = await self._admit(request, name)
+        if isinstance(admitted, web.Response):
+            return admitted
+        return await self.backend.serve(request, name, admitted)
+
+    async def _admit(self, request: web.Request, name: str) -> web.Response | Trial:
+        """The trial to serve, or the refusal: route, repo, token, the trial's state and deadline."""
+        tail, service = request.match_info["tail"], request.query.get("service", "")
+        if (request.method, tail) not in SMART_ROUTES or (tail == "info/refs" and service not in SERVICES):
+            return web.Response(status=404, text="only git's smart HTTP protocol is served here\n")
+        trial_id = await asyncio.to_thread(self.backend.trial_of, name)
         if trial_id is None:
             return web.Response(status=404, text="no such repository\n")
         token = _presented_token(request)
@@ -60,11 +96,30 @@ class GitEndpoint:
         if record is None or record.trial_id != trial_id:
             log.info("git.auth_refused", repo=name)
             return _unauthorized("token refused (unknown, revoked, expired or for another trial)")
-        is_push = (request.match_info["tail"] == "git-receive-pack"
-                   or request.query.get("service") == "git-receive-pack")
-        if is_push and not self.forge.accepts_pushes(name):
-            return web.Response(status=403, text="this trial is closed: pushes are no longer accepted\n")
-        return await self._run_backend(request, name, trial_id)
+        trial = await asyncio.to_thread(self.store.get_trial, trial_id)
+        closed = refusal(trial)
+        if closed is None and "git-receive-pack" in (tail, service) and not self.backend.accepts_pushes(name):
+            closed = "this trial is closed: pushes are no longer accepted"
+        if closed is not None:
+            log.info("git.closed", repo=name, trial_id=trial_id, reason=closed)
+            return web.Response(status=403, text=closed + "\n")
+        return trial
+
+
+class LocalGitBackend:
+    """The local forge's bare repos through `git http-backend` (CGI), streamed both ways."""
+
+    def __init__(self, forge: LocalForge) -> None:
+        self.forge = forge
+
+    def trial_of(self, name: str) -> str | None:
+        return self.forge.trial_of(name)
+
+    def accepts_pushes(self, name: str) -> bool:
+        return self.forge.accepts_pushes(name)
+
+    async def serve(self, request: web.Request, name: str, trial: Trial) -> web.StreamResponse:
+        return await self._run_backend(request, name, trial.id)
 
     async def _run_backend(self, request: web.Request, name: str, trial_id: str) -> web.StreamResponse:
         env = {
@@ -136,6 +191,6 @@ class GitEndpoint:
         return status, headers
 
 
-def setup_git_endpoint(app: web.Application, forge: LocalForge, store: Store) -> None:
-    endpoint = GitEndpoint(forge, store)
+def setup_git_endpoint(app: web.Application, backend: GitBackend, store: Store) -> None:
+    endpoint = GitEndpoint(backend, store)
     app.router.add_route("*", r"/git/{name:[A-Za-z0-9._-]+}.git/{tail:.*}", endpoint.handle)

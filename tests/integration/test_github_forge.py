@@ -73,7 +73,7 @@ def _candidate_branch(world: GitHubWorld, repo: RepoRef, tmp_path: Path) -> tupl
     return clone, world.git("rev-parse", "HEAD", cwd=clone).stdout.strip()
 
 
-def test_launch_makes_a_private_protected_repo_with_the_starter_the_brief_and_a_deploy_key(
+def test_launch_makes_a_private_protected_repo_with_the_starter_the_brief_and_no_sandbox_key(
         world: GitHubWorld, tmp_path: Path) -> None:
     forge = world.forge()
     forge.check()
@@ -94,19 +94,13 @@ def test_launch_makes_a_private_protected_repo_with_the_starter_the_brief_and_a_
     assert forge.protect_default_branch(repo) is True
     assert held.protection["main"]["required_pull_request_reviews"] is not None
 
+    # The sandbox gets no GitHub credential: its clone goes through the host service.
     access = forge.sandbox_access(repo, "trl_gateway-token-never-sent-to-github")
-    assert access.clone_url == f"git@127.0.0.1:{repo.full_name}.git"
-    private, mode = access.files[".ssh/id_ed25519"]
-    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----") and mode == 0o600
-    assert access.files[".ssh/known_hosts"][0].splitlines() == [f"127.0.0.1 {k}" for k in world.fake.host_keys]
-    (key,) = held.keys.values()
-    assert (str(key.id), key.read_only) == (access.key_id, False)
-    assert key.key == " ".join(access.files[".ssh/id_ed25519.pub"][0].split()[:2])
-    assert "trl_" not in repr(access) and all("trl_" not in req for _, req in world.fake.requests)
-
-    # A resumed launch makes a new key: the old one goes, its private half was never kept.
-    again = forge.sandbox_access(repo, "trl_gateway-token-never-sent-to-github")
-    assert [str(k) for k in held.keys] == [again.key_id] and again.key_id != access.key_id
+    assert access.clone_url == f"http://host.docker.internal:7717/git/{repo.name}.git"
+    assert access.files == {".trial/token": ("trl_gateway-token-never-sent-to-github", 0o600)}
+    assert access.key_id is None and held.keys == {}
+    assert world.bot_token not in repr(access)
+    assert all("trl_" not in req for _, req in world.fake.requests)
 
 
 def test_candidate_is_invited_last_and_main_takes_changes_only_by_pull_request(
