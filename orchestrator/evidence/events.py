@@ -13,25 +13,46 @@ transcript, with `data.gateway_seq` naming the gateway record. Transcript prompt
 and tool calls the gateway never saw are kept and flagged `data.missing_from_gateway`:
 they mean a model was reached some other way, or the transcript was edited. Gateway
 traffic that no transcript shows is kept with source `gateway`.
+
+Witness (`event["witness"]`, a contract the graders rely on): who saw the event happen,
+so who could have made it up.
+- `gateway`: the LLM gateway logged it (a gateway record, or a transcript event matched to
+  one: `data.gateway_seq`). Tool results, rejections and interrupts count only where a
+  request carried them for a tool call an earlier logged response issued (or, for an
+  interrupt without a tool call, in a request that continues a logged conversation), and
+  the transcript's text agrees with what the gateway saw. A witnessed transcript event's
+  time is held to the gateway's (`data.transcript_ts` keeps the transcript's own claim).
+- `host`: the host saw it (the local forge's push hook, the host service's git proxy).
+  A commit's time is when it first reached the forge (`data.pushed_at`); `committed_at`
+  is only the commit's claim.
+- `forge`: the forge's own record (GitHub's activity log, pull requests, comments).
+- `transcript`: only the sandbox said so (agent transcripts live in the candidate's home),
+  or the gateway carried it without a chain to a logged response: shown, never scored.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from orchestrator.evidence.bundle import COMMITS, GATEWAY_LOG, PULLS_DIR, PUSHES, read_jsonl
-from orchestrator.evidence.exchanges import Exchange, read_exchange
+from orchestrator.evidence.exchanges import Exchange, ToolOutcome, read_exchange
 from orchestrator.logging import redact_text
 
 Event = dict[str, Any]
 
+WITNESSES = ("gateway", "host", "forge", "transcript")
+SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
+"""Events a score may rest on; `transcript` ones are shown and marked only."""
 KINDS = ("user_prompt", "assistant_message", "tool_call", "tool_result", "tool_rejected", "interrupt",
          "commit", "push", "pr_opened", "pr_comment", "review")
 MISSING_FROM_GATEWAY = "missing_from_gateway"
+WITNESSES = ("gateway", "host", "forge", "transcript")
+SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
+"""Events a score may rest on; `transcript` ones are shown and marked only."""
 _EXCHANGE_KINDS = ("user_prompt", "assistant_message", "tool_call")
 _MESSAGE_ID_KEYS = ("message_id", "response_id", "msg_id")
 _TOOL_ID_KEYS = ("tool_use_id", "call_id", "id")
@@ -40,19 +61,26 @@ _SPACES = re.compile(r"\s+")
 # it is typed and the gateway when the request arrives: allow for that gap.
 _TEXT_MATCH_WINDOW_S = 600.0
 _MIN_CONTAINED = 20
+_COMPARED_CHARS = 2000
+_INTERRUPTED = re.compile(r"interrupted by user|<turn_aborted>|\baborted\b", re.I)
 
 
 def build_events(bundle_dir: Path, agent_events: list[Event]) -> list[Event]:
     """Merge gateway records, agent events, commits, pushes and PR activity into one timeline."""
-    exchanges = [read_exchange(record) for record in read_jsonl(bundle_dir / GATEWAY_LOG)]
-    gateway_events = [event for exchange in exchanges for event in _exchange_events(exchange)]
+    exchanges = sorted((read_exchange(record) for record in read_jsonl(bundle_dir / GATEWAY_LOG)),
+                       key=lambda exchange: exchange.seq)
+    chain = _Chain(exchanges)
+    gateway_events = [event for exchange in exchanges for event in _exchange_events(exchange, chain)]
     agent = [_normalize(dict(event)) for event in agent_events]
-    dropped = _cross_check(agent, exchanges)
+    dropped = _cross_check(agent, exchanges, chain)
     kept_gateway = [event for event in gateway_events if _gateway_key(event) not in dropped]
 
     timeline = kept_gateway + agent
-    timeline += [_commit_event(record) for record in read_jsonl(bundle_dir / COMMITS)]
-    timeline += [_push_event(record) for record in read_jsonl(bundle_dir / PUSHES)]
+    commits = read_jsonl(bundle_dir / COMMITS)
+    pushes = read_jsonl(bundle_dir / PUSHES)
+    first_push = first_pushes(commits, pushes)
+    timeline += [_commit_event(record, first_push.get(str(record.get("sha")))) for record in commits]
+    timeline += [_push_event(record) for record in pushes]
     pulls_dir = bundle_dir / PULLS_DIR
     if pulls_dir.is_dir():
         for path in sorted(pulls_dir.glob("*.json")):
@@ -87,7 +115,8 @@ def _sort_key(ts: str) -> tuple[int, datetime]:
     return (0, moment) if moment else (1, datetime.max.replace(tzinfo=UTC))
 
 
-def _normalize(event: Event) -> Event:
+def _normalize(event: Event, witness: str = "transcript") -> Event:
+    """The event's fields in one form; an agent event is `transcript`-witnessed until the gateway vouches."""
     moment = parse_ts(event.get("ts"))
     data = event.get("data")
     return {
@@ -97,32 +126,67 @@ def _normalize(event: Event) -> Event:
         "session": event.get("session"),
         "text": str(event.get("text") or ""),
         "data": dict(data) if isinstance(data, dict) else {},
+        "witness": witness,
     }
 
 
-def _make(ts: str, source: str, kind: str, text: str, data: dict[str, Any], session: Any = None) -> Event:
-    return _normalize({"ts": ts, "source": source, "kind": kind, "session": session, "text": text, "data": data})
+def _make(ts: str, source: str, kind: str, text: str, data: dict[str, Any], session: Any = None, *,
+          witness: str) -> Event:
+    return _normalize({"ts": ts, "source": source, "kind": kind, "session": session, "text": text, "data": data},
+                      witness)
 
 
-def _exchange_events(exchange: Exchange) -> list[Event]:
+UNCHAINED = ("a request carried it, but not for a tool call or conversation the gateway logged before: "
+             "anyone holding the token could have sent it")
+
+
+class _Chain:
+    """Which exchanges continue a logged conversation, and which tool call each outcome answers."""
+
+    def __init__(self, exchanges: list[Exchange]) -> None:
+        self.issued: dict[str, int] = {}
+        self.continuing: set[int] = set()
+        seen: set[str] = set()
+        for exchange in exchanges:  # in seq order
+            if exchange.history_keys & seen:
+                self.continuing.add(exchange.seq)
+            seen |= exchange.own_keys
+            for use in exchange.tool_uses:
+                if use.id:
+                    self.issued.setdefault(use.id, exchange.seq)
+
+    def answers_logged_call(self, exchange: Exchange, tool_use_id: str) -> bool:
+        """The outcome is for a tool call that an earlier logged response issued."""
+        issuer = self.issued.get(tool_use_id)
+        return issuer is not None and issuer < exchange.seq
+
+
+def _exchange_events(exchange: Exchange, chain: _Chain) -> list[Event]:
     """One gateway record as events, in the order they happened: results, prompt, answer, calls."""
     base = {"gateway_seq": exchange.seq}
     events: list[Event] = []
     if exchange.interrupted:
-        events.append(_make(exchange.ts, "gateway", "interrupt", "[interrupted by user]", dict(base)))
+        chained = exchange.seq in chain.continuing
+        events.append(_make(exchange.ts, "gateway", "interrupt", "[interrupted by user]",
+                            dict(base) if chained else {**base, "unchained": UNCHAINED},
+                            witness="gateway" if chained else "transcript"))
     for outcome in exchange.tool_outcomes:
         kind = "tool_rejected" if outcome.rejected else "tool_result"
+        chained = chain.answers_logged_call(exchange, outcome.tool_use_id)
+        data = {**base, "tool_use_id": outcome.tool_use_id, "is_error": outcome.is_error}
         events.append(_make(exchange.ts, "gateway", kind, outcome.text,
-                            {**base, "tool_use_id": outcome.tool_use_id, "is_error": outcome.is_error}))
+                            data if chained else {**data, "unchained": UNCHAINED},
+                            witness="gateway" if chained else "transcript"))
     if exchange.prompt:
-        events.append(_make(exchange.ts, "gateway", "user_prompt", exchange.prompt, dict(base)))
+        events.append(_make(exchange.ts, "gateway", "user_prompt", exchange.prompt, dict(base), witness="gateway"))
     events.append(_make(exchange.ts, "gateway", "assistant_message", exchange.response_text, {
         **base, "model": exchange.model, "usage": exchange.usage, "cost_usd": exchange.cost_usd,
         "status": exchange.status, "message_id": exchange.response_id, "agent": exchange.agent,
-        "wire": exchange.wire, "tool_uses": len(exchange.tool_uses)}))
+        "wire": exchange.wire, "tool_uses": len(exchange.tool_uses)}, witness="gateway"))
     for use in exchange.tool_uses:
         events.append(_make(exchange.ts, "gateway", "tool_call", _tool_summary(use.name, use.input),
-                            {**base, "tool": use.name, "input": use.input, "tool_use_id": use.id}))
+                            {**base, "tool": use.name, "input": use.input, "tool_use_id": use.id},
+                            witness="gateway"))
     return events
 
 
@@ -156,12 +220,19 @@ def _first(data: dict[str, Any], keys: tuple[str, ...]) -> str | None:
 class _Index:
     """The gateway exchanges, looked up the ways a transcript event can name one."""
 
-    def __init__(self, exchanges: list[Exchange]) -> None:
+    def __init__(self, exchanges: list[Exchange], chain: _Chain) -> None:
         self.exchanges = exchanges
+        self.chain = chain
         self.by_response = {ex.response_id: ex for ex in exchanges if ex.response_id}
         self.by_tool_use = {use.id: ex for ex in exchanges for use in ex.tool_uses if use.id}
-        self.by_outcome = {o.tool_use_id: ex for ex in exchanges for o in ex.tool_outcomes if o.tool_use_id}
+        # Only outcomes chained to the logged call they answer; the first request that carried each.
+        self.by_outcome: dict[str, tuple[Exchange, ToolOutcome]] = {}
+        for ex in exchanges:
+            for outcome in ex.tool_outcomes:
+                if outcome.tool_use_id and chain.answers_logged_call(ex, outcome.tool_use_id):
+                    self.by_outcome.setdefault(outcome.tool_use_id, (ex, outcome))
         self.prompts_taken: set[int] = set()
+        self.interrupts_taken: set[int] = set()
 
     def match(self, event: Event) -> tuple[Exchange | None, set[tuple[int, str, str]]]:
         """The exchange that carried this transcript event, and the gateway events it makes redundant."""
@@ -184,29 +255,84 @@ class _Index:
             if exchange:
                 self.prompts_taken.add(exchange.seq)
             keys = {("user_prompt", "")}
-        elif kind in ("tool_result", "tool_rejected"):
-            exchange = self.by_outcome.get(tool_id)
+        elif kind in ("tool_result", "tool_rejected") or (kind == "interrupt" and tool_id):
+            exchange = self._outcome(event, tool_id)
             keys = {("tool_result", tool_id), ("tool_rejected", tool_id)}
+            if exchange is None and kind == "interrupt":
+                exchange = self._interrupt(event)
+                keys = {("interrupt", "")}
         elif kind == "interrupt":
-            exchange = next((ex for ex in self.exchanges if ex.interrupted and _near(event, ex)), None)
+            exchange = self._interrupt(event)
             keys = {("interrupt", "")}
         if exchange is None:
             return None, set()
         return exchange, {(exchange.seq, kind_, ident) for kind_, ident in keys}
 
 
-def _cross_check(agent: list[Event], exchanges: list[Exchange]) -> set[tuple[int, str, str]]:
+    def _outcome(self, event: Event, tool_id: str) -> Exchange | None:
+        """The request that carried this tool's outcome back, if it says what the transcript says."""
+        found = self.by_outcome.get(tool_id)
+        if found is None:
+            return None
+        exchange, outcome = found
+        if not _same_text(event["text"], outcome.text):
+            return None  # the transcript tells another story than the request did
+        if event["kind"] != "tool_result" and exchange.wire == "anthropic" and not (
+                outcome.is_error or _INTERRUPTED.search(outcome.text)):
+            return None  # the same words, but the request did not mark them as a refusal
+        return exchange
+
+    def _interrupt(self, event: Event) -> Exchange | None:
+        """A request that carried an interrupt and continues a logged conversation, near this one."""
+        free = [ex for ex in self.exchanges if ex.interrupted and ex.seq in self.chain.continuing
+                and ex.seq not in self.interrupts_taken]
+        exchange = _closest(event, free)
+        if exchange is not None:
+            self.interrupts_taken.add(exchange.seq)
+        return exchange
+
+
+def _same_text(transcript: str, gateway: str) -> bool:
+    """The transcript's text is the gateway's, as far as the shorter goes (transcripts clip long output)."""
+    left, right = _squash(transcript), _squash(gateway)
+    if not left or not right:
+        return left == right
+    span = min(len(left), len(right), _COMPARED_CHARS)
+    return left[:span] == right[:span]
+
+
+def _cross_check(agent: list[Event], exchanges: list[Exchange], chain: _Chain) -> set[tuple[int, str, str]]:
     """Annotate agent events with the gateway record that carried them; return gateway events to drop."""
-    index = _Index(exchanges)
+    index = _Index(exchanges, chain)
+    by_seq = {exchange.seq: exchange for exchange in exchanges}
     dropped: set[tuple[int, str, str]] = set()
     for event in agent:
         exchange, redundant = index.match(event)
         if exchange:
             event["data"]["gateway_seq"] = exchange.seq
+            event["witness"] = "gateway"
+            _hold_to_gateway_time(event, by_seq[exchange.seq])
             dropped |= redundant
         elif event["kind"] in _EXCHANGE_KINDS:
             event["data"][MISSING_FROM_GATEWAY] = True
     return dropped
+
+
+def _hold_to_gateway_time(event: Event, exchange: Exchange) -> None:
+    """A witnessed event's time within the match window of the gateway's (the transcript's clock is
+    the candidate's): what a response said comes after its request, what a request carried before it."""
+    claimed, witnessed = parse_ts(event["ts"]), parse_ts(exchange.ts)
+    if witnessed is None:
+        return
+    window = timedelta(seconds=_TEXT_MATCH_WINDOW_S)
+    if event["kind"] in ("assistant_message", "tool_call"):
+        low, high = witnessed, witnessed + window
+    else:
+        low, high = witnessed - window, witnessed
+    held = min(max(claimed, low), high) if claimed else witnessed
+    if claimed != held:
+        event["data"]["transcript_ts"] = event["ts"]
+        event["ts"] = format_ts(held)
 
 
 def _near(event: Event, exchange: Exchange) -> bool:
@@ -243,19 +369,51 @@ def _match_prompt(event: Event, exchanges: list[Exchange], taken: set[int]) -> E
                             and (text in _squash(ex.prompt or "") or _squash(ex.prompt or "") in text)])
 
 
-def _commit_event(record: dict[str, Any]) -> Event:
+def push_witness(record: dict[str, Any]) -> str:
+    """Who logged a ref update: the host (local forge hook, the service's git proxy) or the forge."""
+    declared = record.get("witness")
+    if declared in ("host", "forge"):
+        return str(declared)
+    return "forge" if "kind" in record else "host"  # GitHub's activity log names its kind
+
+
+def first_pushes(commits: list[dict[str, Any]], pushes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each commit, the first logged push that brought it to the forge (walking parents from each
+    pushed head, oldest push first; linear in commits)."""
+    parents = {str(c.get("sha")): [str(p) for p in c.get("parents") or []] for c in commits}
+    found: dict[str, dict[str, Any]] = {}
+    dated = [p for p in pushes if parse_ts(p.get("ts"))]
+    for push in sorted(dated, key=lambda p: _sort_key(str(p.get("ts")))):
+        stack = [str(push.get("after") or "")]
+        while stack:
+            sha = stack.pop()
+            if sha in found or sha not in parents:
+                continue
+            found[sha] = push
+            stack.extend(parents[sha])
+    return found
+
+
+def _commit_event(record: dict[str, Any], push: dict[str, Any] | None) -> Event:
     message = str(record.get("message", ""))
     data = {key: value for key, value in record.items() if key != "message"}
     data["message"] = message
-    return _make(str(record.get("committed_at") or record.get("authored_at") or ""), "git", "commit",
-                 message.splitlines()[0] if message else "", data)
+    claimed = str(record.get("committed_at") or record.get("authored_at") or "")
+    if push is None:
+        # Never seen arriving: the only time is the commit's own claim, which the candidate sets.
+        return _make(claimed, "git", "commit", message.splitlines()[0] if message else "", data,
+                     witness="transcript")
+    data |= {"pushed_at": str(push.get("ts")), "pushed_ref": push.get("ref")}
+    return _make(str(push.get("ts")), "git", "commit", message.splitlines()[0] if message else "", data,
+                 witness=push_witness(push))
 
 
 def _push_event(record: dict[str, Any]) -> Event:
     before, after = str(record.get("before") or "")[:10], str(record.get("after") or "")[:10]
     forced = " (forced)" if record.get("forced") else ""
     return _make(str(record.get("ts", "")), "forge", "push",
-                 f"push {record.get('ref', '?')} {before}..{after}{forced}", dict(record))
+                 f"push {record.get('ref', '?')} {before}..{after}{forced}", dict(record),
+                 witness=push_witness(record))
 
 
 def _pull_events(pull: dict[str, Any]) -> list[Event]:
@@ -263,22 +421,22 @@ def _pull_events(pull: dict[str, Any]) -> list[Event]:
     events = [_make(str(pull.get("created_at", "")), "forge", "pr_opened", str(pull.get("title", "")), {
         "number": number, "url": pull.get("url"), "head_ref": pull.get("head_ref"),
         "head_sha": pull.get("head_sha"), "base_ref": pull.get("base_ref"), "state": pull.get("state"),
-        "author": pull.get("author"), "body": pull.get("body", "")})]
+        "author": pull.get("author"), "body": pull.get("body", "")}, witness="forge")]
     for comment in pull.get("comments") or []:
         events.append(_make(str(comment.get("created_at", "")), "forge", "pr_comment",
                             str(comment.get("body", "")),
                             {"number": number, "url": comment.get("url"), "author": comment.get("author"),
-                             "id": comment.get("id")}))
+                             "id": comment.get("id")}, witness="forge"))
     for comment in pull.get("review_comments") or []:
         events.append(_make(str(comment.get("created_at", "")), "forge", "pr_comment",
                             str(comment.get("body", "")),
                             {"number": number, "url": comment.get("url"), "author": comment.get("author"),
-                             "path": comment.get("path"), "id": comment.get("id")}))
+                             "path": comment.get("path"), "id": comment.get("id")}, witness="forge"))
     for review in pull.get("reviews") or []:
         events.append(_make(str(review.get("submitted_at") or review.get("created_at") or ""), "forge",
                             "review", str(review.get("body", "")),
                             {"number": number, "url": review.get("url"), "author": review.get("author"),
-                             "state": review.get("state"), "id": review.get("id")}))
+                             "state": review.get("state"), "id": review.get("id")}, witness="forge"))
     return events
 
 

@@ -20,9 +20,13 @@ Wire = Literal["anthropic", "openai-chat", "openai-responses", "unknown"]
 # something the candidate typed.
 _HARNESS_TEXT = re.compile(r"^\s*<(system-reminder|command-name|command-message|local-command-stdout)>", re.S)
 # What Claude Code sends back to the model when the candidate refuses a tool use.
-_REJECTION = re.compile(r"(tool use was rejected|doesn't want to proceed with this tool use|"
-                        r"user denied|permission denied by user|haven't granted it yet)", re.I)
-_INTERRUPT = re.compile(r"\[Request interrupted by user", re.I)
+# Claude Code's words for a refusal by the candidate or its permission layer, then Codex's.
+_REJECTION = re.compile(r"(tool use was rejected|doesn't want to (proceed|take this action)|"
+                        r"user denied|permission denied by user|haven't granted it yet|"
+                        r"rejected by (the )?user|user (declined|rejected)|approval (was )?denied)", re.I)
+# Claude Code's marker, and the context Codex sends after the candidate aborts a turn.
+_INTERRUPT = re.compile(r"\[Request interrupted by user|^\s*<turn_aborted>", re.I)
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,24 @@ class Exchange:
     cost_usd: float | None = None
     status: int | None = None
     agent: str | None = None
+    history_keys: frozenset[str] = frozenset()
+    """What the request repeats from earlier turns (prompts, tool call ids): its chain to earlier exchanges."""
+
+    @property
+    def own_keys(self) -> frozenset[str]:
+        """What this exchange adds that a later request of the same conversation repeats."""
+        keys = {tool_key(use.id) for use in self.tool_uses if use.id}
+        if self.prompt:
+            keys.add(prompt_key(self.prompt))
+        return frozenset(keys)
+
+
+def prompt_key(text: str) -> str:
+    return "p:" + _SPACES.sub(" ", text).strip()
+
+
+def tool_key(tool_id: str) -> str:
+    return "t:" + tool_id
 
 
 def read_exchange(record: dict[str, Any]) -> Exchange:
@@ -67,6 +89,7 @@ def read_exchange(record: dict[str, Any]) -> Exchange:
     assert isinstance(request, dict) and isinstance(response, dict)  # noqa: S101 - narrowed above
     wire = _wire(record, request, response)
     prompt, outcomes, interrupted = _read_request(wire, request)
+    history = _history_keys(wire, request)
     text, tool_uses = _read_response(wire, response)
     cost = record.get("cost_usd")
     status = record.get("status")
@@ -85,6 +108,7 @@ def read_exchange(record: dict[str, Any]) -> Exchange:
         cost_usd=float(cost) if isinstance(cost, int | float) else None,
         status=int(status) if isinstance(status, int) else None,
         agent=record.get("agent"),
+        history_keys=history,
     )
 
 
@@ -183,6 +207,38 @@ def _read_responses_input(items: Any) -> tuple[str | None, list[ToolOutcome], bo
             texts.extend(_block_text(item.get("content")))
     prompt, interrupted = _typed_prompt(texts)
     return prompt, outcomes, interrupted
+
+
+def _history_keys(wire: Wire, request: dict[str, Any]) -> frozenset[str]:
+    """Prompts and tool call ids of the turns a request repeats (all but its newest user turn)."""
+    keys: set[str] = set()
+    items = request.get("input") if wire == "openai-responses" else request.get("messages")
+    if not isinstance(items, list):
+        return frozenset()
+    start = len(items)
+    # The trailing run of user turns, tool results and instructions is what this request adds.
+    while start > 0 and isinstance(items[start - 1], dict) and (
+            items[start - 1].get("role") in ("user", "tool", "system", "developer")
+            or items[start - 1].get("type") in ("function_call_output", "custom_tool_call_output")):
+        start -= 1
+    for item in items[:start]:
+        if not isinstance(item, dict):
+            continue
+        if item.get("role") == "user":
+            prompt, _ = _typed_prompt(_block_text(item.get("content")))
+            if prompt:
+                keys.add(prompt_key(prompt))
+        elif item.get("role") == "assistant":
+            content = item.get("content")
+            for block in content if isinstance(content, list) else []:
+                if isinstance(block, dict) and block.get("type") == "tool_use" and block.get("id"):
+                    keys.add(tool_key(str(block["id"])))
+            for call in item.get("tool_calls") or []:
+                if isinstance(call, dict) and call.get("id"):
+                    keys.add(tool_key(str(call["id"])))
+        elif item.get("type") in ("function_call", "custom_tool_call", "local_shell_call") and item.get("call_id"):
+            keys.add(tool_key(str(item["call_id"])))
+    return frozenset(keys)
 
 
 def _read_response(wire: Wire, response: dict[str, Any]) -> tuple[str, list[ToolUse]]:

@@ -31,8 +31,8 @@ def test_timeline_is_sorted_and_has_every_source(careful: Path) -> None:
     assert {e["source"] for e in events} == {"claude-code", "git", "forge"}
     kinds = [e["kind"] for e in events]
     assert kinds.count("commit") == 5  # the starter and the candidate's four
-    assert kinds.count("push") == 2 and kinds.count("pr_opened") == 1
-    assert set(events[0]) == {"ts", "source", "kind", "session", "text", "data"}
+    assert kinds.count("push") == 3 and kinds.count("pr_opened") == 1
+    assert set(events[0]) == {"ts", "source", "kind", "session", "text", "data", "witness"}
 
 
 def test_transcript_events_carry_their_gateway_record_and_are_not_duplicated(careful: Path) -> None:
