@@ -62,6 +62,9 @@ class GradeContext:
     sandbox: SandboxBackend | None = None
     image: str | None = None
     """Template image tag for verifier containers."""
+    results: dict[str, GraderResult] = field(default_factory=dict)
+    """Results of the graders that ran before this one in the rubric (hidden_tests comes first),
+    so a grader can check a claim against what was verified."""
 
 
 @runtime_checkable

@@ -3,7 +3,11 @@
 Reads the candidate's commits (those in the graded revision and not in its base) from the
 repo bundle and commits.jsonl, and the forge's push events. Measures: how many commits,
 how their sizes are distributed, message quality, how the commits spread over the time the
-candidate worked, whether tests changed along with code, and force-pushes.
+candidate worked, whether tests changed along with code (a commit that skips tests or
+deletes assertions weakens them, and earns nothing here), and force-pushes.
+
+Times are the host's: when a push brought each commit to the forge (the push log), never
+the commit's own date, which the candidate sets with GIT_COMMITTER_DATE.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import statistics
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
-from graders.repo import choose_revision, open_repo
+from graders.outcomes import ASSERTION, SKIP_MARKER
+from graders.repo import Repo, choose_revision, open_repo
+from graders.timeline import commit_times
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
@@ -24,6 +30,39 @@ _GENERIC = re.compile(r"^(wip|fix|fixes|fixed|update|updates|updated|changes|cha
                       r"commit|save|done|work|more|minor|cleanup|\.|-|\w)$", re.I)
 _MAX_REFS = 20
 _BIG_COMMIT_LINES = 400
+TRUSTS = ("The repo bundle and commits.jsonl (host-collected) for what each commit changed; the host's push log for "
+          "when (never commit dates); forge push events for force-pushes.")
+
+
+def _weakening(diff: str) -> list[tuple[str, str]]:
+    """(path, reason) for each test file a unified diff weakens: skip markers added, assertions removed."""
+    found: list[tuple[str, str]] = []
+    path = ""
+    counts: dict[str, list[int]] = {}
+    skips: dict[str, int] = {}
+    for line in diff.splitlines():
+        if line.startswith(("+++ ", "--- ")):
+            target = line[4:]
+            if target != "/dev/null":
+                path = target[2:] if target[:2] in ("a/", "b/") else target
+            continue
+        if not path or not TEST_PATH.search(path):
+            continue
+        if line.startswith("+") and SKIP_MARKER.search(line):
+            skips[path] = skips.get(path, 0) + 1
+        if line.startswith(("+", "-")) and ASSERTION.search(line):
+            counts.setdefault(path, [0, 0])[0 if line.startswith("+") else 1] += 1
+    for name, count in skips.items():
+        found.append((name, f"{count} skip marker(s) added"))
+    for name, (added, removed) in counts.items():
+        if removed > added:
+            found.append((name, f"{removed - added} assertion(s) removed"))
+    return found
+
+
+def weakened_tests(repo: Repo, base: str, head: str) -> list[tuple[str, str]]:
+    """How the change from base to head weakens the tests: skip markers, deleted assertions."""
+    return _weakening(repo.git("diff", "--no-renames", "-U0", "--no-color", base, head))
 
 
 def message_problems(message: str) -> list[str]:
@@ -60,9 +99,11 @@ class CommitsGrader:
         details: dict[str, Any] = {"revision": revision.to_json(), "commits": len(commits),
                                    "missing_from_commits_jsonl": [sha for sha in own if sha not in records]}
         forced = [p for p in bundle.pushes() if p.get("forced")]
+        weakening = self._weakening(bundle, own, details)
         criteria = [self._count(commits), self._sizes(commits, details), self._messages(commits, details),
-                    self._spread(bundle, commits, details), self._tests(commits, details),
+                    self._spread(bundle, commits, details), self._tests(commits, weakening, details),
                     self._forced(forced, commits)]
+        details["trusts"] = TRUSTS
         summary = (f"{len(commits)} commit(s) on {revision.ref} since {revision.base_sha[:10]}"
                    + (f"; {len(forced)} force-push(es)" if forced else "") + ".")
         return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
@@ -109,12 +150,15 @@ class CommitsGrader:
                          [f"commit:{sha}" for sha in bad][:_MAX_REFS] or _commit_refs(commits))
 
     def _spread(self, bundle: Bundle, commits: list[dict[str, Any]], details: dict[str, Any]) -> Criterion:
-        moments = sorted(m for m in (parse_ts(c.get("committed_at")) for c in commits) if m)
+        times = commit_times(bundle)
+        # Distinct host moments: commits pushed together arrived together, whatever their dates say.
+        moments = sorted({times[str(c["sha"])] for c in commits if str(c["sha"]) in times})
         activity = sorted(m for m in (parse_ts(e.get("ts")) for e in bundle.events()
                                       if e["source"] not in ("git", "forge")) if m)
         if len(moments) < 2:
             return Criterion("spread", "Committed as the work progressed", 0.0, 4.0,
-                             "Fewer than two commits: no progression to see.", _commit_refs(commits))
+                             "Fewer than two pushes bringing commits: no progression the host saw.",
+                             _commit_refs(commits))
         span = (moments[-1] - moments[0]).total_seconds()
         window_start = min(activity[0], moments[0]) if activity else moments[0]
         window_end = max(activity[-1], moments[-1]) if activity else moments[-1]
@@ -122,11 +166,31 @@ class CommitsGrader:
         share = span / window if window > 0 else 0.0
         details["spread"] = {"commit_span_s": span, "work_span_s": window, "share": round(share, 3)}
         score = 4.0 if share >= 0.5 else 3.0 if share >= 0.25 else 1.5 if share >= 0.05 else 0.5
-        why = (f"Commits span {span / 60:.0f} min of the {window / 60:.0f} min the candidate was active "
-               f"({share:.0%}).")
+        why = (f"Pushed commits span {span / 60:.0f} min of the {window / 60:.0f} min the candidate was active "
+               f"({share:.0%}), by the host's push log.")
         return Criterion("spread", "Committed as the work progressed", score, 4.0, why, _commit_refs(commits))
 
-    def _tests(self, commits: list[dict[str, Any]], details: dict[str, Any]) -> Criterion:
+    def _weakening(self, bundle: Bundle, own: list[str], details: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+        found: dict[str, list[tuple[str, str]]] = {}
+        try:
+            with open_repo(bundle) as repo:
+                for sha in own:
+                    diff = repo.git("show", "--no-renames", "-U0", "--no-color", "--format=", "--first-parent", sha)
+                    weakened = _weakening(diff)
+                    if weakened:
+                        found[sha] = weakened
+        except EvidenceError as exc:
+            details["weakening_error"] = exc.one_line()
+        details["tests_weakened"] = {sha: [f"{path}: {why}" for path, why in items] for sha, items in found.items()}
+        return found
+
+    def _tests(self, commits: list[dict[str, Any]], weakening: dict[str, list[tuple[str, str]]],
+               details: dict[str, Any]) -> Criterion:
+        if weakening:
+            shown = "; ".join(f"{sha[:8]} {path} ({why})" for sha, items in weakening.items() for path, why in items)
+            return Criterion("tests", "Tests changed with the code", 0.0, 4.0,
+                             f"Tests weakened, not strengthened: {shown[:400]}.",
+                             [f"commit:{sha}" for sha in weakening][:_MAX_REFS])
         code_commits = [c for c in commits if any(is_code(str(f.get("path", ""))) for f in c.get("files") or [])]
         with_tests = [c for c in code_commits if any(TEST_PATH.search(str(f.get("path", "")))
                                                      for f in c.get("files") or [])]

@@ -1,10 +1,20 @@
-"""The optional LLM judge: a fixed rubric prompt sent through our gateway, off by default.
+"""The LLM judge: a fixed rubric prompt sent through our gateway, the semantic reader of a session.
+
+The rule-based signals give the base score; the judge, when a key for it exists, reads
+what rules cannot (was this pushback right, does this spec leave the design open) and
+moves each criterion it scores by at most `MAX_MOVE` of the criterion's range, its
+agreement with the rules shown. Without a key, every result says the semantic reading
+was not done.
 
 The judge talks to the gateway like any client (Anthropic Messages or OpenAI Chat
 Completions over plain HTTP), so its spend is logged and budgeted like everything else,
 and the runtime needs no provider SDK. It must quote the evidence it scores: a score
 whose quotes are not found verbatim in the material is discarded. Its token use and cost
 are reported with the result.
+
+It runs when a grader's `judge` table says `enabled = true`, or, with no `enabled` key,
+whenever both TRIAL_JUDGE_URL and TRIAL_JUDGE_TOKEN are set (a key exists: the judge is
+the primary reader). `enabled = false` turns it off.
 
 Options (a grader's `judge` table in template.toml):
     enabled = true
@@ -47,10 +57,15 @@ class JudgeConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any], env: dict[str, str] | None = None) -> JudgeConfig | None:
         """None unless `judge.enabled` is true; then every missing piece is a ConfigError."""
-        table = options.get("judge")
-        if not isinstance(table, dict) or not table.get("enabled"):
-            return None
         env = dict(os.environ) if env is None else env
+        table = options.get("judge")
+        if not isinstance(table, dict):
+            table = {}
+        enabled = table.get("enabled")
+        if enabled is None:
+            enabled = bool(env.get(DEFAULT_URL_ENV) and env.get(str(table.get("token_env") or DEFAULT_TOKEN_ENV)))
+        if not enabled:
+            return None
         url = str(table.get("url") or env.get(DEFAULT_URL_ENV) or "").rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"rubric option judge.url: {url or 'missing'!s} is not an http(s) URL",
@@ -178,3 +193,55 @@ def consult(config: JudgeConfig, system: str, prompt: str,
     except TrialError as exc:
         details["judge"] = {"status": "infra_error", "error": exc.one_line(), "usage": usage.to_json()}
         return None
+
+
+MAX_MOVE = 0.25
+"""The most the judge moves a criterion, as a share of its maximum (1 point of 4)."""
+AGREE_WITHIN = 0.25
+"""Rules and judge agree when their scores differ by at most this share of the maximum."""
+
+
+def not_done() -> dict[str, Any]:
+    return {"status": "not_done",
+            "note": "Semantic reading not done: no LLM judge is configured (set TRIAL_JUDGE_URL and "
+                    "TRIAL_JUDGE_TOKEN, or a rubric `judge` table); the scores are the rule-based signals alone."}
+
+
+def judge_moves(criteria: list[Any], answer: dict[str, Any], material: str,
+                aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Move each criterion the judge scored toward its score, by at most MAX_MOVE of its range.
+
+    `answer[dimension] = {"score": 0..4, "quotes": [...]}`; a score whose quotes are not found
+    verbatim in `material` counts as 0 (and its quotes are listed as rejected); `aliases` maps
+    a judge dimension to a criterion id. Returns what the report shows: per criterion the
+    rule score, the judge's, the moved score and whether they agreed.
+    """
+    dimensions: dict[str, Any] = {}
+    by_id = {c.id: c for c in criteria}
+    for dimension, raw in answer.items():
+        criterion = by_id.get((aliases or {}).get(dimension, dimension))
+        if criterion is None or not isinstance(raw, dict):
+            continue
+        quotes = [q for q in raw.get("quotes") or [] if isinstance(q, str)]
+        proven = [q for q in quotes if quote_found(q, material)]
+        score = raw.get("score")
+        judged = max(0.0, min(4.0, float(score))) if isinstance(score, int | float) else 0.0
+        if judged > 0 and not proven:
+            judged = 0.0  # a score it cannot back with a verbatim quote is not evidence
+        target = judged / 4.0 * criterion.max
+        rule = float(criterion.score)
+        bound = MAX_MOVE * criterion.max
+        moved = round(min(max(target, rule - bound), rule + bound), 2)
+        agree = abs(target - rule) <= AGREE_WITHIN * criterion.max
+        dimensions[dimension] = {"criterion": criterion.id, "rules": rule, "judge": round(target, 2),
+                                 "moved_to": moved, "agree": agree, "quotes": proven,
+                                 "rejected_quotes": [q for q in quotes if q not in proven]}
+        if moved != rule:
+            criterion.rationale += (f" LLM judge: {judged:g}/4 (quoted: \"{proven[0][:80]}\"), moved from {rule:g}."
+                                    if proven else f" LLM judge: {judged:g}/4 without a verifiable quote, moved "
+                                    f"from {rule:g}.")
+            criterion.score = moved
+    agreed = [d for d in dimensions.values() if d["agree"]]
+    return {"dimensions": dimensions,
+            "agreement": f"{len(agreed)} of {len(dimensions)} dimension(s) agree with the rule-based signals"
+                         if dimensions else "the judge scored no dimension"}

@@ -1,11 +1,14 @@
 """Provenance: which agent turn wrote which lines of each commit, and what reached the PR.
 
 Each commit's added lines (and so each diff hunk) are matched against the lines the
-agent's file-writing tool calls put into the same file before that commit. A hunk belongs
-to the tool call that wrote most of its lines, and through it to the candidate prompt that
-led to it; lines no tool call wrote are the candidate's own. Over the whole pull request,
-every line an agent wrote is either in the final diff unchanged, there but edited, or
-dropped before it shipped.
+agent's file-writing tool calls put into the same file before that commit, and against
+the text of its shell commands (`cat > f <<EOF`, `python -c`, `sed -i`, `tee`): what the
+agent wrote through its shell is the agent's too, wherever it landed. A hunk belongs to
+the tool call that wrote most of its lines, and through it to the candidate prompt that
+led to it. Lines no logged tool call wrote have "no logged origin": the candidate may
+have typed them, or pasted them from anywhere; nothing here says which. Over the whole
+pull request, every line an agent wrote is either in the final diff unchanged, there but
+edited, or dropped before it shipped.
 
 The grader scores one thing: that the agent lines in the PR trace to exchanges the gateway
 logged (lines from a transcript turn the gateway never saw came from a model reached some
@@ -46,7 +49,7 @@ class Hunk:
     end: int
     lines: int
     turn: int | None
-    """Event index of the tool call that wrote most of the hunk; None: the candidate's own."""
+    """Event index of the tool call that wrote most of the hunk; None: no logged origin."""
     prompt: int | None
 
     def to_json(self) -> dict[str, Any]:
@@ -74,11 +77,14 @@ class CommitProvenance:
 
     @property
     def own_lines(self) -> int:
+        """Lines of no logged origin (the name is kept for callers; it proves no authorship)."""
         return sum(h.lines for h in self.hunks if h.turn is None)
 
     def to_json(self) -> dict[str, Any]:
         return {"sha": self.sha, "subject": self.subject, "event": self.event, "turns": self.turns,
-                "prompts": self.prompts, "agent_lines": self.agent_lines, "own_lines": self.own_lines,
+                "prompts": self.prompts, "agent_lines": self.agent_lines, "no_logged_origin_lines": self.own_lines,
+                # Alias read by the report templates until they show "no logged origin".
+                "own_lines": self.own_lines,
                 "hunks": [h.to_json() for h in self.hunks[:_MAX_LISTED]]}
 
 
@@ -98,7 +104,8 @@ class Provenance:
         return {"revision": self.revision.to_json(), "commits": [c.to_json() for c in self.commits],
                 "lines": {"pr_added": self.pr_lines, "agent_unchanged": self.agent_unchanged,
                           "agent_edited": self.agent_edited, "agent_dropped": self.agent_dropped,
-                          "own": self.own_lines, "agent_unverified": self.unverified_lines},
+                          "no_logged_origin": self.own_lines, "own": self.own_lines,
+                          "agent_unverified": self.unverified_lines},
                 "unverified_turns": self.unverified_turns}
 
 
@@ -113,14 +120,17 @@ def _attribute(lines: list[AddedLine], writes: list[FileWrite]) -> dict[tuple[st
     """(path, line number) → the latest write that put that text into that file."""
     by_path: dict[str, list[tuple[FileWrite, set[str]]]] = defaultdict(list)
     for write in writes:
+        # A shell write whose file is unknown ("" path) may have put its lines into any file.
         by_path[write.path].append((write, {_key(text) for text in write.lines}))
+    anywhere = by_path.get("", [])
     found: dict[tuple[str, int], FileWrite] = {}
     for line in lines:
         if not meaningful(line.text):
             continue
         key = _key(line.text)
-        for write, keys in reversed(by_path.get(line.path, [])):
-            if key in keys:
+        candidates = sorted([*by_path.get(line.path, []), *anywhere], key=lambda item: item[0].index)
+        for write, keys in reversed(candidates):
+            if key in keys or any(_key(fragment) in key for fragment in write.fragments):
                 found[(line.path, line.line)] = write
                 break
     return found
@@ -177,6 +187,8 @@ def build_provenance(bundle: Bundle, repo: Repo, events: list[Event]) -> Provena
     seen: set[tuple[str, str]] = set()
     base_keys: dict[str, set[str]] = {}
     for write in writes:
+        if not write.path:
+            continue  # command text, not file lines: only what reached the diff is counted
         if write.path not in base_keys:
             # A whole-file write repeats lines the starter already had: those are nobody's new work.
             starter_text = repo.show(revision.base_sha, write.path) or ""
@@ -211,10 +223,11 @@ class ProvenanceGrader:
             return GraderResult(self.name, status="infra_error", summary=exc.one_line())
         agent_in_pr = provenance.pr_lines - provenance.own_lines
         refs = [f"event:{i}" for c in provenance.commits for i in c.turns][:_MAX_LISTED]
+        details = {**provenance.to_json(), "trusts": TRUSTS}
         if agent_in_pr == 0:
             # Nothing to trace is neither good nor bad: leave it out of the overall score.
             return GraderResult(self.name, status="skipped", summary="No agent-written line reached the pull "
-                                "request: " + _summary(provenance), details=provenance.to_json())
+                                "request: " + _summary(provenance), details=details)
         traced = agent_in_pr - provenance.unverified_lines
         score = round(4.0 * traced / agent_in_pr, 2)
         rationale = f"{traced} of {agent_in_pr} agent-written lines in the PR come from turns the gateway logged."
@@ -225,12 +238,17 @@ class ProvenanceGrader:
         summary = _summary(provenance)
         return GraderResult(self.name, criteria=[Criterion("traceable", "Agent lines trace to logged exchanges",
                                                            score, 4.0, rationale, refs)],
-                            summary=summary, details=provenance.to_json())
+                            summary=summary, details=details)
 
 
 def _summary(provenance: Provenance) -> str:
     linked = sum(1 for c in provenance.commits if c.turns)
     return (f"{linked} of {len(provenance.commits)} commits link to agent turns. Of {provenance.pr_lines} lines the "
-            f"PR adds, {provenance.agent_unchanged} are the agent's as written and {provenance.own_lines} the "
-            f"candidate's; {provenance.agent_edited} agent lines were edited before shipping and "
-            f"{provenance.agent_dropped} dropped.")
+            f"PR adds, {provenance.agent_unchanged} are the agent's as written and {provenance.own_lines} have no "
+            f"logged origin (typed or pasted by the candidate, or written by a model the gateway never saw); "
+            f"{provenance.agent_edited} agent lines were edited before shipping and {provenance.agent_dropped} "
+            f"dropped.")
+
+
+TRUSTS = ("The repo bundle (host) for what shipped; agent tool calls the gateway logged (file writes and shell "
+          "command text) for who wrote it; transcript-only writes are counted as unverified.")

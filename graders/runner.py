@@ -38,7 +38,8 @@ def grade_bundle(bundle: Bundle, template: Template, context: GradeContext, *,
     entries: list[GraderEntry] = []
     for entry in rubric:
         log.info("grade.start", grader=entry.grader, trial_id=bundle.path.name)
-        result = _run(chosen[entry.grader], entry.grader, bundle, dict(entry.options), context)
+        earlier = replace(context, results={done.grader: done.result for done in entries})
+        result = _run(chosen[entry.grader], entry.grader, bundle, dict(entry.options), earlier)
         log.info("grade.done", grader=entry.grader, status=result.status, score=result.score, max=result.max)
         entries.append(GraderEntry(entry.grader, entry.weight, result))
     revision = _revision(bundle)

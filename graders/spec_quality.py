@@ -1,51 +1,81 @@
-"""Spec quality: how clearly the candidate told the agent what they wanted.
+"""Spec quality: whether what the candidate told the agent made the work go right, not how it read.
 
 Material: the candidate's prompts that the gateway saw (transcript-only prompts are left
-out: they may be forged), and any spec or design file the candidate added or changed in
-the repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs). Heuristics look for four things
-good specifications carry (acceptance criteria, constraints, examples, references to the
-existing code and its patterns) and whether the spec came before the code. An optional
-LLM judge scores the same four dimensions with a fixed rubric and must quote its evidence.
+out: they may be forged) and any spec or design file the candidate added or changed in
+the repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs). Scored on outcomes:
+
+- upfront: a spec the host saw pushed before the agent's first edit, or a first prompt
+  that already carried concrete requirements (code, endpoints, values, paths, names from
+  the starter), before the agent built anything;
+- acceptance_checked: concrete acceptance items of the spec (`evaluate("1 / 0")`,
+  `404`, `/v1/keys`, `KeyError`, `test_rotation`) that the work later checked: found in
+  the tests the candidate shipped or in a test run the gateway saw;
+- constraints_honoured: checkable constraints (files not to touch, "only change …",
+  no new dependencies) and whether what shipped respected them;
+- rework_avoided: rounds in which the candidate sent the agent back to code for a reason
+  no failing run explains, bringing something the spec had not said (the spec left it
+  open), or agent questions the candidate had to answer.
+
+Length and rubric words ("acceptance criteria", "must", "don't", "==") score nothing on
+their own. The LLM judge, when configured, reads the same material with a fixed rubric
+and moves each criterion by a bounded amount, quotes checked.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
-from graders.judge import configured, consult, quote_found
+from graders.commits import TEST_PATH
+from graders.judge import configured, consult, judge_moves, not_done
+from graders.outcomes import Timeline, rework_rounds
+from graders.pushback import forbidden_paths
 from graders.repo import Repo, Revision, choose_revision, open_repo
-from graders.timeline import Event, file_writes, unverifiable, verified, without_agent, words
+from graders.timeline import (
+    Event,
+    commit_times,
+    test_runs,
+    transcript_only,
+    unverifiable,
+    without_agent,
+    witnessed,
+    witnessed_view,
+    words,
+)
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
+from orchestrator.evidence.events import parse_ts
 
 SPEC_FILE = re.compile(r"(^|/)(spec|specification|design|plan|proposal|adr|rfc|requirements|tasks?)[^/]*\.(md|txt|rst)$"
                        r"|(^|/)(docs|adr|design|specs?)/[^/]+\.(md|txt|rst)$|\.spec\.md$", re.I)
-_I = re.I | re.M
-SIGNALS: dict[str, re.Pattern[str]] = {
-    "acceptance": re.compile(r"(acceptance( criteria)?|done when|definition of done|\bmust (return|raise|equal|be|pass|"
-                             r"reject|accept|fail)\b|\bshould (return|raise|equal|be|reject)\b|\bexpected\b|==|"
-                             r"^\s*- \[[ x]\]|\bgiven\b.{1,80}\bwhen\b.{1,80}\bthen\b|\bassert\b|"
-                             r"\btests? (for|that|covering)\b)", _I),
-    "constraints": re.compile(r"(\bdon'?t\b|\bdo not\b|\bmust not\b|\bnever\b|\bonly\b|\bwithout\b|"
-                              r"\bno new (dependenc\w*|librar\w*|packages?)\b|\bkeep\b|\bconstraints?\b|"
-                              r"\bat (most|least)\b|"
-                              r"\bbackwards?[- ]compatib\w*|\bpublic api\b|\bperformance\b|\bO\([^)]{1,12}\))", _I),
-    "examples": re.compile(r"(```|\be\.g\.|\bfor example\b|\bsuch as\b|->|=>|"
-                           r"\b\w+\([^()\n]{0,40}\)\s*(==|->|returns?)|"
-                           r"'[^'\n]{1,40}'\s*(==|->)|\"[^\"\n]{1,40}\"\s*(==|->))", _I),
-}
-_PATTERN_WORDS = re.compile(r"\b(existing|follow(ing)? the (\w+ )?(pattern|style|approach)|like (in|the)|same as|"
-                            r"as in|consistent with|reuse)\b", re.I)
 _IDENTIFIER_DEF = re.compile(
     r"^\s*(?:async\s+)?(?:def|class|func|function|fn|interface|struct|type)\s+([A-Za-z_]\w{2,})", re.M)
 _TOKEN = re.compile(r"[A-Za-z_][\w./-]*\w")
-DIMENSIONS = ("acceptance", "constraints", "examples", "references")
+# Concrete acceptance items: code in backticks, calls compared with a value, endpoints,
+# HTTP statuses next to a word that makes them one, exception and test names.
+_ITEMS = (
+    re.compile(r"`([^`\n]{1,80})`"),
+    re.compile(r"(\b\w+\([^()\n]{0,60}\)\s*(?:==|->|returns?|raises?)\s*[^\s,;]+)"),
+    re.compile(r"(?:GET|POST|PUT|PATCH|DELETE)\s+(/[\w{}/.:-]+)"),
+    re.compile(r"(?<![\w/])(/v\d+/[\w{}/.:-]+)"),
+    re.compile(r"\b(?:status|answers?|returns?|gets?|responds? with|code)\s+(?:an?\s+)?([1-5]\d\d)\b", re.I),
+    re.compile(r"\b([1-5]\d\d)\s+(?:status|response|error|for|when|if|on)\b", re.I),
+    re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b"),
+    re.compile(r"\b(test_\w{3,})\b"),
+)
+_NO_NEW_DEPS = re.compile(r"\bno new (dependenc\w*|librar\w*|packages?|deps)\b|\b(don'?t|do not|never) add "
+                          r"(any )?(new )?(dependenc\w*|librar\w*|packages?)\b", re.I)
+_ONLY_CHANGE = re.compile(r"\bonly (?:change|touch|modify|edit)\s+((?:[^.;\n]|\.(?=\S)){1,160})", re.I)
+_PATHISH = re.compile(r"[\w./-]+\.\w+|[\w-]+/[\w./-]*")
+DEPENDENCY_FILES = re.compile(r"(^|/)(pyproject\.toml|requirements[^/]*\.txt|setup\.(py|cfg)|Pipfile(\.lock)?|"
+                              r"poetry\.lock|uv\.lock|package(-lock)?\.json|yarn\.lock|pnpm-lock\.yaml|go\.(mod|sum)|"
+                              r"Cargo\.(toml|lock)|Gemfile(\.lock)?)$")
 _LADDER = (0.0, 2.0, 3.0, 4.0)
-_TITLES = {"acceptance": "Acceptance criteria", "constraints": "Constraints", "examples": "Concrete examples",
-           "references": "References to existing code and patterns"}
+TRUSTS = ("Gateway-witnessed prompts and agent edits, test runs the gateway saw, spec files and the shipped diff from "
+          "the repo bundle (host), spec push times from the host's push log. Transcript-only prompts are left out.")
 
 
 @dataclass(frozen=True)
@@ -57,7 +87,22 @@ class Source:
 
 
 def _ladder(hits: int) -> float:
-    return _LADDER[min(hits, len(_LADDER) - 1)]
+    return _LADDER[min(max(hits, 0), len(_LADDER) - 1)]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("'", '"').split()).lower()
+
+
+def concrete_items(text: str) -> set[str]:
+    """The concrete, checkable things a spec says; rubric words alone yield none."""
+    found: set[str] = set()
+    for pattern in _ITEMS:
+        for match in pattern.finditer(text):
+            item = _norm(match.group(1))
+            if any(ch.isalnum() for ch in item) and len(item) >= 3:
+                found.add(item)
+    return found
 
 
 def starter_vocabulary(repo: Repo, revision: Revision) -> set[str]:
@@ -94,35 +139,18 @@ def prompt_sources(events: list[Event]) -> tuple[list[Source], list[int]]:
     for index, event in enumerate(events):
         if event["kind"] != "user_prompt":
             continue
-        if verified(event):
+        if witnessed(event):
             kept.append(Source(f"event:{index}", f"prompt {index}", event["text"]))
         else:
             excluded.append(index)
     return kept, excluded
 
 
-def _signal_hits(sources: list[Source], pattern: re.Pattern[str]) -> tuple[set[str], list[str]]:
-    hits: set[str] = set()
-    refs: list[str] = []
-    for source in sources:
-        found = {match.group(0).strip().lower() for match in pattern.finditer(source.text)}
-        if found:
-            hits |= {f"{source.ref}:{item}" for item in found}
-            refs.append(source.ref)
-    return hits, refs
-
-
-def _reference_hits(sources: list[Source], vocabulary: set[str]) -> tuple[set[str], list[str]]:
-    hits: set[str] = set()
-    refs: list[str] = []
-    for source in sources:
-        tokens = {token.strip("./") for token in _TOKEN.findall(source.text)}
-        found = {token for token in tokens if token in vocabulary}
-        found |= {f"pattern:{m.group(0).lower()}" for m in _PATTERN_WORDS.finditer(source.text)}
-        if found:
-            hits |= found
-            refs.append(source.ref)
-    return hits, refs
+@dataclass
+class _Shipped:
+    changed: set[str]
+    test_lines: str
+    """Added lines of test files in the shipped diff, normalized."""
 
 
 class SpecQualityGrader:
@@ -142,108 +170,179 @@ class SpecQualityGrader:
                 revision = choose_revision(bundle, repo)
                 files = spec_sources(repo, revision, bundle.commits())
                 vocabulary = starter_vocabulary(repo, revision)
-                own = set(repo.rev_list(revision.base_sha, revision.sha))
+                changed = {path for _, path in repo.changes(revision.base_sha, revision.sha)}
+                tests = " ".join(_norm(line.text) for line in repo.added_lines(revision.base_sha, revision.sha)
+                                 if TEST_PATH.search(line.path))
         except EvidenceError as exc:
             return GraderResult(self.name, status="infra_error", summary=exc.one_line())
+        shipped = _Shipped(changed, tests)
+        timeline = Timeline.of(witnessed_view(events))
+        first_edit = timeline.edits[0] if timeline.edits else None
+        # The spec: every spec file and the prompts sent before the agent's first edit.
+        initial = files + [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
         sources = files + prompts
-        criteria: list[Criterion] = []
-        found_in: dict[str, list[str]] = {}
-        for dimension in DIMENSIONS:
-            if dimension == "references":
-                hits, refs = _reference_hits(sources, vocabulary)
-                shown = sorted({h.removeprefix("pattern:") for h in hits})
-            else:
-                hits, refs = _signal_hits(sources, SIGNALS[dimension])
-                shown = sorted({h.split(":", 2)[-1] for h in hits})
-            found_in[dimension] = refs
-            rationale = (f"{len(hits)} signal(s) in {len(refs)} source(s): " + ", ".join(f"'{s}'" for s in shown[:8])
-                         if hits else "None found in the candidate's prompts or spec files.")
-            criteria.append(Criterion(dimension, _TITLES[dimension], _ladder(len(hits)), 4.0, rationale, refs[:20]))
-        candidate_commits = [c for c in bundle.commits() if c.get("sha") in own]
-        criteria.append(self._upfront(events, prompts, files, candidate_commits))
-
-        details: dict[str, Any] = {"revision": revision.to_json(),
+        spec_items = set().union(*(concrete_items(s.text) for s in initial)) if initial else set()
+        references = {t.strip("./") for s in initial for t in _TOKEN.findall(s.text)} & vocabulary
+        details: dict[str, Any] = {"trusts": TRUSTS, "revision": revision.to_json(),
                                    "sources": [{"ref": s.ref, "label": s.label, "words": words(s.text)}
                                                for s in sources],
-                                   "excluded_prompts": excluded, "found_in": found_in}
-        judge = self._judge(options, sources, details)
-        if judge is not None:
-            criteria.append(judge)
-        summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read"
+                                   "excluded_prompts": excluded, "transcript_only": transcript_only(events),
+                                   "spec_items": sorted(spec_items)[:60], "references": sorted(references)[:40]}
+        criteria = [
+            self._upfront(bundle, timeline, files, prompts, spec_items | references),
+            self._acceptance(timeline, initial, spec_items, shipped, details),
+            self._constraints(timeline, sources, shipped, details),
+            self._rework(timeline, spec_items | references, details),
+        ]
+        self._judge(options, sources, criteria, details)
+        summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
+                   f"requirement(s) before the agent's first edit"
                    + (f"; {len(excluded)} transcript prompt(s) the gateway never saw were left out" if excluded
                       else "") + ".")
         return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
 
-    def _upfront(self, events: list[Event], prompts: list[Source], files: list[Source],
-                 candidate_commits: list[dict[str, Any]]) -> Criterion:
-        """Full marks when a spec file was committed before the agent or the candidate wrote code."""
-        first_write = next((w.index for w in file_writes(events)
-                            if w.applied and not SPEC_FILE.search(w.path)), None)
-        commit_index = {str(e["data"].get("sha")): i for i, e in enumerate(events) if e["kind"] == "commit"}
-        spec_paths = {s.label for s in files}
-        for commit in candidate_commits:
-            paths = {str(f.get("path", "")) for f in commit.get("files") or []}
-            if paths & spec_paths and not any(not SPEC_FILE.search(p) for p in paths):
-                at = commit_index.get(str(commit["sha"]))
-                if first_write is None or (at is not None and at < first_write):
-                    return Criterion("upfront", "Specified before building", 4.0, 4.0,
-                                     f"{', '.join(sorted(paths))} was committed before any code was written.",
-                                     [f"commit:{commit['sha']}"])
-                break
-            if any(not SPEC_FILE.search(p) for p in paths):
-                break  # code came first
-        first_prompt = prompts[0] if prompts else None
-        if first_prompt is None:
-            return Criterion("upfront", "Specified before building", 0.0, 4.0, "No prompt reached the agent.", [])
-        kinds = sum(1 for pattern in SIGNALS.values() if pattern.search(first_prompt.text))
-        size = words(first_prompt.text)
-        if size >= 40 and kinds >= 2:
-            score, why = 3.0, f"The first prompt ({size} words) already states {kinds} kinds of requirement."
-        elif size >= 15:
-            score, why = 1.5, f"The first prompt ({size} words) gives some direction but little specification."
-        else:
-            score, why = 0.0, f"The first prompt is {size} word(s): the agent was left to guess."
-        return Criterion("upfront", "Specified before building", score, 4.0, why, [first_prompt.ref])
+    # ----- criteria -----------------------------------------------------------------------------
+    def _upfront(self, bundle: Bundle, timeline: Timeline, files: list[Source], prompts: list[Source],
+                 concrete: set[str]) -> Criterion:
+        title = "Specified before building"
+        first_edit = timeline.edits[0] if timeline.edits else None
+        first_edit_at = parse_ts(timeline.events[first_edit]["ts"]) if first_edit is not None else None
+        times = commit_times(bundle)
+        for spec in files:
+            sha = spec.ref.split(":", 1)[1]
+            pushed = times.get(sha)
+            if pushed is not None and concrete_items(spec.text) and (first_edit_at is None or pushed < first_edit_at):
+                return Criterion("upfront", title, 4.0, 4.0,
+                                 f"{spec.label} reached the forge ({pushed:%H:%M} by the host's push log) before "
+                                 "the agent's first edit.", [spec.ref])
+        before = [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
+        if not before:
+            return Criterion("upfront", title, 0.0, 4.0, "No prompt reached the agent before it built.", [])
+        count = len(concrete)
+        score = 3.0 if count >= 6 else 2.0 if count >= 3 else 1.0 if count >= 1 else 0.0
+        why = (f"Before the agent's first edit the prompts carried {count} concrete requirement(s) or reference(s)"
+               + (f" ({', '.join(sorted(concrete)[:5])})" if concrete else ": the agent was left to guess") + ".")
+        return Criterion("upfront", title, score, 4.0, why, [p.ref for p in before][:20])
 
-    def _judge(self, options: dict[str, Any], sources: list[Source], details: dict[str, Any]) -> Criterion | None:
+    def _acceptance(self, timeline: Timeline, initial: list[Source], items: set[str], shipped: _Shipped,
+                    details: dict[str, Any]) -> Criterion:
+        title = "Acceptance criteria the work then checked"
+        runs = test_runs(timeline.events)
+        run_text = " ".join(_norm(timeline.events[i]["text"]) for r in runs for i in (r.call, r.result)
+                            if i is not None)
+        checked = sorted(item for item in items if item in shipped.test_lines or item in run_text
+                         or _core(item) in shipped.test_lines)
+        details["acceptance_checked"] = checked[:40]
+        if not items:
+            return Criterion("acceptance_checked", title, 0.0, 4.0,
+                             "The spec named no concrete, checkable result before the agent built.", [])
+        refs = [s.ref for s in initial if any(item in _norm(s.text) for item in checked)]
+        why = (f"{len(checked)} of {len(items)} concrete item(s) were checked by shipped tests or a witnessed run"
+               + (f": {', '.join(checked[:5])}" if checked else "") + ".")
+        return Criterion("acceptance_checked", title, _ladder(len(checked)), 4.0, why, refs[:20])
+
+    def _constraints(self, timeline: Timeline, sources: list[Source], shipped: _Shipped,
+                     details: dict[str, Any]) -> Criterion:
+        title = "Constraints the agent then honoured"
+        honoured: list[str] = []
+        broken: list[str] = []
+        refs: list[str] = []
+        for source in sources:
+            for path in sorted(p for p in forbidden_paths(source.text) if not SPEC_FILE.search(p)):
+                (broken if path in shipped.changed else honoured).append(f"leave {path} alone")
+                refs.append(source.ref)
+            for match in _ONLY_CHANGE.finditer(source.text):
+                allowed = {p.rstrip(".,:;)`'\"").strip("`'\"") for p in _PATHISH.findall(match.group(1))}
+                if not allowed:
+                    continue
+                outside = sorted(p for p in shipped.changed if not SPEC_FILE.search(p)
+                                 and not any(p == a or fnmatch(p, a) or p.startswith(a.rstrip("/") + "/")
+                                             for a in allowed))
+                (broken if outside else honoured).append(f"only change {', '.join(sorted(allowed))}")
+                refs.append(source.ref)
+            if _NO_NEW_DEPS.search(source.text):
+                touched = sorted(p for p in shipped.changed if DEPENDENCY_FILES.search(p))
+                (broken if touched else honoured).append("no new dependencies")
+                refs.append(source.ref)
+        honoured = sorted(set(honoured))
+        broken = sorted(set(broken))
+        details["constraints"] = {"honoured": honoured, "broken": broken}
+        if not honoured and not broken:
+            return Criterion("constraints_honoured", title, 0.0, 4.0,
+                             "No checkable constraint (a file to leave alone, the files to change, no new "
+                             "dependencies) was stated.", [])
+        score = max(0.0, _ladder(len(honoured)) - 1.5 * len(broken))
+        why = (f"{len(honoured)} constraint(s) held in what shipped" + (f" ({'; '.join(honoured[:4])})" if honoured
+                                                                          else "")
+               + (f"; {len(broken)} broken: {'; '.join(broken[:4])}" if broken else "") + ".")
+        return Criterion("constraints_honoured", title, score, 4.0, why, sorted(set(refs))[:20])
+
+    def _rework(self, timeline: Timeline, concrete: set[str], details: dict[str, Any]) -> Criterion:
+        title = "The spec made corrections unnecessary"
+        if not timeline.writes:
+            return Criterion("rework_avoided", title, 0.0, 4.0, "The agent built nothing from the spec.", [])
+        open_rounds = []
+        for finding in rework_rounds(timeline):
+            said = concrete_items(timeline.events[finding.index]["text"])
+            # A round that only repeats what the spec said is the agent ignoring it, not a gap in it.
+            if not said or not said <= concrete:
+                open_rounds.append(finding.index)
+        questions = [i for i, e in enumerate(timeline.events)
+                     if e["kind"] == "assistant_message" and e["text"].rstrip().endswith("?")
+                     and timeline.next_after(timeline.prompts, i) is not None
+                     and any(w.index > i for w in timeline.writes)]
+        rounds = sorted({*open_rounds, *questions})
+        details["rework_rounds"] = rounds
+        # Without concrete requirements there was no spec to make rework unnecessary.
+        substance = min(1.0, len(concrete) / 3)
+        score = round(max(0.0, 4.0 - 1.0 * len(rounds)) * substance, 2)
+        why = (f"{len(rounds)} round(s) of clarification or rework on what the spec left open"
+               + (f" (events {', '.join(map(str, rounds[:6]))})" if rounds else "")
+               + f"; the spec carried {len(concrete)} concrete requirement(s) or reference(s).")
+        return Criterion("rework_avoided", title, score, 4.0, why, [f"event:{i}" for i in rounds][:20])
+
+    # ----- the judge ----------------------------------------------------------------------------
+    def _judge(self, options: dict[str, Any], sources: list[Source], criteria: list[Criterion],
+               details: dict[str, Any]) -> None:
         config = configured(options, details)
         if config is None:
-            return None
+            if "judge" not in details:
+                details["judge"] = not_done()
+            return
         material = "\n\n".join(f"### {s.ref} ({s.label})\n{s.text}" for s in sources)
         consulted = consult(config, JUDGE_SYSTEM, f"## Material\n\n{material or '(nothing)'}", details)
         if consulted is None:
-            return None
+            return
         answer, usage = consulted
-        kept: dict[str, Any] = {}
-        for dimension in DIMENSIONS:
-            entry = answer.get(dimension) if isinstance(answer.get(dimension), dict) else {}
-            raw_score = entry.get("score") if isinstance(entry, dict) else None
-            quotes = [q for q in (entry.get("quotes") or []) if isinstance(q, str)] if isinstance(entry, dict) else []
-            proven = [q for q in quotes if quote_found(q, material)]
-            score = float(raw_score) if isinstance(raw_score, int | float) else 0.0
-            if score > 0 and not proven:
-                score = 0.0  # a score it cannot back with a verbatim quote is not evidence
-            kept[dimension] = {"score": max(0.0, min(4.0, score)), "quotes": proven,
-                               "rejected_quotes": [q for q in quotes if q not in proven]}
-        average = round(sum(item["score"] for item in kept.values()) / len(DIMENSIONS), 2)
-        details["judge"] = {"status": "ok", "model": config.model, "dimensions": kept,
-                            "summary": str(answer.get("summary", ""))[:500], "usage": usage.to_json()}
-        cost = usage.cost_usd
-        rationale = (f"LLM judge ({config.model}) with quoted evidence: "
-                     + ", ".join(f"{d} {kept[d]['score']:g}" for d in DIMENSIONS) + f"; cost ${cost:.4f}")
-        refs = sorted({s.ref for s in sources for d in kept.values() for q in d["quotes"] if quote_found(q, s.text)})
-        return Criterion("judge", "LLM judge (quoted evidence)", average, 4.0, rationale, refs)
+        moves = judge_moves(criteria, answer, material, aliases=JUDGE_ALIASES)
+        details["judge"] = {"status": "ok", "model": config.model, "summary": str(answer.get("summary", ""))[:500],
+                            "usage": usage.to_json(), **moves}
+        by_id = {c.id: c for c in criteria}
+        for dimension in moves["dimensions"].values():
+            criterion = by_id[dimension["criterion"]]
+            cited = {s.ref for s in sources for q in dimension["quotes"]
+                     if " ".join(q.split()).lower() in " ".join(s.text.split()).lower()}
+            criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
 
+
+def _core(item: str) -> str:
+    """The call or name at the left of a comparison: `evaluate("1 / 0") raises calcerror` → `evaluate("1 / 0")`."""
+    return re.split(r"\s*(?:==|->|returns?|raises?)\s*", item, maxsplit=1)[0]
+
+
+JUDGE_ALIASES = {"acceptance": "acceptance_checked", "constraints": "constraints_honoured",
+                 "completeness": "rework_avoided", "upfront": "upfront"}
 
 JUDGE_SYSTEM = """You review how clearly a software engineer specified a coding task for an AI coding agent.
 You are given the engineer's prompts to the agent and any spec or design files they wrote.
 Score four dimensions from 0 (absent) to 4 (thorough), using only the material:
 - acceptance: testable acceptance criteria, expected results, what "done" means
-- constraints: limits the agent must respect (files not to touch, dependencies, APIs, performance)
-- examples: concrete inputs and outputs, sample calls, worked cases
-- references: pointers to existing code, files, functions or patterns to follow
+- constraints: limits the agent must respect (files not to touch, dependencies, APIs, security requirements)
+- completeness: the decisions an implementer needs are made (the spec does not leave the design open)
+- upfront: the requirements came before the building, not piecemeal afterwards
 For every score above 0 quote, verbatim, at least one passage of 3 or more words that justifies it.
-A score without a verbatim quote counts as 0. Do not reward length or politeness.
+A score without a verbatim quote counts as 0. Do not reward length, politeness or rubric words
+("acceptance criteria", "must", "don't") that carry no concrete requirement.
 Answer with one JSON object only:
 {"acceptance": {"score": 0, "quotes": []}, "constraints": {"score": 0, "quotes": []},
- "examples": {"score": 0, "quotes": []}, "references": {"score": 0, "quotes": []}, "summary": "one sentence"}"""
+ "completeness": {"score": 0, "quotes": []}, "upfront": {"score": 0, "quotes": []}, "summary": "one sentence"}"""

@@ -1,50 +1,79 @@
-"""Steering: how the candidate directed the agent, read from the timeline (events.jsonl).
+"""Steering: how the candidate directed the agent, scored from outcomes the evidence proves.
 
-Every candidate turn the gateway saw is labelled with the "Programming by Chat" intent
-taxonomy (graders.intents; optionally relabelled by the LLM judge), and the pushback
-episodes of "How Coding Agents Fail Their Users" are found with how each was resolved
-(graders.pushback). The result carries the session's intent profile, its episodes and the
-raw measures (sessions, turns, prompt lengths, time to first prompt, interrupts,
-rejections, corrections after a failure, reverts, agent lines shipped unchanged or edited,
-cost); the criteria score what those show, each citing the events behind it.
+Scores come from `graders.outcomes` on the witnessed timeline (gateway, host and forge
+events; transcript-only lines are listed, marked, and never scored): agent mistakes caught
+(a failing run after an agent edit, and what the candidate did next), agent success claims
+checked against the runs, who named the template's planted defect first, whether each
+push was tested after the last edit (weighed by the change's risk), whether out-of-scope
+agent writes were stopped or shipped, and whether the agent's code was reviewed (rejected,
+sent back, or edited) before it shipped. A criterion with nothing to measure (no mistake
+surfaced, no claim made) is left out rather than scored.
+
+Words label, never score: every candidate turn is still labelled with the "Programming by
+Chat" intents (graders.intents) and the pushback episodes of "How Coding Agents Fail Their
+Users" (graders.pushback) are listed, with the raw measures, for reviewers. The LLM judge,
+when configured, reads the same material with a fixed rubric and moves each criterion by
+at most a quarter of its range; its quotes must be found verbatim in the material.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
+from graders.commits import weakened_tests
 from graders.intents import TAXONOMY, TurnLabels, classify, name, profile
-from graders.judge import configured, consult
+from graders.judge import configured, consult, judge_moves, not_done
+from graders.outcomes import (
+    Finding,
+    Timeline,
+    claims,
+    defect_named,
+    mistakes,
+    pushes_verified,
+    rework_rounds,
+    scope_held,
+    weakens_tests,
+)
 from graders.provenance import build_provenance
-from graders.pushback import Episode, find_episodes
+from graders.pushback import find_episodes, forbidden_paths
 from graders.repo import open_repo
 from graders.timeline import (
     Event,
+    commit_times,
     file_writes,
     is_revert_command,
+    push_paths,
     test_runs,
+    transcript_only,
     unverifiable,
-    verified,
     without_agent,
+    witnessed,
+    witnessed_view,
     words,
 )
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
 
-_WORKFLOW_OR_OTHER = ("7.", "8.")
-_LADDER = (0.0, 2.0, 3.0, 4.0)
 _MAX_REFS = 20
-
-
-def _ladder(count: int) -> float:
-    return _LADDER[min(count, len(_LADDER) - 1)]
+TRUSTS = ("Gateway-witnessed prompts, answers, tool calls, results and rejections; host-witnessed commits and "
+          "push times; forge-witnessed pushes and the PR. Transcript-only events are listed and never scored.")
 
 
 def _refs(indexes: list[int]) -> list[str]:
-    return [f"event:{i}" for i in sorted(set(indexes))][:_MAX_REFS]
+    return [f"event:{i}" for i in sorted({i for i in indexes if i >= 0})][:_MAX_REFS]
+
+
+def _share(findings: list[Finding]) -> float:
+    return sum(f.credit for f in findings) / len(findings) if findings else 0.0
+
+
+def _listing(findings: list[Finding], limit: int = 5) -> str:
+    return "; ".join(f"event {f.index}: {f.outcome.replace('_', ' ')}" + (f" ({f.note})" if f.note else "")
+                     for f in findings[:limit])
 
 
 class SteeringGrader:
@@ -55,34 +84,164 @@ class SteeringGrader:
         if skipped:
             return skipped
         events = bundle.events()
-        prompt_indexes = [i for i, e in enumerate(events) if e["kind"] == "user_prompt" and verified(e)]
-        excluded = [i for i, e in enumerate(events) if e["kind"] == "user_prompt" and not verified(e)]
+        view = witnessed_view(events)
+        prompt_indexes = [i for i, e in enumerate(view) if e["kind"] == "user_prompt"]
+        excluded = [i for i, e in enumerate(events) if e["kind"] == "user_prompt" and not witnessed(e)]
         if excluded and not bundle.gateway_records():
             return GraderResult(self.name, status="infra_error", details={"excluded_prompts": excluded},
                                 summary=unverifiable(len(excluded)))
         turns = [TurnLabels(i, classify(events[i]["text"])) for i in prompt_indexes]
-        details: dict[str, Any] = {}
-        turns = self._judge_labels(options, events, turns, details)
-        episodes = find_episodes(events, turns)
-        lines = self._lines(bundle, events, details)
-        measures = self._measures(bundle, events, turns, episodes, lines)
-        criteria = self._criteria(events, turns, episodes, measures)
+        details: dict[str, Any] = {"trusts": TRUSTS}
+        timeline = Timeline.of(view)
+        lines, shipped_paths, weakened = self._repo_facts(bundle, events, view, details)
+        findings = self._findings(bundle, options, context, timeline, events, shipped_paths, weakened)
+        criteria = self._criteria(timeline, findings, lines, options)
+        turns = self._judge(options, events, timeline, turns, criteria, details)
+        episodes = find_episodes(view, turns)
+        measures = self._measures(bundle, view, turns, lines)
         details.update(measures=measures, profile=profile(turns), excluded_prompts=excluded,
+                       findings={kind: [f.to_json() for f in found] for kind, found in findings.items()},
+                       transcript_only=transcript_only(events),
                        turns=[{"index": t.index, "labels": list(t.labels), "names": [name(c) for c in t.labels],
                                "source": t.source, "words": words(events[t.index]["text"]),
                                "text": events[t.index]["text"][:300]} for t in turns],
                        episodes=[episode.to_json() for episode in episodes])
-        summary = self._summary(turns, episodes, measures, excluded)
+        summary = self._summary(turns, findings, measures, excluded)
         return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
 
-    # ----- labels -------------------------------------------------------------------------------
-    def _judge_labels(self, options: dict[str, Any], events: list[Event], turns: list[TurnLabels],
-                      details: dict[str, Any]) -> list[TurnLabels]:
+    # ----- evidence from the repo ---------------------------------------------------------------
+    def _repo_facts(self, bundle: Bundle, events: list[Event], view: list[Event],
+                    details: dict[str, Any]) -> tuple[dict[str, int] | None, set[str], bool]:
+        """Provenance line counts, the paths the graded revision changed, and whether it weakens tests."""
+        try:
+            with open_repo(bundle) as repo:
+                provenance = build_provenance(bundle, repo, events)
+                revision = provenance.revision
+                shipped = {path for _, path in repo.changes(revision.base_sha, revision.sha)}
+                weakened = bool(weakened_tests(repo, revision.base_sha, revision.sha))
+        except EvidenceError as exc:
+            details["provenance_error"] = exc.one_line()
+            return None, set(), False
+        lines: dict[str, int] = provenance.to_json()["lines"]
+        return lines, shipped, weakened
+
+    # ----- findings -----------------------------------------------------------------------------
+    def _findings(self, bundle: Bundle, options: dict[str, Any], context: GradeContext, timeline: Timeline,
+                  events: list[Event], shipped_paths: set[str], weakened: bool) -> dict[str, list[Finding]]:
+        pushed = push_paths(bundle, timeline.events)
+        risk_globs = tuple(str(g) for g in options.get("risk_paths") or ())
+        # A tree whose tests were weakened proves nothing by passing; known for the final push.
+        final = timeline.shipped()[-1:] if timeline.shipped() else []
+        weakened_at = dict.fromkeys(final, weakened)
+        first_weakening = next((w.index for w in timeline.writes if weakens_tests(w)), None)
+        if first_weakening is not None:
+            weakened_at.update(dict.fromkeys((p for p in timeline.shipped() if p > first_weakening), True))
+        scope = tuple(context.template.config.scope) if context.template else tuple(options.get("scope") or ())
+        forbidden: set[str] = set()
+        for index in timeline.prompts:
+            forbidden |= forbidden_paths(timeline.events[index]["text"])
+        rejected = [w for w in file_writes(timeline.events) if not w.applied]
+        found: dict[str, list[Finding]] = {
+            "mistakes": mistakes(timeline),
+            "claims": claims(timeline),
+            "pushes": pushes_verified(timeline, pushed, risk_globs, weakened_at),
+            "scope": scope_held(timeline, scope, forbidden, shipped_paths, rejected),
+            "rework": rework_rounds(timeline),
+        }
+        defect = options.get("defect")
+        if isinstance(defect, dict) and defect.get("keywords"):
+            found["defect"] = [self._defect(bundle, defect, timeline, context)]
+        return found
+
+    def _defect(self, bundle: Bundle, defect: dict[str, Any], timeline: Timeline,
+                context: GradeContext) -> Finding:
+        keywords = [re.compile(str(k), re.I) for k in defect.get("keywords") or []]
+        times = commit_times(bundle)
+        spec_times = [(times[str(c.get("sha"))], str(c.get("message", "")))
+                      for c in bundle.commits() if str(c.get("sha")) in times]
+        first_agent = next((parse_ts(e.get("ts")) for e in timeline.events
+                            if e["kind"] in ("assistant_message", "tool_call")), None)
+        finding = defect_named(timeline, keywords, spec_times, first_agent)
+        hidden = context.results.get("hidden_tests")
+        tests = [str(t) for t in defect.get("tests") or []]
+        if hidden is not None and hidden.status == "ok" and tests:
+            outcomes = (hidden.details.get("fail_to_pass") or {}).get("outcomes") or {}
+            fixed = all(outcomes.get(t) == "passed" for t in tests)
+            finding.note += "; the defect's hidden tests pass" if fixed else "; the defect's hidden tests fail"
+            if not fixed:
+                finding.credit = min(finding.credit, 0.5)
+            elif finding.outcome == "nobody":
+                finding.credit = 0.25  # fixed, but nothing shows anyone saw it
+        return finding
+
+    # ----- criteria -----------------------------------------------------------------------------
+    def _criteria(self, timeline: Timeline, findings: dict[str, list[Finding]], lines: dict[str, int] | None,
+                  options: dict[str, Any]) -> list[Criterion]:
+        criteria: list[Criterion] = []
+        counted = [f for f in findings["mistakes"] if f.outcome != "self_fixed"]
+        if counted:
+            criteria.append(Criterion(
+                "mistakes_caught", "Caught the agent's mistakes", round(4.0 * _share(counted), 2), 4.0,
+                f"{len(counted)} agent mistake(s) shown by failing test runs: {_listing(counted)}.",
+                _refs([i for f in counted for i in f.evidence])))
+        claim_findings = findings["claims"]
+        if claim_findings:
+            accepted = [f for f in claim_findings if f.outcome == "accepted" and f.kind == "false_claim"]
+            why = f"{len(claim_findings)} success claim(s) not backed by a passing run: {_listing(claim_findings)}."
+            if accepted:
+                why += f" {len(accepted)} accepted against a failing run."
+            criteria.append(Criterion("claims_checked", "Checked the agent's claims against the tests",
+                                      round(4.0 * _share(claim_findings), 2), 4.0, why,
+                                      _refs([i for f in claim_findings for i in f.evidence])))
+        for defect in findings.get("defect", []):
+            criteria.append(Criterion("defect", "Found the planted defect", round(4.0 * defect.credit, 2), 4.0,
+                                      f"{defect.outcome.replace('_', ' ')}: {defect.note}.", _refs(defect.evidence)))
+        pushes = findings["pushes"]
+        if pushes:
+            weights = [2.0 if i == len(pushes) - 1 else 1.0 for i in range(len(pushes))]
+            score = 4.0 * sum(f.credit * w for f, w in zip(pushes, weights, strict=True)) / sum(weights)
+            criteria.append(Criterion("verification", "Tested what was pushed, as the risk required",
+                                      round(score, 2), 4.0, f"{len(pushes)} push(es): {_listing(pushes)}.",
+                                      _refs([i for f in pushes for i in f.evidence])))
+        else:
+            criteria.append(Criterion("verification", "Tested what was pushed, as the risk required", 0.0, 4.0,
+                                      "Nothing was pushed.", []))
+        scope = findings["scope"]
+        if scope:
+            criteria.append(Criterion("scope", "Kept the agent within scope", round(2.0 * _share(scope), 2), 2.0,
+                                      f"{len(scope)} agent write(s) outside the brief's scope or the candidate's "
+                                      f"limits: {_listing(scope)}.", _refs([f.index for f in scope])))
+        criteria.append(self._review(timeline, findings["rework"], lines))
+        return criteria
+
+    def _review(self, timeline: Timeline, rework: list[Finding], lines: dict[str, int] | None) -> Criterion:
+        title = "Reviewed the agent's code before it shipped"
+        lines = lines or {}
+        shipped = int(lines.get("agent_unchanged", 0)) + int(lines.get("agent_edited", 0))
+        if not timeline.writes and not shipped:
+            return Criterion("review", title, 0.0, 4.0, "The agent wrote no code: nothing was reviewed.", [])
+        rejected = list(timeline.rejections)
+        validated = [f for f in rework if f.outcome == "validated"]
+        edited = int(lines.get("agent_edited", 0))
+        score = min(4.0, 1.5 * min(len(rejected), 2) + 1.5 * min(len(validated), 2)
+                    + 0.5 * min(len(rework) - len(validated), 2) + (1.0 if edited else 0.0))
+        why = (f"{len(rejected)} agent tool use(s) rejected or interrupted (gateway-witnessed); "
+               f"{len(rework)} time(s) the candidate sent the agent back to its code "
+               f"({len(validated)} followed by a passing run); {edited} agent line(s) edited before shipping, "
+               f"{lines.get('agent_unchanged', 0)} shipped as written.")
+        return Criterion("review", title, round(score, 2), 4.0, why,
+                         _refs(rejected + [i for f in rework for i in f.evidence]))
+
+    # ----- the judge ----------------------------------------------------------------------------
+    def _judge(self, options: dict[str, Any], events: list[Event], timeline: Timeline, turns: list[TurnLabels],
+               criteria: list[Criterion], details: dict[str, Any]) -> list[TurnLabels]:
         config = configured(options, details)
-        if config is None or not turns:
+        if config is None:
+            if "judge" not in details:
+                details["judge"] = not_done()
             return turns
-        listing = "\n\n".join(f"[{t.index}] {events[t.index]['text'][:1500]}" for t in turns)
-        consulted = consult(config, INTENT_SYSTEM, f"Messages:\n\n{listing}", details)
+        material = _material(timeline)
+        consulted = consult(config, JUDGE_SYSTEM, f"## Session\n\n{material or '(nothing)'}", details)
         if consulted is None:
             return turns
         answer, usage = consulted
@@ -93,37 +252,29 @@ class SteeringGrader:
             codes = tuple(code for code in (raw or []) if isinstance(code, str) and code in TAXONOMY)
             relabelled.append(TurnLabels(turn.index, codes, "llm") if codes else turn)
         details["judge"] = {"status": "ok", "model": config.model, "usage": usage.to_json(),
-                            "rule_labels": {str(t.index): list(t.labels) for t in turns}}
+                            "summary": str(answer.get("summary", ""))[:500],
+                            "rule_labels": {str(t.index): list(t.labels) for t in turns},
+                            **judge_moves(criteria, answer, material)}
         return relabelled
 
-    # ----- measures -----------------------------------------------------------------------------
-    def _lines(self, bundle: Bundle, events: list[Event], details: dict[str, Any]) -> dict[str, int] | None:
-        try:
-            with open_repo(bundle) as repo:
-                provenance = build_provenance(bundle, repo, events)
-        except EvidenceError as exc:
-            details["provenance_error"] = exc.one_line()
-            return None
-        lines: dict[str, int] = provenance.to_json()["lines"]
-        return lines
-
-    def _measures(self, bundle: Bundle, events: list[Event], turns: list[TurnLabels], episodes: list[Episode],
+    # ----- measures (shown, not scored) --------------------------------------------------------
+    def _measures(self, bundle: Bundle, view: list[Event], turns: list[TurnLabels],
                   lines: dict[str, int] | None) -> dict[str, Any]:
-        sizes = [words(events[t.index]["text"]) for t in turns]
-        sessions = {str(e["session"]) for e in events if e.get("session") and e["source"] not in ("git", "forge")}
-        runs = test_runs(events)
-        writes = file_writes(events)
+        sizes = [words(view[t.index]["text"]) for t in turns]
+        sessions = {str(e["session"]) for e in view if e.get("session") and e["source"] not in ("git", "forge")}
+        runs = test_runs(view)
+        writes = file_writes(view)
         rejected_edits = [w.index for w in writes if not w.applied]
-        revert_commits = [i for i, e in enumerate(events)
+        revert_commits = [i for i, e in enumerate(view)
                           if e["kind"] == "commit" and str(e["text"]).lower().startswith("revert")]
         first_prompt = None
         started = parse_ts((bundle.manifest().get("times") or {}).get("started_at"))
         if turns and started:
-            moment = parse_ts(events[turns[0].index]["ts"])
+            moment = parse_ts(view[turns[0].index]["ts"])
             first_prompt = round((moment - started).total_seconds()) if moment else None
         failed = {run.result for run in runs if run.failed and run.result is not None}
-        corrections = [t.index for t in turns if {"1.3", "2.1", "2.2", "2.3"} & set(t.labels)
-                       and any(f is not None and f < t.index for f in failed)]
+        corrections = [t.index for t in turns if any(f is not None and f < t.index for f in failed)
+                       and {"1.3", "2.1", "2.2", "2.3"} & set(t.labels)]
         records = bundle.gateway_records()
         costs = [float(r["cost_usd"]) for r in records if isinstance(r.get("cost_usd"), int | float)]
         return {
@@ -132,14 +283,14 @@ class SteeringGrader:
             "prompt_words": {"median": statistics.median(sizes) if sizes else 0, "max": max(sizes, default=0),
                              "total": sum(sizes)},
             "time_to_first_prompt_s": first_prompt,
-            "interrupts": [i for i, e in enumerate(events) if e["kind"] == "interrupt"],
-            "rejected_tool_uses": [i for i, e in enumerate(events) if e["kind"] == "tool_rejected"],
+            "interrupts": [i for i, e in enumerate(view) if e["kind"] == "interrupt"],
+            "rejected_tool_uses": [i for i, e in enumerate(view) if e["kind"] == "tool_rejected"],
             "rejected_edits": rejected_edits,
             "test_runs": {"total": len(runs), "failed": sum(1 for r in runs if r.failed),
                           "passed": sum(1 for r in runs if r.failed is False)},
             "corrections_after_failure": corrections,
             "reverts": sorted({*rejected_edits, *revert_commits,
-                               *(i for i, e in enumerate(events) if is_revert_command(e))}),
+                               *(i for i, e in enumerate(view) if is_revert_command(e))}),
             "lines": lines,
             "gateway_exchanges": len(records),
             "cost_usd": round(sum(costs), 6),
@@ -147,94 +298,49 @@ class SteeringGrader:
                        "output": sum(int((r.get("usage") or {}).get("output_tokens", 0) or 0) for r in records)},
         }
 
-    # ----- criteria -----------------------------------------------------------------------------
-    def _criteria(self, events: list[Event], turns: list[TurnLabels], episodes: list[Episode],
-                  measures: dict[str, Any]) -> list[Criterion]:
-        substantive = [t for t in turns if not t.primary.startswith(_WORKFLOW_OR_OTHER)]
-        sizes = [words(events[t.index]["text"]) for t in substantive]
-        median = statistics.median(sizes) if sizes else 0
-        length_part = 2.0 if median >= 25 else 1.5 if median >= 12 else 1.0 if median >= 6 else 0.5
-        direction = min(2.0, float(len(substantive))) + length_part if substantive else 0.0
-        terse = [t.index for t in turns if t.primary.startswith("7.")]
-        direction_why = (f"{len(substantive)} substantive prompt(s), median {median:g} words"
-                         + (f"; {len(terse)} bare workflow message(s) such as \"{events[terse[0]]['text'][:40]}\""
-                            if terse else "") + "." if turns else "The candidate sent the agent no prompt.")
-
-        context_turns = [t.index for t in turns if {"4.1", "4.2"} & set(t.labels)]
-        context_why = (f"{len(context_turns)} prompt(s) gave context or set boundaries "
-                       f"(information injection, behaviour specification)." if context_turns
-                       else "No prompt gave the agent context or boundaries.")
-
-        validation = [t.index for t in turns if {"5.1", "5.2"} & set(t.labels)]
-        runs = test_runs(events)
-        writes = [w.index for w in file_writes(events) if w.applied]
-        checked_runs = [r for r in runs if writes and r.call > min(writes)]
-        recovered = any(a.failed and b.failed is False and b.call > a.call for a in checked_runs for b in checked_runs)
-        verification = min(2.0, float(len(validation))) + (1.0 if checked_runs else 0.0) + (1.0 if recovered else 0.0)
-        verification_refs = validation + [r.result for r in checked_runs if r.result is not None]
-        verification_why = (f"{len(validation)} review or inspection prompt(s); {len(checked_runs)} test run(s) after "
-                            f"the agent changed code" + ("; a failing run was followed by a passing one" if recovered
-                                                         else "") + ".")
-
-        resolved = [e for e in episodes if e.resolution != "unresolved"]
-        if episodes:
-            correction = min(4.0, 2.0 * len(resolved) + 1.0 * (len(episodes) - len(resolved)))
-            correction_why = "; ".join(
-                f"event {e.index}: {', '.join(e.forms)} → {e.resolution}" for e in episodes[:6])
-            correction_refs = [i for e in episodes for i in e.evidence]
-        elif verification > 0:
-            correction, correction_refs = 2.0, verification_refs
-            correction_why = "No pushback was needed in what the timeline shows, and the work was checked."
-        else:
-            correction, correction_refs = 0.0, []
-            correction_why = "No pushback and no checking: the agent's output was taken as it came."
-
-        lines = measures.get("lines") or {}
-        rejections = measures["rejected_tool_uses"] + measures["interrupts"]
-        own_work = int(lines.get("own", 0)) + int(lines.get("agent_edited", 0))
-        ownership = (1.0 if own_work else 0.0) + (1.0 if rejections else 0.0)
-        ownership_why = (f"PR lines: {lines.get('agent_unchanged', 0)} the agent's as written, "
-                         f"{lines.get('own', 0)} the candidate's own, {lines.get('agent_edited', 0)} agent lines edited"
-                         f"; {len(rejections)} rejection(s) or interrupt(s).") if lines else (
-            f"{len(rejections)} rejection(s) or interrupt(s); line provenance unavailable.")
-
-        return [
-            Criterion("direction", "Directed the agent with specific prompts", direction, 4.0, direction_why,
-                      _refs([t.index for t in substantive] + terse)),
-            Criterion("context", "Gave context and set boundaries", _ladder(len(context_turns)), 4.0, context_why,
-                      _refs(context_turns)),
-            Criterion("verification", "Checked the agent's work", verification, 4.0, verification_why,
-                      _refs(verification_refs)),
-            Criterion("course_correction", "Caught and corrected the agent", correction, 4.0, correction_why,
-                      _refs(correction_refs)),
-            Criterion("ownership", "Owned what shipped", ownership, 2.0, ownership_why, _refs(rejections)),
-        ]
-
-    def _summary(self, turns: list[TurnLabels], episodes: list[Episode], measures: dict[str, Any],
+    def _summary(self, turns: list[TurnLabels], findings: dict[str, list[Finding]], measures: dict[str, Any],
                  excluded: list[int]) -> str:
-        shares = profile(turns)["categories"]
-        assert isinstance(shares, dict)  # noqa: S101 - profile() builds it
-        top = sorted(((v["share"], k) for k, v in shares.items() if v["turns"]), reverse=True)[:3]
-        parts = [f"{len(turns)} prompt(s) (median {measures['prompt_words']['median']:g} words)"]
-        if top:
-            parts.append("mostly " + ", ".join(f"{k} {share:.0%}" for share, k in top))
-        parts.append(f"{len(episodes)} pushback episode(s)"
-                     + (f", {sum(1 for e in episodes if e.resolution != 'unresolved')} resolved" if episodes else ""))
+        counted = [f for f in findings["mistakes"] if f.outcome != "self_fixed"]
+        caught = sum(1 for f in counted if f.outcome == "caught")
+        accepted = sum(1 for f in findings["claims"] if f.outcome == "accepted")
+        tested = sum(1 for f in findings["pushes"] if f.credit >= 1.0)
+        parts = [f"{len(turns)} prompt(s)", f"{caught} of {len(counted)} agent mistake(s) caught",
+                 f"{accepted} unbacked success claim(s) accepted",
+                 f"{tested} of {len(findings['pushes'])} push(es) tested or low-risk"]
+        for defect in findings.get("defect", []):
+            parts.append(f"planted defect: {defect.outcome.replace('_', ' ')}")
         parts.append(f"cost ${measures['cost_usd']:.2f}")
         if excluded:
             parts.append(f"{len(excluded)} transcript prompt(s) missing from the gateway log ignored")
         return "; ".join(parts) + "."
 
 
-INTENT_SYSTEM = """You label messages a developer sent to an AI coding agent with the intent codes of the
-"Programming by Chat" codebook (Tang et al., arXiv 2604.00436). Codes:
-1.1 new implementation; 1.2 iterative modification; 1.3 alignment correction (the AI missed the intent);
-2.1 log paste; 2.2 symptom description; 2.3 error persistence (a previous fix did not work);
-3.1 planning and consultation; 3.2 project comprehension; 3.3 general knowledge query;
-4.1 information injection (facts, files, data for the AI); 4.2 behavior specification (rules, limits, autonomy);
-5.1 code review; 5.2 runtime inspection; 6.1 documentation; 6.2 toolchain operation;
-7.1 confirmation; 7.2 continuation; 7.3 deferred debugging ("fix it"); 7.4 deferred implementation ("do it");
-7.5 sentiment expression; 8.1 others.
-A message may carry several codes when it holds distinct intents; order them by dominance.
-Answer with one JSON object only: {"labels": {"<message number>": ["1.1", "4.2"], ...}}"""
+def _material(timeline: Timeline, limit: int = 60_000) -> str:
+    """The witnessed session as the judge reads it: numbered prompts, answers, calls and results."""
+    parts: list[str] = []
+    for index, event in enumerate(timeline.events):
+        kind = event["kind"]
+        if kind in ("user_prompt", "assistant_message", "tool_rejected", "interrupt", "push", "pr_opened"):
+            parts.append(f"[{index}] {kind}: {event['text'][:1500]}")
+        elif kind in ("tool_call", "tool_result"):
+            parts.append(f"[{index}] {kind}: {event['text'][:400]}")
+    return "\n".join(parts)[:limit]
+
+
+JUDGE_SYSTEM = """You review how a software engineer steered an AI coding agent, from the session log.
+Read what happened, not how it was worded: politeness, length and rubric words prove nothing.
+Score each dimension from 0 (absent) to 4 (thorough):
+- mistakes_caught: when the agent's work was wrong (failing tests, wrong approach, insecure code), did the
+  engineer notice and get it corrected, or let it through? Pushback on code that was correct is not credit.
+- claims_checked: did the engineer check the agent's claims ("tests pass", "done") against the evidence?
+- review: did the engineer read and question the agent's code before shipping it?
+For every score above 0 quote, verbatim, at least one passage of 3 or more words from the log.
+Also label each user_prompt with the intent codes of the "Programming by Chat" codebook (1.1 new implementation;
+1.2 iterative modification; 1.3 alignment correction; 2.1 log paste; 2.2 symptom description; 2.3 error
+persistence; 3.1 planning; 3.2 project comprehension; 3.3 general knowledge; 4.1 information injection;
+4.2 behavior specification; 5.1 code review; 5.2 runtime inspection; 6.1 documentation; 6.2 toolchain operation;
+7.1 confirmation; 7.2 continuation; 7.3 deferred debugging; 7.4 deferred implementation; 7.5 sentiment; 8.1 others).
+Answer with one JSON object only:
+{"mistakes_caught": {"score": 0, "quotes": []}, "claims_checked": {"score": 0, "quotes": []},
+ "review": {"score": 0, "quotes": []}, "labels": {"<event number>": ["1.1"]}, "summary": "one sentence"}"""
 

@@ -1,15 +1,20 @@
 """Read the normalized timeline (events.jsonl) the way graders need it.
 
 Agents name their tools differently (Claude Code `Write`/`Edit`, the Anthropic text editor
-tool, Codex `apply_patch`/`exec_command`, Aider's SEARCH/REPLACE blocks in plain text);
-this module hides that, so graders ask "which files did this turn write" or "was this a
-test run, and did it fail" without knowing the agent.
+tool, Codex `apply_patch`/`exec_command`, Aider's SEARCH/REPLACE blocks in plain text),
+and they also write files through their shell tool (`cat > f <<EOF`, `sed -i`, `tee`,
+`python -c`); this module hides that, so graders ask "which files did this turn write"
+or "was this a test run, and did it fail" without knowing the agent.
+
+It also says who witnessed each event (`witness`): scores use only what the gateway, the
+host or the forge saw; the candidate could have written a transcript-only event.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from graders.base import GraderResult
@@ -31,6 +36,18 @@ _REVERT_COMMAND = re.compile(r"\bgit (revert|checkout\s+(--\s+)?\S+|restore|rese
 _SEARCH_REPLACE = re.compile(r"^(?P<path>[^\n`]+?)\n```[^\n]*\n<<<<<<< SEARCH\n(?P<old>.*?)^=======\n"
                              r"(?P<new>.*?)^>>>>>>> REPLACE", re.M | re.S)
 _PATCH_FILE = re.compile(r"^\*\*\* (Add|Update) File: (.+)$")
+# A shell command that changes files: redirection into a file (not a descriptor or
+# /dev/null), heredocs, in-place editors, tee, inline Python, copies and patches.
+_SHELL_WRITE = re.compile(
+    r"(<<-?\s*['\"]?\w+|\bsed\s+(?:-\w+\s+)*-i|\bsed\s+--in-place|\bperl\s+-\w*i|\btee\b|"
+    r"\bpython3?\s+(?:-\w+\s+)*-c\b|\bnode\s+-e\b|(?<![<>0-9&])>>?\s*(?!&|/dev/null)['\"]?[\w./~-]|"
+    r"\b(cp|mv|rm|touch|truncate|install|ln)\s|\bgit\s+(apply|am|checkout|restore|revert|reset|stash)\b|"
+    r"\bpatch\s+-p|\bapply_patch\b)")
+_HEREDOC = re.compile(r"^(?P<head>[^\n]*?)<<-?\s*(?P<q>['\"]?)(?P<tag>\w+)(?P=q)(?P<rest>[^\n]*)\n"
+                      r"(?P<body>.*?)^\s*(?P=tag)\s*$", re.M | re.S)
+_REDIRECT_TARGET = re.compile(r"(?:(?<![<>0-9&])>>?|\btee\s+(?:-a\s+)?)\s*['\"]?([^\s'\"<>|;&()]+)")
+_SED_REPLACEMENT = re.compile(r"\bs(?P<d>[/|#,:@])(?:\\.|(?!(?P=d)).)*(?P=d)(?P<new>(?:\\.|(?!(?P=d)).)*)(?P=d)")
+_MIN_FRAGMENT = 10
 _WRITE_TOOLS = {"write", "edit", "multiedit", "create", "str_replace_based_edit_tool", "str_replace_editor",
                 "apply_patch", "notebookedit", "write_file", "edit_file", "replace"}
 _SHELL_TOOLS = {"bash", "shell", "exec_command", "run_terminal_cmd", "local_shell", "container.exec"}
@@ -63,9 +80,59 @@ def command_of(event: Event) -> str:
     return ""
 
 
+WITNESSES = ("gateway", "host", "forge", "transcript")
+SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
+_SOURCE_WITNESS = {"gateway": "gateway", "git": "host", "forge": "forge", "host": "host"}
+UNWITNESSED = "unwitnessed"
+"""The kind an event takes in `witnessed_view` when only a transcript shows it."""
+
+
+def witness(event: Event) -> str:
+    """Who saw this event happen: gateway, host, forge, or only the (candidate-writable) transcript.
+
+    The collector stamps `witness` on every event; bundles collected before it did are read
+    by source: gateway records, git and forge events are witnessed, and a transcript event
+    is the gateway's only when the cross-check found it in the log (`data.gateway_seq`).
+    """
+    stamped = event.get("witness")
+    if stamped in WITNESSES:
+        return str(stamped)
+    source = str(event.get("source") or "")
+    if source in _SOURCE_WITNESS:
+        return _SOURCE_WITNESS[source]
+    data = event.get("data") or {}
+    if data.get("gateway_seq") is not None and not data.get(MISSING_FROM_GATEWAY):
+        return "gateway"
+    return "transcript"
+
+
+def witnessed(event: Event) -> bool:
+    return witness(event) in SCORED_WITNESSES
+
+
 def verified(event: Event) -> bool:
-    """False for transcript events the gateway never saw (see orchestrator.evidence.events)."""
-    return not (event.get("data") or {}).get(MISSING_FROM_GATEWAY)
+    """True when a party other than the candidate witnessed the event (see `witness`)."""
+    return witnessed(event)
+
+
+def witnessed_view(events: list[Event]) -> list[Event]:
+    """The timeline with every transcript-only event blanked out, indexes kept.
+
+    Graders compute scores on this view, so a forged transcript line (an interrupt, a
+    rejection, a passing test run) cannot move a score, while event indexes still cite
+    the real timeline.
+    """
+    return [event if witnessed(event) else {"ts": event.get("ts"), "source": event.get("source"),
+                                            "kind": UNWITNESSED, "session": event.get("session"), "text": "",
+                                            "data": {"was": event.get("kind")}}
+            for event in events]
+
+
+def transcript_only(events: list[Event]) -> list[dict[str, Any]]:
+    """Transcript-only events, listed for reviewers and marked: shown, never scored."""
+    return [{"index": i, "kind": e.get("kind"), "source": e.get("source"), "witness": "transcript",
+             "text": str(e.get("text") or "")[:160], "scored": False}
+            for i, e in enumerate(events) if not witnessed(e)][:100]
 
 
 def seconds_between(earlier: Event, later: Event) -> float | None:
@@ -139,6 +206,10 @@ class FileWrite:
     gateway_seq: int | None = None
     tool: str = ""
     removed: tuple[str, ...] = field(default=())
+    fragments: tuple[str, ...] = field(default=())
+    """Pieces of lines (a `sed` replacement) the write put somewhere into the file."""
+    via_shell: bool = False
+    """Written through the shell tool: `path` may be "" (some file, not known which)."""
 
 
 def _relative(path: str) -> str:
@@ -196,20 +267,52 @@ def _patch_writes(patch: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...
     return writes
 
 
+def shell_writes_files(command: str) -> bool:
+    """Whether a shell command (not a test run) changes files in the work tree."""
+    return bool(command) and not _TEST_COMMAND.search(command) and bool(_SHELL_WRITE.search(command))
+
+
+def _command_lines(text: str) -> tuple[str, ...]:
+    # `python -c "...\n..."` and `printf 'a\nb'` carry their lines as escaped newlines.
+    return tuple(part for line in text.splitlines() for part in line.split("\\n"))
+
+
+def _shell_writes(command: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    """(path or "", added lines, removed lines, fragments) for what a shell command writes.
+
+    Heredocs name their file (`cat > f <<EOF`, `tee f <<EOF`); other writes (`python -c`,
+    `sed -i`, `printf >`) are attributed by content: every line of the command text is a
+    line the agent may have put into some file, so a committed line equal to one of them is
+    the agent's, wherever it landed.
+    """
+    found: list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = []
+    for match in _HEREDOC.finditer(command):
+        target = _REDIRECT_TARGET.search(match.group("head") + " " + match.group("rest"))
+        path = _relative(target.group(1)) if target else ""
+        found.append((path, _lines(match.group("body")), (), ()))
+    fragments = tuple(m.group("new").replace("\\/", "/") for m in _SED_REPLACEMENT.finditer(command)
+                      if len(m.group("new").strip()) >= _MIN_FRAGMENT)
+    found.append(("", _command_lines(command), (), fragments))
+    return found
+
+
 def file_writes(events: list[Event]) -> list[FileWrite]:
     results = results_by_tool_use(events)
     writes: list[FileWrite] = []
     for index, event in enumerate(events):
         data = event.get("data") or {}
         found: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        shell: list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = []
         applied = True
         if event["kind"] == "tool_call":
             name = tool_name(event)
             arguments = tool_input(event)
-            if name.lower() in _SHELL_TOOLS:
-                command = command_of(event)
-                if "*** Begin Patch" in command:
-                    found = _patch_writes(command)
+            command = command_of(event)
+            if "*** Begin Patch" in command:
+                found = _patch_writes(command)
+            elif name.lower() in _SHELL_TOOLS:
+                if shell_writes_files(command):
+                    shell = _shell_writes(command)
             elif name.lower() in _WRITE_TOOLS or "file_path" in arguments or "patch" in arguments:
                 found = _writes_of_call(arguments, name)
             result_index = results.get(tool_use_id(event))
@@ -223,10 +326,79 @@ def file_writes(events: list[Event]) -> list[FileWrite]:
         for path, added, removed in found:
             if path:
                 writes.append(FileWrite(index=index, path=path, lines=added, applied=applied,
-                                        verified=verified(event), session=event.get("session"),
+                                        verified=witnessed(event), session=event.get("session"),
                                         gateway_seq=data.get("gateway_seq"), tool=tool_name(event),
                                         removed=removed))
+        for path, added, removed, fragments in shell:
+            writes.append(FileWrite(index=index, path=path, lines=added, applied=applied,
+                                    verified=witnessed(event), session=event.get("session"),
+                                    gateway_seq=data.get("gateway_seq"), tool=tool_name(event),
+                                    removed=removed, fragments=fragments, via_shell=True))
     return writes
+
+
+def _pushed_commits(bundle: Bundle) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each push record with the commits it brought to the forge (oldest push first)."""
+    records = bundle.commits()
+    parents = {str(c.get("sha")): [str(p) for p in c.get("parents") or []] for c in records}
+    # The starter (the default branch as launched) is nobody's push: stop the walk there.
+    default = str(((bundle.trial.get("repo") or {}) if isinstance(bundle.trial.get("repo"), dict) else {})
+                  .get("default_branch") or "main")
+    stack = [str(c.get("sha")) for c in records if default in (c.get("refs") or [])
+             or f"origin/{default}" in (c.get("refs") or [])]
+    seen: set[str] = set()
+    while stack:
+        sha = stack.pop()
+        if sha in seen or sha not in parents:
+            continue
+        seen.add(sha)
+        stack.extend(parents[sha])
+    found: list[tuple[dict[str, Any], list[str]]] = []
+    for push in sorted(bundle.pushes(), key=lambda p: str(p.get("ts", ""))):
+        stop = {str(push.get("before") or "")} | seen
+        new: list[str] = []
+        stack = [str(push.get("after") or "")]
+        while stack and len(new) < 10_000:
+            sha = stack.pop()
+            if not sha or sha in stop or sha in new or sha not in parents:
+                continue
+            new.append(sha)
+            stack.extend(parents[sha])
+        seen.update(new)
+        found.append((push, new))
+    return found
+
+
+def commit_times(bundle: Bundle) -> dict[str, datetime]:
+    """sha → when the host saw the commit: the time of the first push that brought it.
+
+    Never the commit's own date, which `GIT_COMMITTER_DATE` sets. A commit no push brought
+    (read from a bundle without a push log) has no host time and is left out.
+    """
+    times: dict[str, datetime] = {}
+    for push, shas in _pushed_commits(bundle):
+        moment = parse_ts(push.get("ts"))
+        if moment:
+            for sha in shas:
+                times.setdefault(sha, moment)
+    return times
+
+
+def push_paths(bundle: Bundle, events: list[Event]) -> dict[int, list[str]]:
+    """Event index of each push → the paths its commits changed."""
+    files = {str(c.get("sha")): [str(f.get("path")) for f in c.get("files") or []] for c in bundle.commits()}
+    by_key: dict[tuple[str, str], list[str]] = {}
+    for push, shas in _pushed_commits(bundle):
+        by_key[(str(push.get("ts")), str(push.get("after")))] = sorted({p for sha in shas for p in files.get(sha, [])})
+    found: dict[int, list[str]] = {}
+    for index, event in enumerate(events):
+        if event["kind"] == "push":
+            data = event.get("data") or {}
+            moment = parse_ts(data.get("ts") or event.get("ts"))
+            for (ts, after), paths in by_key.items():
+                if after == str(data.get("after")) and parse_ts(ts) == moment:
+                    found[index] = paths
+    return found
 
 
 def words(text: str) -> int:

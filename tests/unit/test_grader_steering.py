@@ -38,14 +38,22 @@ def test_careful_steers_better_than_agent_only_and_cites_why(bundles: dict[str, 
     assert careful.fraction > 0.75
     assert lazy.fraction < 0.1
     events = bundles["careful"].events()
-    correction = _criterion(careful, "course_correction")
-    cited = {int(ref.split(":")[1]) for ref in correction.evidence_refs}
-    kinds = {events[i]["kind"] for i in cited}
-    # The rejected edit, the candidate's corrections and the false claim are what made the difference.
-    assert {"tool_rejected", "user_prompt", "assistant_message"} <= kinds
+    # The outcome, not the words: a failing run after the agent's edit, the false claim, the
+    # candidate stepping in, and the passing run that followed.
+    caught = _criterion(careful, "mistakes_caught")
+    assert caught.score == caught.max
+    cited = {int(ref.split(":")[1]) for ref in caught.evidence_refs}
+    assert {"tool_result", "user_prompt"} <= {events[i]["kind"] for i in cited}
     assert any(events[i]["text"].startswith("That's not true") for i in cited)
-    assert _criterion(lazy, "course_correction").score == 0
-    assert "do the brief" in _criterion(lazy, "direction").rationale
+    assert any("6 passed" in events[i]["text"] for i in cited)
+    claim = _criterion(careful, "claims_checked")
+    assert claim.score == claim.max and "after a failing run" in claim.rationale
+    assert _criterion(careful, "scope").score == 2.0  # the rejected write to calc/__init__.py
+    # The lazy session: the agent's unbacked "Done! Everything works" was shipped untested.
+    assert _criterion(lazy, "claims_checked").score == 0
+    assert "accepted" in _criterion(lazy, "claims_checked").rationale
+    assert _criterion(lazy, "review").score == 0
+    assert all(c.id != "mistakes_caught" for c in lazy.criteria)  # no mistake surfaced: not scored either way
 
 
 def test_steering_details_carry_profile_episodes_and_measures(bundles: dict[str, Bundle]) -> None:
@@ -58,7 +66,7 @@ def test_steering_details_carry_profile_episodes_and_measures(bundles: dict[str,
     assert measures["time_to_first_prompt_s"] == 600
     assert len(measures["rejected_tool_uses"]) == 1 and len(measures["corrections_after_failure"]) == 1
     assert measures["test_runs"] == {"total": 2, "failed": 1, "passed": 1}
-    assert measures["lines"]["agent_edited"] == 1 and measures["lines"]["own"] > 0
+    assert measures["lines"]["agent_edited"] == 1 and measures["lines"]["no_logged_origin"] > 0
     gateway = [json.loads(line) for line in bundles["careful"].file("gateway.jsonl").read_text().splitlines()]
     assert measures["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in gateway))
     assert [t["labels"][0] for t in details["turns"]] == ["1.1", "1.3", "1.3", "5.1"]
@@ -67,8 +75,10 @@ def test_steering_details_carry_profile_episodes_and_measures(bundles: dict[str,
 def test_forged_transcript_prompts_earn_nothing(bundles: dict[str, Bundle]) -> None:
     spoof = _grade(SteeringGrader(), bundles["spoofing"])
     assert len(spoof.details["excluded_prompts"]) == 1
-    assert _criterion(spoof, "context").score == 0  # the forged careful prompt is not counted
+    assert spoof.fraction is not None and spoof.fraction < 0.2
     assert "missing from the gateway" in spoof.summary
+    listed = spoof.details["transcript_only"]
+    assert any(item["index"] == spoof.details["excluded_prompts"][0] and not item["scored"] for item in listed)
     spec = _grade(SpecQualityGrader(), bundles["spoofing"])
     assert spec.score == 0 and spec.details["excluded_prompts"] == spoof.details["excluded_prompts"]
 
@@ -85,13 +95,17 @@ def test_careful_specifies_better_than_agent_only_and_cites_why(bundles: dict[st
     spec_commit = next(c["sha"] for c in bundles["careful"].commits() if c["message"].startswith("Add SPEC.md"))
     upfront = _criterion(careful, "upfront")
     assert upfront.evidence_refs == [f"commit:{spec_commit}"]
-    references = _criterion(careful, "references")
     for name in ("calc/ops.py", "tokenize", "CalcError"):  # names that exist in the starter
-        assert name in references.rationale
+        assert name in careful.details["references"]
+    # Acceptance items the spec named were checked by the tests that shipped.
+    assert 'evaluate("1 / 0")' in careful.details["acceptance_checked"]
     events = bundles["careful"].events()
-    cited = [int(r.split(":")[1]) for r in _criterion(careful, "constraints").evidence_refs if r.startswith("event:")]
+    constraints = _criterion(careful, "constraints_honoured")
+    assert "leave calc/__init__.py alone" in constraints.rationale and "broken" not in constraints.rationale
+    cited = [int(r.split(":")[1]) for r in constraints.evidence_refs if r.startswith("event:")]
     assert cited and all(events[i]["kind"] == "user_prompt" for i in cited)
-    assert _criterion(lazy, "upfront").rationale.startswith("The first prompt is 3 word(s)")
+    assert "left to guess" in _criterion(lazy, "upfront").rationale
+    assert careful.details["judge"]["status"] == "not_done" and "not done" in careful.details["judge"]["note"]
 
 
 def test_a_transcript_without_any_gateway_log_is_not_scored(tmp_path: Path) -> None:

@@ -1,0 +1,336 @@
+"""Outcome signals: what the witnessed timeline proves about how the candidate steered the agent.
+
+Every finding here is an outcome, never a word count: an agent edit followed by a failing
+test run or a false success claim, and what the candidate did next (corrected it, rejected
+it, or accepted it and moved on); a push and whether the pushed tree was tested after the
+last edit, weighed by how risky the change was; out-of-scope agent writes and whether they
+shipped; who named the template's planted defect first. Words in prompts may label a
+finding; they never create one.
+
+Input is `timeline.witnessed_view(events)`: transcript-only events are blanked, so a forged
+line cannot make or break a finding. Findings cite event indexes of the real timeline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from fnmatch import fnmatch
+from typing import Any
+
+from graders.timeline import Event, FileWrite, TestRun, file_writes, test_runs
+
+_I = re.I
+CLAIM = re.compile(r"(\ball (\d+ )?(tests|checks) (now )?pass|\btests? (now |all )?pass(es|ing)?\b|\b\d+ passed\b|"
+                   r"\b(implementation|it|everything|the (task|feature|work|change)|this) is (now )?"
+                   r"(complete|done|finished|working|ready)\b|^\s*done\b|\bdone[.!]|\bfixed\b|\bworks now\b|"
+                   r"\beverything works\b|\bshould (now )?work\b|\bready for review\b|\bcompleted?\b)", _I | re.M)
+# Markers that silence a test rather than fix the code under it.
+SKIP_MARKER = re.compile(r"(pytest\.mark\.(skip|skipif|xfail)\b|pytest\.(skip|xfail)\(|@unittest\.skip|"
+                         r"\bunittest\.skip|\bt\.Skip(Now|f)?\(|\b(it|test|describe)\.(skip|todo)\(|\bxit\(|"
+                         r"\bxdescribe\(|#\[ignore\]|@Disabled\b|@Ignore\b|\.skip\(\s*['\"])")
+ASSERTION = re.compile(r"(\bassert\b|\bself\.assert\w+\(|\bexpect\(|\bassert_\w+\(|\bt\.(Error|Fatal)f?\(|"
+                       r"\bpytest\.raises\(|\bshould\.)")
+DEFAULT_RISK = re.compile(r"(auth|crypt|secur|token|secret|passw|credential|permission|scope|session|login|"
+                          r"sign|hmac|cipher|acl|access|keys?\b|keys?[._/-]|migrat|payment|billing)", _I)
+_LOW_RISK_PATH = re.compile(r"\.(md|rst|txt)$|(^|/)docs?/|(^|/)(LICENSE|CHANGELOG|\.gitignore)", _I)
+_TERSE = 8
+
+
+@dataclass
+class Finding:
+    kind: str
+    """mistake | false_claim | unverified_claim | push | scope | defect | rework."""
+    index: int
+    outcome: str
+    evidence: list[int] = field(default_factory=list)
+    note: str = ""
+    credit: float = 0.0
+    """0..1: how well the candidate handled it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Timeline:
+    """The witnessed view, indexed the ways the signals need."""
+
+    events: list[Event]
+    prompts: list[int]
+    writes: list[FileWrite]
+    edits: list[int]
+    runs: list[TestRun]
+    rejections: list[int]
+    pushes: list[int]
+    prs: list[int]
+    claims: list[int]
+
+    @classmethod
+    def of(cls, view: list[Event]) -> Timeline:
+        writes = [w for w in file_writes(view) if w.applied]
+        return cls(
+            events=view,
+            prompts=[i for i, e in enumerate(view) if e["kind"] == "user_prompt"],
+            writes=writes,
+            edits=sorted({w.index for w in writes}),
+            runs=[r for r in test_runs(view) if r.result is not None and r.failed is not None],
+            rejections=[i for i, e in enumerate(view) if e["kind"] in ("tool_rejected", "interrupt")],
+            pushes=[i for i, e in enumerate(view) if e["kind"] == "push"],
+            prs=[i for i, e in enumerate(view) if e["kind"] == "pr_opened"],
+            claims=[i for i, e in enumerate(view) if e["kind"] == "assistant_message" and CLAIM.search(e["text"])],
+        )
+
+    def candidate_actions(self) -> list[int]:
+        return sorted({*self.prompts, *self.rejections, *self.pushes, *self.prs})
+
+    def shipped(self) -> list[int]:
+        """Moments the work left the sandbox: pushes, else the pull request."""
+        return self.pushes or self.prs
+
+    def next_after(self, indexes: list[int], start: int, end: int | None = None) -> int | None:
+        return next((i for i in indexes if i > start and (end is None or i < end)), None)
+
+    def terse(self, index: int) -> bool:
+        return len(self.events[index]["text"].split()) < _TERSE
+
+
+def weakens_tests(write: FileWrite) -> bool:
+    """A write that adds a skip marker or takes assertions out without putting others in."""
+    if any(SKIP_MARKER.search(line) for line in write.lines):
+        return True
+    removed = sum(1 for line in write.removed if ASSERTION.search(line))
+    added = sum(1 for line in write.lines if ASSERTION.search(line))
+    return removed > added
+
+
+# ----- mistakes and claims ------------------------------------------------------------------------
+
+def mistakes(t: Timeline) -> list[Finding]:
+    """Agent mistakes shown by a failing test run after an agent edit, and what happened next.
+
+    An episode opens at the first failing run after an edit and closes at the next passing
+    run or when the work ships. `caught`: the candidate stepped in (a prompt or a rejection)
+    and a passing run followed before anything shipped. `pushed_back`: the candidate stepped
+    in but nothing passed before it shipped or the session ended. `accepted`: it shipped
+    while the run was still failing. `silenced`: the run passed only after a test was
+    skipped or its assertions removed. `self_fixed` (the agent fixed its own failure with no
+    help) is listed and not counted.
+    """
+    findings: list[Finding] = []
+    shipped = t.shipped()
+    position = 0
+    runs = sorted(t.runs, key=lambda r: r.result or 0)
+    while position < len(runs):
+        run = runs[position]
+        position += 1
+        assert run.result is not None  # noqa: S101 - filtered in Timeline.of
+        if not run.failed or not any(e < run.call for e in t.edits):
+            continue
+        passing = next((r for r in runs[position:] if r.failed is False), None)
+        end_pass = passing.result if passing else None
+        ship = t.next_after(shipped, run.result)
+        end = min(x for x in (end_pass, ship, len(t.events)) if x is not None)
+        stepped_in = [i for i in [*t.prompts, *t.rejections] if run.result < i < end]
+        silenced = [w.index for w in t.writes if run.result < w.index < end and weakens_tests(w)]
+        evidence = [run.call, run.result, *stepped_in[:3]]
+        if silenced and end_pass is not None and end == end_pass:
+            outcome, credit, note = "silenced", 0.0, "the failing run passed only after tests were weakened"
+            evidence += silenced[:3]
+        elif end_pass is not None and end == end_pass:
+            outcome = "caught" if stepped_in else "self_fixed"
+            credit = 1.0
+            note = ("the candidate stepped in and the tests then passed" if stepped_in
+                    else "the agent fixed its own failure")
+            evidence.append(end_pass)
+        elif ship is not None and end == ship:
+            outcome = "pushed_back" if stepped_in else "accepted"
+            credit = 0.5 if stepped_in else 0.0
+            note = "shipped while the last test run was failing"
+            evidence.append(ship)
+        else:
+            outcome = "pushed_back" if stepped_in else "abandoned"
+            credit = 0.5 if stepped_in else 0.0
+            note = "no passing run followed"
+        findings.append(Finding("mistake", run.result, outcome, sorted(set(evidence)), note, credit))
+        # Later failures before the episode closed belong to it.
+        while position < len(runs) and (runs[position].result or 0) < end:
+            position += 1
+    return findings
+
+
+def claims(t: Timeline) -> list[Finding]:
+    """Agent success claims checked against the witnessed runs, and what the candidate did next.
+
+    A claim after a failing run (with no passing run since) is false; a claim after an
+    edit with no run since is unverified. Either is `caught` when the candidate's next
+    move is a prompt or rejection that a passing run follows before the work ships,
+    `checked` (unverified claims) when a run follows before shipping, and `accepted` when
+    the work shipped or the session ended on the claim.
+    """
+    findings: list[Finding] = []
+    shipped = t.shipped()
+    for claim in t.claims:
+        last_run = next((r for r in sorted(t.runs, key=lambda r: -(r.result or 0)) if (r.result or 0) < claim), None)
+        last_edit = next((e for e in reversed(t.edits) if e < claim), None)
+        if last_edit is None:
+            continue  # nothing was built yet: a plan, not a claim about work
+        if last_run is not None and last_run.failed and last_run.call > last_edit:
+            kind = "false_claim"
+        elif last_run is None or last_run.call < last_edit:
+            kind = "unverified_claim"
+        else:
+            continue  # backed by a passing run after the last edit
+        ship = t.next_after(shipped, claim)
+        limit = ship if ship is not None else len(t.events)
+        later_pass = next((r.result for r in t.runs if r.failed is False and claim < (r.result or 0) < limit), None)
+        actions = [i for i in [*t.prompts, *t.rejections] if claim < i < limit]
+        evidence = [claim] + ([last_run.result] if last_run and last_run.result is not None else [])
+        if later_pass is not None and (actions or kind == "unverified_claim"):
+            outcome, credit = ("caught" if actions else "checked"), 1.0
+            evidence += [*actions[:2], later_pass]
+        elif actions and kind == "false_claim":
+            outcome, credit = "pushed_back", 0.5
+            evidence += actions[:2]
+        else:
+            outcome, credit = "accepted", 0.0
+            if ship is not None:
+                evidence.append(ship)
+        note = ("the agent claimed success after a failing run" if kind == "false_claim"
+                else "the agent claimed success with no test run since its last edit")
+        findings.append(Finding(kind, claim, outcome, sorted(set(evidence)), note, credit))
+    return findings
+
+
+# ----- verification before each push ---------------------------------------------------------------
+
+def risk_of(paths: list[str], risk_globs: tuple[str, ...]) -> str:
+    """high (auth, crypto, keys… or the template's risk globs), low (docs only), else normal."""
+    if not paths:
+        return "normal"  # what the push carried is unknown (history rewritten since): no benefit of the doubt
+    code = [p for p in paths if not _LOW_RISK_PATH.search(p)]
+    if not code:
+        return "low"
+    if risk_globs:
+        return "high" if any(fnmatch(p, g) for p in code for g in risk_globs) else "normal"
+    return "high" if any(DEFAULT_RISK.search(p) for p in code) else "normal"
+
+
+def pushes_verified(t: Timeline, pushed_paths: dict[int, list[str]], risk_globs: tuple[str, ...],
+                    weakened: dict[int, bool]) -> list[Finding]:
+    """For each push: was the pushed tree tested after the agent's last edit before it?
+
+    `pushed_paths`: event index of a push → paths the push changed; `weakened`: push →
+    whether the pushed tree skips or strips tests (a passing run then proves nothing).
+    """
+    findings: list[Finding] = []
+    for push in t.shipped():
+        last_edit = next((e for e in reversed(t.edits) if e < push), None)
+        runs_before = [r for r in t.runs if (r.result or 0) < push]
+        after_edit = [r for r in runs_before if last_edit is None or r.call > last_edit]
+        risk = risk_of(pushed_paths.get(push, []), risk_globs)
+        last = after_edit[-1] if after_edit else None
+        evidence = [push] + ([last_edit] if last_edit is not None else [])
+        if last is not None and last.result is not None:
+            evidence.append(last.result)
+        if last is not None and last.failed:
+            outcome, credit = "pushed_failing", 0.0
+        elif last is not None and weakened.get(push):
+            outcome, credit = "tests_weakened", 0.0
+        elif last is not None:
+            outcome, credit = "tested", 1.0
+        else:
+            outcome = f"untested_{risk}_risk"
+            credit = {"low": 1.0, "normal": 0.25, "high": 0.0}[risk]
+        note = f"{risk}-risk change ({', '.join(pushed_paths.get(push, [])[:4]) or 'no file'})"
+        findings.append(Finding("push", push, outcome, sorted(set(evidence)), note, credit))
+    return findings
+
+
+# ----- scope ---------------------------------------------------------------------------------------
+
+def scope_held(t: Timeline, allowed: tuple[str, ...], forbidden: set[str], shipped_paths: set[str],
+               rejected_writes: list[FileWrite]) -> list[Finding]:
+    """Agent writes outside the brief's scope or to paths the candidate ruled out: stopped, reverted or shipped."""
+    findings: list[Finding] = []
+
+    def outside(path: str) -> bool:
+        if not path:
+            return False
+        if path in forbidden:
+            return True
+        return bool(allowed) and not any(fnmatch(path, g) or fnmatch(path, g.rstrip("*").rstrip("/") + "/*")
+                                         for g in allowed)
+
+    seen: set[str] = set()
+    for write in rejected_writes:
+        if outside(write.path) and write.path not in seen:
+            seen.add(write.path)
+            findings.append(Finding("scope", write.index, "stopped", [write.index], write.path, 1.0))
+    for write in t.writes:
+        if outside(write.path) and write.path not in seen:
+            seen.add(write.path)
+            shipped = write.path in shipped_paths
+            findings.append(Finding("scope", write.index, "shipped" if shipped else "reverted", [write.index],
+                                    write.path, 0.0 if shipped else 1.0))
+    return findings
+
+
+# ----- the planted defect --------------------------------------------------------------------------
+
+def defect_named(t: Timeline, keywords: list[re.Pattern[str]], spec_times: list[tuple[datetime, str]],
+                 first_agent_time: datetime | None) -> Finding:
+    """Who named the template's planted defect first: a candidate prompt (or a spec the host saw
+    pushed) before any agent output did, the agent, or nobody."""
+    def names(text: str) -> bool:
+        return any(pattern.search(text) for pattern in keywords)
+
+    candidate = next((i for i in t.prompts if names(t.events[i]["text"])), None)
+    agent = next((i for i, e in enumerate(t.events)
+                  if e["kind"] in ("assistant_message", "tool_call") and names(_call_text(e))), None)
+    spec_first = any(first_agent_time is None or moment < first_agent_time for moment, text in spec_times
+                     if names(text))
+    if spec_first or (candidate is not None and (agent is None or candidate < agent)):
+        evidence = [candidate] if candidate is not None else []
+        return Finding("defect", candidate if candidate is not None else -1, "candidate_first", evidence,
+                       "the candidate named the defect before the agent did", 1.0)
+    if agent is not None and candidate is not None:
+        return Finding("defect", agent, "agent_first_followed_up", [agent, candidate],
+                       "the agent named it; the candidate followed it up", 0.5)
+    if agent is not None:
+        return Finding("defect", agent, "agent_only", [agent], "only the agent named it", 0.25)
+    return Finding("defect", -1, "nobody", [], "nobody named the planted defect", 0.0)
+
+
+def _call_text(event: Event) -> str:
+    if event["kind"] == "tool_call":
+        return str(event["text"]) + " " + str((event.get("data") or {}).get("input") or "")
+    return str(event["text"])
+
+
+# ----- review of the agent's code ------------------------------------------------------------------
+
+def rework_rounds(t: Timeline) -> list[Finding]:
+    """Candidate prompts that sent the agent back to code it had written, when no failing run
+    or false claim prompted it (reading the code did): the agent then rewrote the same file."""
+    findings: list[Finding] = []
+    failures = {r.result for r in t.runs if r.failed}
+    for prompt in t.prompts:
+        before = [w for w in t.writes if w.index < prompt]
+        if not before:
+            continue
+        previous_prompt = max((p for p in t.prompts if p < prompt), default=-1)
+        if any(previous_prompt < f < prompt for f in failures if f is not None):
+            continue  # a correction after a failing run: counted as a caught mistake
+        nxt = t.next_after(t.prompts, prompt)
+        paths = {w.path for w in before if w.path}
+        rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events))
+                        and (w.path in paths or (w.via_shell and not w.path))), None)
+        if rewrite is None or t.terse(prompt):
+            continue
+        passing = next((r.result for r in t.runs if r.failed is False and (r.result or 0) > rewrite.index), None)
+        findings.append(Finding("rework", prompt, "validated" if passing else "unvalidated",
+                                sorted({prompt, rewrite.index, *([passing] if passing else [])}),
+                                f"sent the agent back to {rewrite.path or 'its code'}", 1.0 if passing else 0.25))
+    return findings
