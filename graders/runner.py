@@ -23,6 +23,7 @@ from orchestrator.catalog import Template
 from orchestrator.errors import EvidenceError, TrialError
 from orchestrator.evidence.bundle import MANIFEST, Bundle
 from orchestrator.evidence.events import MISSING_FROM_GATEWAY
+from orchestrator.report.collection import collection_notes
 from orchestrator.report.model import GraderEntry, Report
 
 log = structlog.get_logger("graders.runner")
@@ -45,7 +46,7 @@ def grade_bundle(bundle: Bundle, template: Template, context: GradeContext, *,
     revision = _revision(bundle)
     report = Report(trial=_trial(bundle), bundle_sha256=_manifest_digest(bundle), entries=entries,
                     repo=_repo(bundle), revision=revision, pull_request=_pull_request(bundle, revision),
-                    alerts=_alerts(bundle, entries))
+                    alerts=_alerts(bundle, entries), collection=collection_notes(bundle.manifest()))
     write_report(bundle, report, html_url=html_url)
     return report
 

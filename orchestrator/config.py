@@ -103,6 +103,19 @@ class DefaultSettings(_Section):
     """Per-trial LLM spend cap when the template does not say."""
 
 
+class ReviewSettings(_Section):
+    reviewers: tuple[str, ...] = ()
+    """Logins whose `/score` lines count. Empty: the repository's admins and maintainers on GitHub,
+    the operator on the local forge. The candidate never counts, whatever this says."""
+    operator: str | None = None
+    """The operator's name on the local forge (who may score there); None: the user running trial."""
+    report_base_url: str | None = None
+    """Where reviewers reach the host service's report pages (e.g. https://trial.example.com behind a
+    proxy); None: http://<service.public_host>:<service.port>."""
+    report_links: bool = True
+    """Link the PR comment to report.html, served read-only by the host service under a per-trial link."""
+
+
 class Settings(_Section):
     home: Path
     """Data directory: store, forge repos, logs, evidence (env TRIAL_HOME)."""
@@ -115,6 +128,7 @@ class Settings(_Section):
     gateway: GatewaySettings = GatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
     defaults: DefaultSettings = DefaultSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @property
     def db_path(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator.errors import EvidenceError, ExitCode, StateError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.forge.base import RepoRef
+from orchestrator.report.access import report_url
 from orchestrator.services import Services
 
 REPORT_MARKER = "<!-- trial-report -->"
@@ -56,7 +57,7 @@ def grade(services: Services, trial_id: str, *, post: bool = False) -> GradeOutc
                             "the bundle was changed after collect; re-collect from the forge or restore it")
     template = services.catalog.get(trial.template)
     context = GradeContext(template=template, sandbox=services.sandbox, image=trial.data.get("image"))
-    report = grade_bundle(bundle, template, context)
+    report = grade_bundle(bundle, template, context, html_url=report_url(services.settings, store, trial.id))
     data = report.to_json()
     comment_url = None
     if post:

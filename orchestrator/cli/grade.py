@@ -7,6 +7,7 @@ import click
 from orchestrator.cli.context import CliState, pass_state
 from orchestrator.cli.render import emit_json, out, progress
 from orchestrator.grading import grade as grade_trial
+from orchestrator.report.access import report_url
 
 
 @click.command()
@@ -21,8 +22,9 @@ def grade(ctx: click.Context, state: CliState, trial_id: str, post: bool, as_jso
     with progress("grading", quiet=as_json) as say:
         services.progress = say
         outcome = grade_trial(services, trial_id, post=post)
+    link = report_url(services.settings, services.store, outcome.trial_id)
     if as_json:
-        emit_json("grade", outcome.to_json())
+        emit_json("grade", {**outcome.to_json(), "report_url": link})
     else:
         report = outcome.report
         out.print(f"[bold]graded[/] {outcome.trial_id}: overall {report.get('overall', {}).get('percent', '?')}")
@@ -30,6 +32,8 @@ def grade(ctx: click.Context, state: CliState, trial_id: str, post: bool, as_jso
             out.print(f"  {result['grader']}: {result['status']} — {result.get('summary', '')}")
         for name, path in outcome.to_json()["files"].items():
             out.print(f"  {name}: {path}")
+        if link:
+            out.print(f"  reviewers' link: {link} (served by `trial serve`)")
         if outcome.comment_url:
             out.print(f"  posted: {outcome.comment_url}")
     if outcome.exit_code:

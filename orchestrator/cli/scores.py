@@ -21,7 +21,11 @@ from orchestrator.report.scores import TrialScores, graded_trial_ids, to_csv, tr
 @pass_state
 def scores(state: CliState, trial_id: str | None, all_trials: bool, as_csv: bool, offline: bool,
            as_json: bool) -> None:
-    """Gather every reviewer's `/score` lines from the PR with the automatic scores."""
+    """Gather every reviewer's `/score` lines from the PR with the automatic scores.
+
+    Only reviewers count ([review] reviewers; by default the repo's admins and maintainers
+    on GitHub, the operator on the local forge); other lines are listed as ignored, with why.
+    """
     if bool(trial_id) == all_trials:
         raise UsageError("give one TRIAL_ID or --all", "e.g. `trial scores 3f2a` or `trial scores --all --csv`")
     services = state.services
@@ -39,6 +43,8 @@ def scores(state: CliState, trial_id: str | None, all_trials: bool, as_csv: bool
 
 def _print(result: TrialScores) -> None:
     out.print(f"[bold]{result.trial_id}[/] {result.candidate} · {result.template}", markup=True)
+    if result.reviewers is not None:
+        out.print(f"  reviewers: {result.reviewers.source}", markup=False)
     for key, line in result.summary().items():
         auto = f"{line['auto']:.0%}" if line["auto"] is not None else "—"
         human = f"{line['reviewers']:.0%} ({line['reviewer_count']})" if line["reviewers"] is not None else "—"

@@ -685,6 +685,12 @@ class GitHubForge:
                 output={"title": title, "summary": summary[:65535]})
         return str(run.html_url)
 
+    def maintainers(self, repo: RepoRef) -> list[str]:
+        """Logins with the admin or maintain role on the repository: who may `/score` it by default."""
+        with self._api(f"reading the collaborators of {repo.full_name}"):
+            return sorted(str(user.login) for user in self._repo(repo).get_collaborators()
+                          if user.permissions is not None and (user.permissions.admin or user.permissions.maintain))
+
     def archive(self, repo: RepoRef) -> None:
         try:
             with self._api(f"reading {repo.full_name}"):

@@ -121,6 +121,9 @@ def render_html(report: Report, events: list[dict[str, Any]], *, html_url: str |
     return env.get_template("report.html.j2").render(
         report=report, trial=report.trial, overall=report.to_json()["overall"], revision=report.revision or {},
         graders=views.grader_views(report, links, in_html=True, max_refs=30),
+        alerts=views.alert_views(report, links, in_html=True, max_refs=60),
+        collection=views.collection_view(report, 200),
+        tests={entry.grader: views.hidden_test_rows(entry) for entry in report.entries},
         timeline=timeline(events), colors=COLORS, events=event_rows(events, labels),
         categories=[(name, data["turns"], data["share"]) for name, data in (profile.get("categories") or {}).items()],
         profile_turns=profile.get("turns", 0), episodes=steering.get("episodes") or [],
@@ -141,7 +144,11 @@ th{background:#f6f8fa}td.num{text-align:right;white-space:nowrap}
 tr.flagged td{background:#fff1f0}tr:target td{background:#fff8c5}
 .tag{display:inline-block;border-radius:10px;padding:0 7px;font-size:12px;background:#eaeef2;margin:1px}
 .flag{background:#ffd8d3;color:#82071e}
-.alert{border:1px solid #cf222e;background:#fff1f0;color:#82071e;padding:8px 12px;border-radius:6px}
+.alert,.notice{border:1px solid;padding:8px 12px;border-radius:6px;margin:8px 0}
+.alert.critical{border:2px solid #cf222e;background:#ffebe9;color:#82071e}
+.alert.warning,.notice.warning{border-color:#d4a72c;background:#fff8c5;color:#6f4b00}
+.alert.info,.notice.info{border-color:#54aeff;background:#ddf4ff;color:#0a3069}
+.alert a{color:inherit}.notice ul{margin:4px 0 0 0}.trusts{color:#57606a;margin:4px 0}
 .ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}
 pre{white-space:pre-wrap;margin:0;font:12px/1.4 ui-monospace,monospace}
 svg text{font:12px system-ui,sans-serif;fill:#57606a}

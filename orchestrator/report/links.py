@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -27,15 +28,29 @@ class Links:
         """(label, url or None) for one evidence ref."""
         kind, _, value = ref.partition(":")
         if kind == "commit":
-            return value[:8], f"{self.repo_url}/commit/{value}" if self.repo_url else None
+            # The forge's page where there is one; the commit's row in report.html otherwise (local forge).
+            return value[:8], f"{self.repo_url}/commit/{value}" if self.repo_url else self.anchor(
+                f"commit-{value}", in_html=in_html)
         if kind == "pr":
             return f"PR #{value}", self.pr_url or (f"{self.repo_url}/pull/{value}" if self.repo_url else None)
         if kind == "comment":
             return "comment", value if value.startswith(("https://", "http://")) else None
         if kind == "event":
-            page = "" if in_html else self.html_url
-            return f"event {value}", (f"{page}#event-{value}" if in_html or page else None)
-        return (value if kind == "test" else ref), None
+            return f"event {value}", self.anchor(f"event-{value}", in_html=in_html)
+        if kind == "test":
+            return value, self.anchor(fragment_for_test(value), in_html=in_html)
+        return ref, None
+
+    def anchor(self, name: str, *, in_html: bool) -> str | None:
+        """A place in report.html: a fragment inside the page, or the page's URL plus the fragment."""
+        if in_html:
+            return f"#{name}"
+        return f"{self.html_url}#{name}" if self.html_url else None
+
+
+def fragment_for_test(test_id: str) -> str:
+    """A test's anchor in report.html: test ids hold `::`, `/`, `[` and spaces, so they are hashed."""
+    return "test-" + hashlib.sha256(test_id.encode()).hexdigest()[:16]
 
 
 def md_text(text: object, limit: int | None = None) -> str:

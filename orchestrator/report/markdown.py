@@ -8,6 +8,7 @@ evidence links and shorter rationales, and only as a last resort cut.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -17,10 +18,26 @@ from orchestrator.report.links import Links, md_link, md_text
 from orchestrator.report.model import MARKER, Report
 
 GITHUB_COMMENT_LIMIT = 65_536
-# Levels of detail, richest first: (evidence links per criterion, rationale length,
-# episodes, provenance rows, per-criterion sections).
-_LEVELS: tuple[tuple[int, int, int, int, bool], ...] = ((6, 600, 30, 30, True), (3, 240, 10, 10, True),
-                                                         (0, 120, 5, 0, False))
+
+
+@dataclass(frozen=True)
+class _Level:
+    refs: int
+    """Evidence links per criterion."""
+    rationale: int
+    episodes: int
+    provenance: int
+    sections: bool
+    """Per-grader sections with every criterion."""
+    alert_refs: int
+    """Evidence links per alert: never none, an alert without its evidence cannot be checked."""
+    collection: int
+    """Left-out items and late pushes listed."""
+
+
+# Levels of detail, richest first.
+_LEVELS = (_Level(6, 600, 30, 30, True, 12, 20), _Level(3, 240, 10, 10, True, 6, 10),
+           _Level(0, 120, 5, 0, False, 3, 5))
 _TRUNCATED = "\n\n_…cut to fit a GitHub comment: the full report is report.html in the evidence bundle._\n"
 
 
@@ -35,16 +52,14 @@ def render_markdown(report: Report, *, html_url: str | None = None, limit: int =
     template = _environment().get_template("report.md.j2")
     links = views.links_for(report, html_url)
     text = ""
-    for max_refs, rationale_limit, episodes, provenance, sections in _LEVELS:
-        text = template.render(**_context(report, links, max_refs, rationale_limit, episodes, provenance,
-                                          sections, html_url))
+    for level in _LEVELS:
+        text = template.render(**_context(report, links, level, html_url))
         if len(text) <= limit:
             return text
     return text[: limit - len(_TRUNCATED)] + _TRUNCATED
 
 
-def _context(report: Report, links: Links, max_refs: int, rationale_limit: int, episodes: int,
-             provenance: int, sections: bool, html_url: str | None) -> dict[str, Any]:
+def _context(report: Report, links: Links, level: _Level, html_url: str | None) -> dict[str, Any]:
     steering = views.steering_details(report)
     revision = report.revision or {}
     sha = str(revision.get("sha", ""))
@@ -56,22 +71,23 @@ def _context(report: Report, links: Links, max_refs: int, rationale_limit: int, 
         "report": report,
         "trial": report.trial,
         "overall": report.to_json()["overall"],
-        "graders": views.grader_views(report, links, in_html=False, max_refs=max_refs),
-        "rationale_limit": rationale_limit,
-        "alerts": report.alerts,
-        "max_refs": max_refs,
-        "sections": sections,
+        "graders": views.grader_views(report, links, in_html=False, max_refs=level.refs),
+        "rationale_limit": level.rationale,
+        "alerts": views.alert_views(report, links, in_html=False, max_refs=level.alert_refs),
+        "collection": views.collection_view(report, level.collection),
+        "max_refs": level.refs,
+        "sections": level.sections,
         "revision": revision,
         "sha_link": md_link(sha[:8], links.resolve(f"commit:{sha}")[1]) if sha else "",
         "html_note": (f"[full report with timeline]({html_url})" if html_url
                       else "full report with timeline: `report.html` in the evidence bundle"),
         "profile_turns": prof.get("turns", 0),
         "categories": categories,
-        "episodes": (steering.get("episodes") or [])[:episodes],
+        "episodes": (steering.get("episodes") or [])[:level.episodes],
         "episodes_total": len(steering.get("episodes") or []),
         "event": lambda index: md_link(f"event {index}", links.resolve(f"event:{index}")[1]),
         "commit": lambda sha_: md_link(sha_[:8], links.resolve(f"commit:{sha_}")[1]),
-        "provenance": views.provenance_rows(report)[:provenance],
+        "provenance": views.provenance_rows(report)[:level.provenance],
         "reviewer_keys": views.reviewer_keys(report),
         "aliases": views.REVIEWER_ALIASES,
     }

@@ -16,6 +16,21 @@ SCHEMA = "trial.report/v1"
 MARKER = "<!-- trial-report -->"
 """First line of the PR comment: how the forge finds its own earlier comment to update."""
 
+SEVERITIES = ("critical", "warning", "info")
+"""critical: the evidence or a result was tampered with (red); warning: shown, never scored; info: for review."""
+KIND_SEVERITY = {"hidden_tests_tampered": "critical", "test_harness_tampered": "critical",
+                 "missing_from_gateway": "critical", "transcript_only_events": "warning",
+                 "reaches_for_test_runner": "info"}
+
+
+def alert_severity(alert: dict[str, Any]) -> str:
+    """The alert's own severity, else its kind's; an unknown kind is critical, so that an alert
+    from a grader newer than this table is never shown milder than it may be."""
+    given = alert.get("severity")
+    if given in SEVERITIES:
+        return str(given)
+    return KIND_SEVERITY.get(str(alert.get("kind", "")), "critical")
+
 
 @dataclass
 class GraderEntry:
@@ -45,8 +60,11 @@ class Report:
     revision: dict[str, Any] | None = None
     pull_request: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    """What a reviewer must see first: {kind, message, evidence_refs}, e.g. transcript turns the
-    gateway never saw, or a tampered test harness."""
+    """What a reviewer must see first: {kind, severity, message, evidence_refs}, e.g. transcript turns
+    the gateway never saw, or a tampered test harness. `severity` may be missing (older graders):
+    `alert_severity` fills it in."""
+    collection: dict[str, Any] | None = None
+    """What collection left out and pushes after the deadline (`collection_notes` of the manifest)."""
     schema: str = SCHEMA
 
     @property
@@ -79,7 +97,8 @@ class Report:
             "pull_request": self.pull_request,
             "bundle_sha256": self.bundle_sha256,
             "status": self.status,
-            "alerts": self.alerts,
+            "alerts": [{**alert, "severity": alert_severity(alert)} for alert in self.alerts],
+            "collection": self.collection,
             "overall": {
                 "fraction": round(overall, 4) if overall is not None else None,
                 "percent": f"{overall:.0%}" if overall is not None else "n/a",
@@ -99,4 +118,4 @@ class Report:
         return cls(trial=dict(data.get("trial") or {}), bundle_sha256=str(data.get("bundle_sha256", "")),
                    entries=[GraderEntry.from_json(item) for item in data.get("graders") or []],
                    repo=data.get("repo"), revision=data.get("revision"), pull_request=data.get("pull_request"),
-                   alerts=list(data.get("alerts") or []))
+                   alerts=list(data.get("alerts") or []), collection=data.get("collection"))

@@ -6,14 +6,20 @@ Reviewers grade in GitHub: in any comment or review on the candidate's PR, a lin
 
 scores one rubric line, where <key> is a grader name from the report (`steering`,
 `spec_quality`, …), `overall`, or a short form (`spec`, `tests`, `pr`); <max> defaults to 4.
-A reviewer's latest score for a key wins. Lines from the candidate and from our own report
-comment are ignored, and so are unknown keys and values above their maximum (reported as
-ignored, so a typo is visible).
+A reviewer's latest score for a key wins.
+
+Only reviewers score: the logins in `[review] reviewers`, or by default the repository's
+admins and maintainers on GitHub (read from GitHub when the scores are gathered) and the
+operator on the local forge. Anyone else who can comment (the candidate, a workflow
+commenting as `github-actions[bot]`, an outside contributor) is listed as ignored with the
+reason, and so are unknown keys and values above their maximum, so a typo is visible. Our
+own report comment is skipped.
 """
 
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import re
@@ -58,13 +64,57 @@ class ScoreRow:
         return {**asdict(self), "fraction": round(self.fraction, 4)}
 
 
+@dataclass(frozen=True)
+class Reviewers:
+    """Who may score a trial, and where that list came from (shown beside every refusal)."""
+
+    logins: frozenset[str] | None
+    """Lower-cased logins; None when they could not be known (GitHub roles, offline)."""
+    source: str
+    explicit: bool = False
+    """Named in the settings: then even a `…[bot]` login counts, as the operator said so."""
+
+    @classmethod
+    def named(cls, logins: list[str] | tuple[str, ...] | set[str], source: str, *,
+              explicit: bool = False) -> Reviewers:
+        return cls(frozenset(login.strip().lower() for login in logins if login.strip()), source, explicit)
+
+    def refusal(self, login: str) -> str | None:
+        """Why this login's scores do not count, or None when they do."""
+        if self.logins is None:
+            return f"reviewer rights unknown: {self.source}"
+        if login.lower().endswith("[bot]") and not self.explicit:
+            return f"a bot, not a reviewer ({self.source})"
+        if login.lower() not in self.logins:
+            return f"not a reviewer ({self.source})"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "logins": sorted(self.logins) if self.logins is not None else None}
+
+
+@dataclass(frozen=True)
+class Ignored:
+    by: str
+    reason: str
+    line: str
+    url: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.by} ({self.reason}): {self.line}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class TrialScores:
     trial_id: str
     candidate: str
     template: str
     rows: list[ScoreRow] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
+    ignored: list[Ignored] = field(default_factory=list)
+    reviewers: Reviewers | None = None
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per key: the automatic fraction, the reviewers' mean fraction and how many scored it."""
@@ -80,7 +130,9 @@ class TrialScores:
 
     def to_json(self) -> dict[str, Any]:
         return {"trial_id": self.trial_id, "candidate": self.candidate, "template": self.template,
-                "summary": self.summary(), "rows": [r.to_json() for r in self.rows], "ignored": self.ignored}
+                "summary": self.summary(), "rows": [r.to_json() for r in self.rows],
+                "ignored": [i.to_json() for i in self.ignored],
+                "reviewers": self.reviewers.to_json() if self.reviewers else None}
 
 
 def automatic_rows(report: dict[str, Any]) -> list[ScoreRow]:
@@ -107,13 +159,13 @@ def _items(pull: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda item: item["at"])
 
 
-def reviewer_rows(report: dict[str, Any], pulls: list[dict[str, Any]], candidate: str) -> tuple[list[ScoreRow],
-                                                                                                list[str]]:
+def reviewer_rows(report: dict[str, Any], pulls: list[dict[str, Any]], candidate: str,
+                  reviewers: Reviewers) -> tuple[list[ScoreRow], list[Ignored]]:
     trial = report.get("trial") or {}
     ident = (str(trial.get("id", "")), candidate, str(trial.get("template", "")))
     keys = {str(g["grader"]) for g in report.get("graders") or []} | {"overall"}
     latest: dict[tuple[str, str], ScoreRow] = {}
-    ignored: list[str] = []
+    ignored: list[Ignored] = []
     for pull in pulls:
         for item in _items(pull):
             author = item["author"]
@@ -121,16 +173,18 @@ def reviewer_rows(report: dict[str, Any], pulls: list[dict[str, Any]], candidate
                 continue
             for match in SCORE_LINE.finditer(item["body"]):
                 line = match.group(0).strip()
-                if author.lower() == candidate.lower():
-                    ignored.append(f"{author} (the candidate): {line}")
+                # The candidate never scores their own trial, whatever the settings or their role say.
+                refusal = "the candidate" if author.lower() == candidate.lower() else reviewers.refusal(author)
+                if refusal:
+                    ignored.append(Ignored(author, refusal, line, item["url"]))
                     continue
                 key = REVIEWER_ALIASES.get(match.group("key"), match.group("key"))
                 value = float(match.group("value"))
                 maximum = float(match.group("max") or DEFAULT_MAX)
                 if key not in keys:
-                    ignored.append(f"{author}: unknown key '{match.group('key')}' in {line}")
+                    ignored.append(Ignored(author, f"unknown key '{match.group('key')}'", line, item["url"]))
                 elif maximum <= 0 or value > maximum:
-                    ignored.append(f"{author}: {value:g} is above the maximum {maximum:g} in {line}")
+                    ignored.append(Ignored(author, f"{value:g} is above the maximum {maximum:g}", line, item["url"]))
                 else:
                     latest[(author, key)] = ScoreRow(*ident, source="reviewer", by=author, key=key, score=value,
                                                      max=maximum, reason=(match.group("reason") or "").strip(),
@@ -138,12 +192,35 @@ def reviewer_rows(report: dict[str, Any], pulls: list[dict[str, Any]], candidate
     return sorted(latest.values(), key=lambda r: (r.key, r.by)), ignored
 
 
-def gather(report: dict[str, Any], pulls: list[dict[str, Any]], candidate: str | None = None) -> TrialScores:
+def gather(report: dict[str, Any], pulls: list[dict[str, Any]], reviewers: Reviewers,
+           candidate: str | None = None) -> TrialScores:
     trial = report.get("trial") or {}
     who = candidate or str(trial.get("candidate", ""))
-    human, ignored = reviewer_rows(report, pulls, who)
+    human, ignored = reviewer_rows(report, pulls, who, reviewers)
     return TrialScores(str(trial.get("id", "")), who, str(trial.get("template", "")),
-                       automatic_rows(report) + human, ignored)
+                       automatic_rows(report) + human, ignored, reviewers)
+
+
+def reviewers_for(settings: Settings, repo: dict[str, Any] | None, forge: Forge | None) -> Reviewers:
+    """The allowlist: `[review] reviewers`, else GitHub's admins and maintainers, else the local operator."""
+    if settings.review.reviewers:
+        return Reviewers.named(settings.review.reviewers, "[review] reviewers in the settings", explicit=True)
+    if isinstance(repo, dict) and repo.get("forge") == "github":
+        full_name = str(repo.get("full_name", ""))
+        lookup = getattr(forge, "maintainers", None) if forge is not None else None
+        if not callable(lookup):
+            return Reviewers(None, f"the admins and maintainers of {full_name} are read from GitHub, not "
+                                   "offline; drop --offline or set [review] reviewers")
+        return Reviewers.named(lookup(RepoRef.from_json(repo)), f"admins and maintainers of {full_name}")
+    operator = settings.review.operator or _os_user()
+    return Reviewers.named([operator], f"the operator '{operator}' on the local forge; others: [review] reviewers")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
+        return "operator"
 
 
 def trial_scores(settings: Settings, store: Store, trial_id: str, forge: Forge | None) -> TrialScores:
@@ -159,7 +236,7 @@ def trial_scores(settings: Settings, store: Store, trial_id: str, forge: Forge |
         pulls = [pull.to_json() for pull in forge.pull_requests(RepoRef.from_json(repo))]
     else:
         pulls = bundle.pulls()
-    return gather(report, pulls, trial.candidate)
+    return gather(report, pulls, reviewers_for(settings, repo, forge), trial.candidate)
 
 
 def graded_trial_ids(settings: Settings, store: Store) -> list[str]:

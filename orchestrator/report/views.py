@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.report.links import Links
-from orchestrator.report.model import GraderEntry, Report
+from orchestrator.report.links import Links, fragment_for_test
+from orchestrator.report.model import SEVERITIES, GraderEntry, Report, alert_severity
 
 TITLES = {"hidden_tests": "Hidden tests", "steering": "Steering the agent", "spec_quality": "Spec quality",
           "commits": "Commits", "pull_request": "Pull request", "provenance": "Provenance"}
@@ -51,6 +51,8 @@ class GraderView:
     fraction: float | None
     summary: str
     criteria: list[CriterionView] = field(default_factory=list)
+    trusts: str = ""
+    """One line from the grader: which evidence its score rests on, and who could have written it."""
 
     @property
     def score_text(self) -> str:
@@ -68,8 +70,72 @@ def _grader_view(entry: GraderEntry, links: Links, in_html: bool, max_refs: int)
     criteria = [CriterionView(c.id, c.title, c.score, c.max, c.rationale,
                               [links.resolve(ref, in_html=in_html) for ref in c.evidence_refs[:max_refs]])
                 for c in result.criteria]
+    trusts = result.details.get("trusts")
     return GraderView(entry.grader, title(entry.grader), entry.weight, result.status, result.score, result.max,
-                      result.fraction, result.summary, criteria)
+                      result.fraction, result.summary, criteria,
+                      " ".join(trusts.split()) if isinstance(trusts, str) else "")
+
+
+ALERT_TITLES = {"hidden_tests_tampered": "Hidden tests tampered with",
+                "test_harness_tampered": "Test harness changed",
+                "missing_from_gateway": "Transcript events the gateway never saw",
+                "transcript_only_events": "Transcript-only events (shown, never scored)",
+                "reaches_for_test_runner": "Code reaches for the test runner"}
+ALERT_LABELS = {"critical": "Tampering", "warning": "Warning", "info": "For review"}
+GITHUB_ALERT = {"critical": "CAUTION", "warning": "WARNING", "info": "NOTE"}
+"""GitHub's Markdown alert types: CAUTION renders red, WARNING amber, NOTE blue."""
+
+
+@dataclass
+class AlertView:
+    kind: str
+    severity: str
+    title: str
+    message: str
+    refs: list[tuple[str, str | None]]
+    more_refs: int
+
+    @property
+    def label(self) -> str:
+        return ALERT_LABELS[self.severity]
+
+    @property
+    def github_type(self) -> str:
+        return GITHUB_ALERT[self.severity]
+
+
+def alert_views(report: Report, links: Links, *, in_html: bool, max_refs: int) -> list[AlertView]:
+    """Alerts, most severe first (critical, warning, info), each with its evidence resolved to links."""
+    views = []
+    for alert in report.alerts:
+        kind = str(alert.get("kind") or "alert")
+        refs = [str(ref) for ref in alert.get("evidence_refs") or []]
+        views.append(AlertView(kind, alert_severity(alert), ALERT_TITLES.get(kind, title(kind)),
+                               str(alert.get("message") or ""),
+                               [links.resolve(ref, in_html=in_html) for ref in refs[:max_refs]],
+                               max(0, len(refs) - max_refs)))
+    return sorted(views, key=lambda view: SEVERITIES.index(view.severity))
+
+
+def hidden_test_rows(entry: GraderEntry) -> list[dict[str, str]]:
+    """Per-test outcomes of a hidden-tests result, each with the anchor `test:<id>` refs point at."""
+    rows = []
+    for group, caption in (("fail_to_pass", "must pass"), ("pass_to_pass", "kept passing")):
+        outcomes = (entry.result.details.get(group) or {}).get("outcomes") or {}
+        if isinstance(outcomes, dict):
+            rows += [{"id": str(test_id), "anchor": fragment_for_test(str(test_id)), "group": caption,
+                      "outcome": str(outcome)} for test_id, outcome in outcomes.items()]
+    return rows
+
+
+def collection_view(report: Report, max_items: int) -> dict[str, Any]:
+    notes = report.collection or {}
+    left_out = list(notes.get("left_out") or [])
+    late = list(notes.get("late_pushes") or [])
+    return {"left_out": left_out[:max_items],
+            "more_left_out": max(0, len(left_out) - max_items) + int(notes.get("more_left_out") or 0),
+            "late_pushes": late[:max_items],
+            "more_late_pushes": max(0, len(late) - max_items) + int(notes.get("more_late_pushes") or 0)}
 
 
 def links_for(report: Report, html_url: str | None) -> Links:

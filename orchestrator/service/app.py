@@ -19,6 +19,7 @@ from orchestrator import __version__
 from orchestrator.config import Settings
 from orchestrator.gateway.server import setup_gateway
 from orchestrator.service.git_http import GitBackend, LocalGitBackend, setup_git_endpoint
+from orchestrator.service.reports import setup_report_route
 from orchestrator.store import Store
 
 SERVICE_NAME = "trial"
@@ -63,6 +64,7 @@ def create_app(settings: Settings, store: Store, *, forge: Callable[[], Any] | N
 
         backend = LocalGitBackend(LocalForge(settings, store))
     setup_git_endpoint(app, backend, store)
+    setup_report_route(app, settings, store)
     setup_gateway(app, settings, store)
     app["gateway_mounted"] = True
 

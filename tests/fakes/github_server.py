@@ -476,6 +476,7 @@ class FakeGitHub:
             ("GET", "/repos/{owner}/{repo}/keys", self.list_keys),
             ("POST", "/repos/{owner}/{repo}/keys", self.create_key),
             ("DELETE", "/repos/{owner}/{repo}/keys/{key_id}", self.delete_key),
+            ("GET", "/repos/{owner}/{repo}/collaborators", self.list_collaborators),
             ("PUT", "/repos/{owner}/{repo}/collaborators/{username}", self.add_collaborator),
             ("DELETE", "/repos/{owner}/{repo}/collaborators/{username}", self.remove_collaborator),
             ("GET", "/repos/{owner}/{repo}/invitations", self.list_invitations),
@@ -685,6 +686,22 @@ class FakeGitHub:
         return 204, None
 
     # collaborators and invitations
+    def list_collaborators(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        """Direct collaborators and, with affiliation=all (the default), the organisation's owners as admins."""
+        repo = self._repo(request, 2)
+        self._need(request, "metadata", "read")
+        roles = {login: {"pull": "read", "push": "write"}.get(role, role) for login, role in repo.collaborators.items()}
+        if request.query.get("affiliation", "all") != "outside":
+            owner = self.accounts.get(repo.owner.lower())
+            for login in sorted(owner.owners if owner is not None else ()):
+                roles[login] = "admin"
+        order = ["read", "triage", "write", "maintain", "admin"]
+        wanted = {"pull": "read", "push": "write"}.get(request.query.get("permission", ""),
+                                                       request.query.get("permission", "read"))
+        floor = order.index(wanted) if wanted in order else 0
+        chosen = [(login, role) for login, role in roles.items() if order.index(role) >= floor]
+        return self._page(request, [self.shapes.collaborator(self._account(login), role) for login, role in chosen])
+
     def add_collaborator(self, request: Request) -> tuple[int, Any]:
         repo = self._repo(request, 3, write=True)
         self._need(request, "administration", "write")

@@ -126,7 +126,9 @@ def test_alerts_come_first_in_both_renderings(graded: dict[str, tuple[Bundle, Re
     assert alert["evidence_refs"] == flagged and len(flagged) == 2
     text = (bundle.path / "report.md").read_text()
     assert text.index("never reached the gateway") < text.index("| Grader |")
+    assert text.index("[!CAUTION]") < text.index("**Overall:")  # before the score itself
     html = (bundle.path / "report.html").read_text()
-    assert html.index('class="alert"') < html.index('id="timeline"')
+    assert html.index('class="alert critical"') < html.index('class="overall"') < html.index('id="timeline"')
     careful, careful_report = graded["careful"]
-    assert careful_report.alerts == [] and 'class="alert"' not in (careful.path / "report.html").read_text()
+    assert careful_report.alerts == [] and 'class="alert' not in (careful.path / "report.html").read_text()
+    assert "[!CAUTION]" not in (careful.path / "report.md").read_text()

@@ -23,7 +23,7 @@ from orchestrator.forge.base import PullRequest, RepoRef
 from orchestrator.forge.local import LocalForge
 from orchestrator.report.model import MARKER
 from orchestrator.report.post import post_report
-from orchestrator.report.scores import CSV_FIELDS, gather, to_csv
+from orchestrator.report.scores import CSV_FIELDS, Reviewers, gather, reviewers_for, to_csv
 from orchestrator.store import Store, Trial, utcnow
 from tests.fixtures.bundle_builder import MINI_TEMPLATE, careful_session
 
@@ -43,6 +43,8 @@ def _pull(*items: dict[str, Any]) -> dict[str, Any]:
     return pull
 
 
+REVIEWERS = Reviewers.named(["rita", "sam", "carol"], "test", explicit=True)
+
 REPORT = {"schema": "trial.report/v1", "trial": {"id": "t1", "candidate": "carol", "template": "mini"},
           "overall": {"fraction": 0.8},
           "graders": [{"grader": "steering", "status": "ok", "score": 15, "max": 18, "summary": "good"},
@@ -60,15 +62,16 @@ def test_reviewer_lines_are_parsed_and_the_latest_per_reviewer_wins() -> None:
                         "/score vibes 4 unknown key", "2025-01-01T13:00:00Z", kind="review_comments"),
         _comment("carol", "/score steering 4 I did great", "2025-01-01T14:00:00Z"),
     )]
-    scores = gather(REPORT, pulls)
+    scores = gather(REPORT, pulls, REVIEWERS)
     reviewer = {(r.by, r.key): r for r in scores.rows if r.source == "reviewer"}
     assert set(reviewer) == {("rita", "steering"), ("rita", "spec_quality"), ("sam", "overall")}
     assert (reviewer["rita", "steering"].score, reviewer["rita", "steering"].reason) == (3.0, "after a second look")
     assert (reviewer["rita", "spec_quality"].score, reviewer["rita", "spec_quality"].max) == (3.0, 5.0)
     assert len(scores.ignored) == 3
-    assert any("carol (the candidate)" in note for note in scores.ignored)
-    assert any("above the maximum" in note for note in scores.ignored)
-    assert any("unknown key 'vibes'" in note for note in scores.ignored)
+    notes = [str(note) for note in scores.ignored]
+    assert any("carol (the candidate)" in note for note in notes)  # even though listed as a reviewer
+    assert any("above the maximum" in note for note in notes)
+    assert any("unknown key 'vibes'" in note for note in notes)
     auto = {r.key: r for r in scores.rows if r.source == "auto"}
     assert set(auto) == {"steering", "spec_quality", "overall"}  # infra errors carry no automatic score
     summary = scores.summary()
@@ -77,7 +80,7 @@ def test_reviewer_lines_are_parsed_and_the_latest_per_reviewer_wins() -> None:
 
 def test_scores_as_csv() -> None:
     pulls = [_pull(_comment("rita", "/score steering 3 ok", "2025-01-01T11:00:00Z"))]
-    rows = list(csv.DictReader(io.StringIO(to_csv([gather(REPORT, pulls)]))))
+    rows = list(csv.DictReader(io.StringIO(to_csv([gather(REPORT, pulls, REVIEWERS)]))))
     assert tuple(rows[0]) == CSV_FIELDS
     assert [(r["source"], r["by"], r["key"]) for r in rows] == [
         ("auto", "trial", "steering"), ("auto", "trial", "spec_quality"), ("auto", "trial", "overall"),
@@ -122,13 +125,17 @@ class PullsFromTheForge:
 
     name = "fake"
 
-    def __init__(self, pulls: list[PullRequest]) -> None:
+    def __init__(self, pulls: list[PullRequest], maintainers: tuple[str, ...] = ("rita",)) -> None:
         self.pulls = pulls
         self.asked: list[RepoRef] = []
+        self._maintainers = list(maintainers)
 
     def pull_requests(self, repo: RepoRef) -> list[PullRequest]:
         self.asked.append(repo)
         return self.pulls
+
+    def maintainers(self, repo: RepoRef) -> list[str]:
+        return self._maintainers
 
 
 def test_trial_scores_reads_fresh_comments_from_the_forge(trial_home: Path) -> None:
@@ -171,3 +178,41 @@ def test_posting_creates_then_updates_one_marked_comment(trial_home: Path, tmp_p
     assert comment["body"] == f"{MARKER}\n## Trial report\nsecond"
     with pytest.raises(UsageError, match="65536"):
         post_report(forge, repo, pull.number, "x" * 70_000)
+
+
+def test_a_score_from_a_bot_or_a_non_reviewer_is_ignored_and_says_why() -> None:
+    pulls = [_pull(
+        _comment("github-actions[bot]", "CI done.\n/score overall 4 all green", "2025-01-01T10:00:00Z"),
+        _comment("drive-by", "/score steering 4 lgtm", "2025-01-01T10:30:00Z", kind="reviews"),
+        _comment("Rita", "/score steering 2 missed the defect", "2025-01-01T11:00:00Z"),
+        _comment("carol", "/score overall 4 I did great", "2025-01-01T12:00:00Z"),
+    )]
+    admins = Reviewers.named(["rita", "carol", "github-actions[bot]"], "admins and maintainers of acme/t")
+    scores = gather(REPORT, pulls, admins)
+    assert [(r.by, r.key, r.score) for r in scores.rows if r.source == "reviewer"] == [("Rita", "steering", 2.0)]
+    reasons = {note.by: note.reason for note in scores.ignored}
+    assert reasons == {"github-actions[bot]": "a bot, not a reviewer (admins and maintainers of acme/t)",
+                       "drive-by": "not a reviewer (admins and maintainers of acme/t)",
+                       "carol": "the candidate"}
+    data = scores.to_json()
+    assert data["reviewers"]["source"] == "admins and maintainers of acme/t"
+    assert {i["by"] for i in data["ignored"]} == set(reasons) and all(i["line"] for i in data["ignored"])
+    # A bot the operator names on purpose does count.
+    named = gather(REPORT, pulls, Reviewers.named(["github-actions[bot]"], "[review] reviewers", explicit=True))
+    assert [r.by for r in named.rows if r.source == "reviewer"] == ["github-actions[bot]"]
+
+
+def test_without_a_known_reviewer_list_nobody_scores(trial_home: Path) -> None:
+    settings = load_settings()
+    github_repo = {"forge": "github", "full_name": "acme/t"}
+    offline = reviewers_for(settings, github_repo, None)
+    assert offline.logins is None
+    pulls = [_pull(_comment("rita", "/score steering 3 ok", "2025-01-01T11:00:00Z"))]
+    scores = gather(REPORT, pulls, offline)
+    assert not [r for r in scores.rows if r.source == "reviewer"]
+    [note] = scores.ignored
+    assert "drop --offline or set [review] reviewers" in note.reason
+    local = reviewers_for(load_settings({"review.operator": "olga"}), {"forge": "local"}, None)
+    assert local.logins == frozenset({"olga"}) and "operator" in local.source
+    listed = reviewers_for(load_settings({"review.reviewers": ["Rita", "sam"]}), github_repo, None)
+    assert listed.logins == frozenset({"rita", "sam"})

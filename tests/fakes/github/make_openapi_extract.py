@@ -47,6 +47,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("GET", "/repos/{owner}/{repo}/keys"),
     ("POST", "/repos/{owner}/{repo}/keys"),
     ("DELETE", "/repos/{owner}/{repo}/keys/{key_id}"),
+    ("GET", "/repos/{owner}/{repo}/collaborators"),
     ("PUT", "/repos/{owner}/{repo}/collaborators/{username}"),
     ("DELETE", "/repos/{owner}/{repo}/collaborators/{username}"),
     ("GET", "/repos/{owner}/{repo}/invitations"),

@@ -56,6 +56,14 @@ class Shapes:
             "type": account.type, "site_admin": False, "user_view_type": "public",
         }
 
+    def collaborator(self, account: Account, role: str) -> dict[str, Any]:
+        """A collaborator with the role GitHub names (`write` for push) and the permissions it implies."""
+        order = ["read", "triage", "write", "maintain", "admin"]
+        rank = order.index(role)
+        permissions = {"pull": True, "triage": rank >= 1, "push": rank >= 2, "maintain": rank >= 3,
+                       "admin": rank >= 4}
+        return {**(self.user(account.login) or {}), "permissions": permissions, "role_name": role}
+
     def public_user(self, account: Account) -> dict[str, Any]:
         base = self.user(account.login) or {}
         return {**base, "name": account.name, "company": None, "blog": "", "location": None,
