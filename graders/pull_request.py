@@ -3,7 +3,12 @@
 The starter's PR template asks for four sections (Problem, Approach, Trade-offs,
 Testing); each must be present and say something beyond the template's placeholder
 comments. The diff is judged on size and on staying within the brief's scope (the
-template's `scope` globs; tests and docs are always in scope).
+template's `scope` globs; tests and docs are always in scope); an empty diff earns nothing.
+
+Claims in the description ("all tests pass", "22/22", "everything is implemented") are
+checked against what was verified: the hidden-tests result when it ran before this grader,
+else the last test run the gateway saw before the PR was opened. A false claim costs (the
+Testing section scores nothing and a `claims` criterion scores 0); it never pays.
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.commits import DOC_PATH, TEST_PATH
+from graders.timeline import test_runs, witnessed_view
 from orchestrator.evidence.bundle import Bundle
+
+TRUSTS = ("The forge's PR record (description, files) and the host-collected diff; claims are checked against the "
+          "hidden-tests result (run by the host) or gateway-witnessed test runs, never the candidate's words.")
+# "All tests/checks pass", "22/22 passing", "everything implemented": what a description asserts.
+_PASS_CLAIM = re.compile(r"(\ball (the )?(\d+ )?(hidden |unit |)?(tests|checks|specs)( are)? (now )?"
+                         r"(pass|passing|green|succeed)|\b(tests|checks|ci) (all )?(pass|passing|are green|green)\b|"
+                         r"\b(?P<n>\d+)\s*/\s*(?P=n)\b|\b(\d+) passed\b(?!.*\bfailed\b)|\bno (test )?failures\b)", re.I)
+_DONE_CLAIM = re.compile(r"\b(everything|all (features|requirements|of the brief|items)|the (whole|full|entire) brief)"
+                         r"( is| are| has been| have been)? (now )?(implemented|done|complete|working|covered)\b|"
+                         r"\bfully (implemented|complete)\b|\bimplements? (everything|the (whole|full) brief)\b",
+                         re.I)
 
 SECTIONS: dict[str, re.Pattern[str]] = {
     "problem": re.compile(r"^(#+\s*|\*\*)(problem|motivation|why|context|background)\b", re.I | re.M),
@@ -67,10 +84,13 @@ class PullRequestGrader:
                         _TITLES.items()]
             criteria += [Criterion("size", "Diff of reviewable size", 0.0, 4.0, "No pull request.", []),
                          Criterion("scope", "Changes stay within the brief", 0.0, 4.0, "No pull request.", [])]
-            return GraderResult(self.name, criteria=criteria, summary="No pull request was opened.")
+            return GraderResult(self.name, criteria=criteria, summary="No pull request was opened.",
+                                details={"trusts": TRUSTS})
         pull = max(open_pulls, key=lambda p: (str(p.get("created_at", "")), int(p["number"])))
         ref = f"pr:{pull['number']}"
-        sections = section_texts(str(pull.get("body") or ""))
+        body = str(pull.get("body") or "")
+        sections = section_texts(body)
+        claims = check_claims(bundle, body, pull, context)
         criteria = []
         for key, title in _TITLES.items():
             text = sections.get(key)
@@ -83,10 +103,35 @@ class PullRequestGrader:
                 score, why = 0.5, f"Section present but nearly empty ({size} words)."
             else:
                 score, why = 2.0, f"{size} words: “{' '.join(text.split())[:120]}”"
+            if key == "testing" and claims["false"]:
+                score, why = 0.0, "The testing it describes is contradicted by the verified results: " + "; ".join(
+                    claims["false"][:2])
             criteria.append(Criterion(key, title, score, 2.0, why, [ref]))
 
         files = pull.get("files") or []
         changed = sum(int(f.get("additions", 0)) + int(f.get("deletions", 0)) for f in files)
+        outside = self._diff(files, changed, options, context, ref, criteria)
+        if claims["checked"]:
+            criteria.append(Criterion(
+                "claims", "Claims in the description match the verified results",
+                0.0 if claims["false"] else 2.0, 2.0,
+                ("False: " + "; ".join(claims["false"][:3])) if claims["false"]
+                else "True: " + "; ".join(claims["true"][:3]), [ref, *claims["refs"]][:20]))
+        details = {"trusts": TRUSTS, "claims": claims, "number": pull["number"], "url": pull.get("url"),
+                   "title": pull.get("title"),
+                   "sections": {key: len(text.split()) for key, text in sections.items()},
+                   "changed_lines": changed, "files": len(files), "outside_scope": outside,
+                   "reviews": len(pull.get("reviews") or []), "comments": len(pull.get("comments") or [])}
+        summary = (f"PR #{pull['number']} “{pull.get('title', '')}”: {len(sections)}/4 template sections, "
+                   f"{changed} changed lines" + (f", {len(outside)} file(s) out of scope" if outside else "") + ".")
+        if claims["false"]:
+            summary += f" The description claims what the verified results contradict ({claims['false'][0]})."
+        return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
+
+    @staticmethod
+    def _diff(files: list[dict[str, Any]], changed: int, options: dict[str, Any], context: GradeContext, ref: str,
+              criteria: list[Criterion]) -> list[str]:
+        """Size and scope criteria; returns the files outside the brief's scope."""
         if not changed:
             size_score = 0.0
         elif changed <= _LARGE_DIFF:
@@ -94,7 +139,8 @@ class PullRequestGrader:
         else:
             size_score = 2.0 if changed <= _HUGE_DIFF else 1.0
         criteria.append(Criterion("size", "Diff of reviewable size", size_score, 4.0,
-                                  f"{changed} changed lines in {len(files)} file(s).", [ref]))
+                                  f"{changed} changed lines in {len(files)} file(s)."
+                                  + (" An empty pull request earns nothing." if not changed else ""), [ref]))
         scope = tuple(context.template.config.scope) if context.template else tuple(options.get("scope") or ())
         outside = sorted(str(f.get("filename")) for f in files if not in_scope(str(f.get("filename")), scope))
         scope_score = 4.0 if not outside else max(0.0, 4.0 - 1.0 * len(outside))
@@ -102,11 +148,41 @@ class PullRequestGrader:
                      else f"{len(outside)} file(s) outside the brief's scope: {', '.join(outside[:8])}.")
         if not scope:
             scope_why = "The template sets no scope: every path is allowed."
+        if not changed:
+            scope_score, scope_why = 0.0, "Nothing changed: staying in scope by doing nothing earns nothing."
         criteria.append(Criterion("scope", "Changes stay within the brief", scope_score, 4.0, scope_why, [ref]))
-        details = {"number": pull["number"], "url": pull.get("url"), "title": pull.get("title"),
-                   "sections": {key: len(text.split()) for key, text in sections.items()},
-                   "changed_lines": changed, "files": len(files), "outside_scope": outside,
-                   "reviews": len(pull.get("reviews") or []), "comments": len(pull.get("comments") or [])}
-        summary = (f"PR #{pull['number']} “{pull.get('title', '')}”: {len(sections)}/4 template sections, "
-                   f"{changed} changed lines" + (f", {len(outside)} file(s) out of scope" if outside else "") + ".")
-        return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
+        return outside
+
+
+def check_claims(bundle: Bundle, body: str, pull: dict[str, Any], context: GradeContext) -> dict[str, Any]:
+    """The description's pass/done claims against the hidden-tests result or the last witnessed run."""
+    text = _COMMENT.sub("", body)
+    passes = [m.group(0) for m in _PASS_CLAIM.finditer(text)]
+    done = [m.group(0) for m in _DONE_CLAIM.finditer(text)]
+    found: dict[str, Any] = {"passes": passes[:5], "done": done[:5], "checked": False, "true": [], "false": [],
+                             "refs": [], "against": None}
+    if not passes and not done:
+        return found
+    hidden = context.results.get("hidden_tests")
+    f2p = (hidden.details.get("fail_to_pass") or {}) if hidden is not None and hidden.status == "ok" else {}
+    if f2p.get("total"):
+        passed, total = int(f2p.get("passed", 0)), int(f2p["total"])
+        found.update(checked=True, against=f"hidden tests: {passed}/{total} pass")
+        verdict = f"“{(passes or done)[0]}” — the hidden tests: {passed}/{total} pass"
+        (found["true"] if passed == total else found["false"]).append(verdict)
+        return found
+    if not passes:
+        return found  # "everything is implemented" needs the hidden tests to be checked
+    events = witnessed_view(bundle.events())
+    opened = next((i for i, e in enumerate(events) if e["kind"] == "pr_opened"
+                   and (e.get("data") or {}).get("number") == pull.get("number")), len(events))
+    runs = [r for r in test_runs(events) if r.result is not None and r.result < opened and r.failed is not None]
+    if not runs:
+        return found
+    last = runs[-1]
+    found.update(checked=True, against=f"last witnessed test run (event {last.result})",
+                 refs=[f"event:{last.result}"])
+    verdict = f"“{passes[0]}” — the last test run the gateway saw before the PR " + (
+        "failed" if last.failed else "passed")
+    (found["false"] if last.failed else found["true"]).append(verdict)
+    return found

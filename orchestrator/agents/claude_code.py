@@ -37,6 +37,15 @@ DENIAL = re.compile(
     r"needs approval|was blocked|doesn't want to (proceed|take this action)|tool use was rejected"
     r"|permission to use .* (has been|was) denied|requires approval|not allowed by|denied by",
     re.IGNORECASE)
+# Sentences only Claude Code's permission layer writes, at the start of the tool result:
+# a refusal even when the record does not set is_error (some versions do not), and never
+# mistaken for a command's own output such as `ls: Permission denied`.
+OWN_REFUSAL = re.compile(
+    r"^\s*(The user doesn't want to (proceed with|take) this (tool use|action)|The tool use was rejected"
+    r"|Claude requested permissions? to (use|write|edit|read) .*(haven't|have not) granted"
+    r"|Permission to use \S+ (with command .* )?(has been|was) denied"
+    r"|Permission for this tool use was denied|\S+ in '[^']*' needs approval)",
+    re.IGNORECASE)
 
 
 class ClaudeCode:
@@ -137,7 +146,7 @@ def _user_events(record: dict[str, Any], message: dict[str, Any], common: dict[s
             call = block.get("tool_use_id")
             if _is_interrupt(output):
                 found.append(event(ts, SOURCE, "interrupt", session, output, tool_use_id=call, **extra))
-            elif block.get("is_error") and DENIAL.search(output):
+            elif (block.get("is_error") and DENIAL.search(output)) or OWN_REFUSAL.search(output):
                 found.append(event(ts, SOURCE, "tool_rejected", session, output, tool_use_id=call, **extra))
             else:
                 found.append(event(ts, SOURCE, "tool_result", session, output, tool_use_id=call,

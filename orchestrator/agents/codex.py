@@ -63,8 +63,11 @@ enabled = false
 # Context Codex injects as user-role messages; the candidate did not type these.
 INJECTED = ("<environment_context>", "<user_instructions>", "<turn_aborted>", "# AGENTS.md instructions",
             "<user_shell_command>", "<skills_instructions>")
+# Codex's approval layer: `exec command rejected by user`, `patch rejected by user`, and the
+# denial it reports when the candidate answers "no" (or "no, and tell Codex what to do").
 REJECTED = re.compile(
-    r"rejected by (the )?user|user (declined|denied|rejected)|not approved|approval (was )?denied",
+    r"rejected by (the )?user|user (declined|denied|rejected)|not approved|approval (was )?denied"
+    r"|denied by (the )?user|the user (chose not to|did not approve)|aborted by (the )?user",
     re.IGNORECASE)
 TOOL_CALLS = {"function_call", "custom_tool_call", "local_shell_call"}
 TOOL_OUTPUTS = {"function_call_output", "custom_tool_call_output"}
