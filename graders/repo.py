@@ -35,6 +35,8 @@ class Revision:
     starter_sha: str
     """The first commit of the default branch: the starter as pushed at launch."""
     pr_number: int | None = None
+    at_deadline: bool = False
+    """Chosen among the refs as they stood at the deadline (pushes after it are not graded)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,8 +182,21 @@ def default_branch(bundle: Bundle) -> str:
     return str(name or "main")
 
 
+def heads_at_deadline(bundle: Bundle, repo: Repo) -> dict[str, str] | None:
+    """refs/heads/* → sha as they stood at the deadline (the manifest's `refs_at_deadline`,
+    replayed from the host's push log), or None for a bundle collected without a deadline."""
+    recorded = bundle.manifest().get("refs_at_deadline")
+    if not isinstance(recorded, dict) or not recorded:
+        return None
+    heads = {str(ref): str(sha) for ref, sha in recorded.items()
+             if str(ref).startswith("refs/heads/") and repo.has(str(sha))}
+    return heads or None
+
+
 def choose_revision(bundle: Bundle, repo: Repo) -> Revision:
-    heads = repo.heads()
+    deadline_heads = heads_at_deadline(bundle, repo)
+    at_deadline = deadline_heads is not None
+    heads = deadline_heads if deadline_heads is not None else repo.heads()
     default_ref = f"refs/heads/{default_branch(bundle)}"
     default_sha = heads.get(default_ref)
     if default_sha is None:
@@ -191,20 +206,26 @@ def choose_revision(bundle: Bundle, repo: Repo) -> Revision:
         default_ref, default_sha = sorted(heads.items())[0]
     starter = repo.root_commit(default_sha)
 
-    open_pulls = [pr for pr in bundle.pulls() if pr.get("state") == "open" and repo.has(str(pr.get("head_sha")))]
+    def pr_head(pr: dict[str, Any]) -> str:
+        # At the deadline: what the PR's branch held then ("" when it was pushed only later).
+        return heads.get(f"refs/heads/{pr.get('head_ref')}", "") if at_deadline else str(pr.get("head_sha"))
+
+    open_pulls = [pr for pr in bundle.pulls() if pr.get("state") == "open" and repo.has(pr_head(pr))]
     if open_pulls:
         newest = max(open_pulls, key=lambda pr: (str(pr.get("created_at", "")), int(pr["number"])))
-        head = str(newest["head_sha"])
+        head = pr_head(newest)
         base = str(newest.get("base_sha") or "")
         if not repo.has(base):
             base = repo.merge_base(head, default_sha) or starter
         return Revision(sha=head, source="pull_request", ref=f"refs/pull/{newest['number']}/head",
-                        base_sha=base, starter_sha=starter, pr_number=int(newest["number"]))
+                        base_sha=base, starter_sha=starter, pr_number=int(newest["number"]),
+                        at_deadline=at_deadline)
 
     others = {ref: sha for ref, sha in heads.items() if ref != default_ref and sha != default_sha}
     if others:
         ref, head = max(others.items(), key=lambda item: (repo.commit_time(item[1]), item[0]))
         base = repo.merge_base(head, default_sha) or starter
-        return Revision(sha=head, source="branch", ref=ref, base_sha=base, starter_sha=starter)
+        return Revision(sha=head, source="branch", ref=ref, base_sha=base, starter_sha=starter,
+                        at_deadline=at_deadline)
     return Revision(sha=default_sha, source="default_branch", ref=default_ref, base_sha=starter,
-                    starter_sha=starter)
+                    starter_sha=starter, at_deadline=at_deadline)

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.errors import StateError, TrialError, UsageError
@@ -254,6 +255,22 @@ def _cut(part: str, store: Store, trial: Trial, forge: Callable[[], _CutoffForge
         ref = backend.find(trial.id)
         if ref is not None:
             backend.stop(ref)
+
+
+DEADLINE_REF_PREFIX = "refs/trial/at-deadline/"
+"""Where collect pins a commit a branch held at the deadline when no ref reaches it any more."""
+
+
+def repo_size(git_dir: Path, quota_mb: float) -> dict[str, Any]:
+    """The repository's object store in bytes against the trial's quota (checked again at collect:
+    on GitHub a push the proxy did not see, e.g. from the candidate's laptop, also counts)."""
+    from orchestrator import gitenv
+
+    counts = dict(line.split(": ", 1) for line in gitenv.output(["count-objects", "-v"], cwd=git_dir).splitlines()
+                  if ": " in line)
+    size = (int(counts.get("size", 0)) + int(counts.get("size-pack", 0))) * 1024
+    quota = int(quota_mb * 1024 * 1024)
+    return {"bytes": size, "quota_bytes": quota or None, "over_quota": bool(quota) and size > quota}
 
 
 def late_pushes(push_events: list[dict[str, Any]], deadline: datetime | None) -> list[dict[str, Any]]:

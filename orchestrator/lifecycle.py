@@ -552,6 +552,10 @@ def restart(services: Services, trial_id: str) -> RestartResult:
     if trial.state != State.ACTIVE:
         raise StateError(f"trial {trial.id} is {trial.state}; only an active trial can be restarted",
                          "see `trial status ID`")
+    if trial.deadline is not None and trial.deadline <= utcnow():
+        # The host service stopped it at the deadline: starting it again would reopen the home folder.
+        raise StateError(f"the deadline of trial {trial.id} has passed: its sandbox stays stopped",
+                         f"collect it with `trial collect {trial.id}` (or let `trial reap` do it)")
     restarted: list[str] = []
     if daemon.health(services.settings) is None:
         daemon.ensure_running(services.settings)

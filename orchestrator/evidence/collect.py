@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.agents import get_agent, transcripts
-from orchestrator.deadlines import heads_at
+from orchestrator.deadlines import DEADLINE_REF_PREFIX, heads_at, late_pushes, repo_size
 from orchestrator.evidence import bundle as files
 from orchestrator.evidence.atif import to_atif
 from orchestrator.evidence.gitlog import commit_records, refs, write_bundle
@@ -69,10 +69,28 @@ class CollectSteps:
             return {"refs": {}}
         with tempfile.TemporaryDirectory(prefix="trial-collect-") as tmp:
             mirror = self.services.forge.fetch_all(self.repo, Path(tmp) / "mirror.git")
+            size = repo_size(mirror, self.services.settings.forge.repo_quota_mb)
+            if size["over_quota"]:
+                log.warning("collect.repo_over_quota", trial_id=self.trial.id, **size)
+            unpinned = self._pin_deadline_heads(mirror)
             write_bundle(mirror, self.bundle_dir / files.REPO_BUNDLE)
             files.write_jsonl(self.bundle_dir / files.COMMITS, commit_records(mirror))
             heads = refs(mirror)
-        return {"refs": heads, "at": ctx.result("freeze", "frozen_at")}
+        return {"refs": heads, "at": ctx.result("freeze", "frozen_at"), "repo_size": size,
+                "deadline_heads_missing": unpinned}
+
+    def _pin_deadline_heads(self, mirror: Path) -> list[str]:
+        """Keep the commits the branches held at the deadline in the bundle even when a late
+        force-push left them unreachable: graders grade those, not the heads at collect."""
+        if self.trial.deadline is None or self.repo is None:
+            return []
+        at_deadline = heads_at(self.services.forge.push_events(self.repo), self.trial.deadline)
+        reachable = set(refs(mirror).values())
+        wanted = {DEADLINE_REF_PREFIX + ref.removeprefix("refs/"): sha
+                  for ref, sha in at_deadline.items() if sha not in reachable}
+        if not wanted:
+            return []
+        return self.services.forge.fetch_commits(self.repo, mirror, wanted)
 
     def pull_requests(self, ctx: StepContext) -> dict[str, Any]:
         if self.repo is None:
@@ -87,10 +105,12 @@ class CollectSteps:
             (pulls_dir / f"{pr.number}.diff").write_text(diff)
             numbers.append(pr.number)
         pushes = self.services.forge.push_events(self.repo)
-        files.write_jsonl(self.bundle_dir / files.PUSHES, pushes)
+        # Pushes after the deadline are kept and marked: shown in the report, never graded.
+        late = late_pushes(pushes, self.trial.deadline)
+        files.write_jsonl(self.bundle_dir / files.PUSHES, [{**p, "late": p in late} for p in pushes])
         # What each branch held when time ran out, even if the reaper came late.
         at_deadline = heads_at(pushes, self.trial.deadline) if self.trial.deadline else {}
-        return {"pulls": numbers, "refs_at_deadline": at_deadline}
+        return {"pulls": numbers, "refs_at_deadline": at_deadline, "late_pushes": late}
 
     def gateway_log(self, ctx: StepContext) -> dict[str, Any]:
         from orchestrator.gateway.log import log_path, verify_chain
@@ -145,6 +165,9 @@ class CollectSteps:
             "frozen_at": ctx.result("freeze", "frozen_at"),
             "refs": ctx.result("fetch_repo", "refs"),
             "refs_at_deadline": ctx.results.get("pull_requests", {}).get("refs_at_deadline", {}),
+            "late_pushes": ctx.results.get("pull_requests", {}).get("late_pushes", []),
+            "repo_size": ctx.results.get("fetch_repo", {}).get("repo_size"),
+            "cutoff": current.data.get("cutoff"),
             "gateway": ctx.results.get("gateway_log", {}),
             "transcripts_left_out": ctx.results.get("transcripts", {}).get("left_out", []),
             "collector": {"trial": __version__, "forge": self.services.forge.name,

@@ -140,6 +140,10 @@ class Forge(Protocol):
     def fetch_all(self, repo: RepoRef, dest: Path) -> Path:
         """Mirror every ref into a bare repository at dest; returns dest."""
 
+    def fetch_commits(self, repo: RepoRef, dest: Path, wanted: dict[str, str]) -> list[str]:
+        """Fetch commits by SHA into the bare repository at dest, each under its ref in `wanted`
+        ({ref: sha}), even when no ref on the forge reaches them; returns the refs it could not get."""
+
     def pull_requests(self, repo: RepoRef) -> list[PullRequest]:
         """Every pull request, read whole (files, commits, reviews, comments)."""
 

@@ -600,6 +600,18 @@ class GitHubForge:
                              "rerun the command; the fetch resumes into the same mirror") from exc
         return dest
 
+    def fetch_commits(self, repo: RepoRef, dest: Path, wanted: dict[str, str]) -> list[str]:
+        # GitHub serves a commit by SHA while it exists, reachable or not (until its gc).
+        https_url, _ = self._urls(repo)
+        missing = []
+        for ref, sha in wanted.items():
+            try:
+                git.Repo(dest).git.fetch("--quiet", "--no-tags", https_url, f"{sha}:{ref}", env=self._git_env())
+            except git.GitCommandError as exc:
+                log.warning("fetch_commit.failed", repo=repo.full_name, ref=ref, reason=_git_reason(exc))
+                missing.append(ref)
+        return missing
+
     def pull_requests(self, repo: RepoRef) -> list[PullRequest]:
         # Raw JSON rather than PyGithub objects: an attribute GitHub leaves out of a list item
         # (in_reply_to_id on a first comment) would make PyGithub fetch that item again.

@@ -242,6 +242,19 @@ class LocalForge:
         self._git("clone", "--quiet", "--mirror", str(self.repo_path(repo.name)), str(dest))
         return dest
 
+    def fetch_commits(self, repo: RepoRef, dest: Path, wanted: dict[str, str]) -> list[str]:
+        # The bare repo keeps objects no ref reaches until gc; upload-pack hands them out by SHA
+        # only when told it may.
+        missing = []
+        for ref, sha in wanted.items():
+            try:
+                self._git("fetch", "--quiet", "--no-tags",
+                          "--upload-pack=git -c uploadpack.allowAnySHA1InWant=true upload-pack",
+                          str(self.repo_path(repo.name)), f"{sha}:{ref}", cwd=dest)
+            except ForgeError:
+                missing.append(ref)
+        return missing
+
     def _branches(self, repo: RepoRef) -> dict[str, str]:
         out = self._git("for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads",
                         cwd=self.repo_path(repo.name))
