@@ -52,6 +52,13 @@ class RubricEntry(_Strict):
     """Grader-specific options."""
 
 
+class TemplateGatewayConfig(_Strict):
+    provider: str | None = Field(default=None, pattern=r"^(anthropic|openai|script:.+)$")
+    """Where this template's trials get models: `anthropic`/`openai` (the real provider) or
+    `script:FILE` (a scripted model, FILE relative to the template folder; for template proofs
+    and demos). None: the operator's `[gateway] provider`."""
+
+
 class TemplateConfig(_Strict):
     title: str = Field(min_length=1)
     """One-line title shown to operators and used as the brief issue's title."""
@@ -69,6 +76,7 @@ class TemplateConfig(_Strict):
     """Glob patterns of paths the brief expects the candidate to change (empty: anything)."""
     tests: TestsConfig
     rubric: tuple[RubricEntry, ...] = (RubricEntry(grader="hidden_tests"),)
+    gateway: TemplateGatewayConfig = TemplateGatewayConfig()
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,9 @@ class GatewaySettings(_Section):
     """JSON price table overriding the packaged one."""
     upstream_timeout_s: float = Field(default=600.0, gt=0)
     """How long one upstream exchange may take."""
+    provider: str | None = Field(default=None, pattern=r"^(anthropic|openai|script:.+)$")
+    """Where models come from for trials that do not say: `anthropic` or `openai` (the real provider
+    behind each route, the default) or `script:FILE`, a scripted model (orchestrator/gateway/scripted.py)."""
 
 
 class SandboxSettings(_Section):

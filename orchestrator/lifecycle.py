@@ -66,6 +66,8 @@ class LaunchRequest:
     budget_usd: float | None = None
     ssh_keys: tuple[str, ...] = ()
     """Extra public keys (e.g. from --ssh-key FILE), added to those the forge knows."""
+    provider: str | None = None
+    """Where the trial's models come from (`[gateway] provider`): flag, else template, else operator."""
 
 
 @dataclass
@@ -137,6 +139,7 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
         raise UsageError(f"candidate '{candidate}' does not exist on {services.forge.name}",
                          "check the spelling of --candidate")
     keys = _candidate_keys(services, candidate, request.ssh_keys)
+    provider = _gateway_provider(services, template, request.provider)
     hours = request.hours if request.hours is not None else template.config.hours
     if hours <= 0:
         raise UsageError(f"--hours must be positive (got {hours})", "e.g. --hours 4")
@@ -145,10 +148,24 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
         id=new_trial_id(), template=template.name, candidate=candidate, agent=agent.name,
         state=State.PROVISIONING, created_at=now, updated_at=now, hours=hours,
         budget_usd=request.budget_usd if request.budget_usd is not None else template.config.budget_usd,
-        data={"ssh_keys": keys},
+        data={"ssh_keys": keys, **({"gateway_provider": provider} if provider else {})},
     ))
     log.info("launch.start", trial_id=trial.id, template=template.name, candidate=candidate, agent=agent.name)
     return _run_launch(services, trial, template, agent, resumed=False)
+
+
+def _gateway_provider(services: Services, template: Template, flag: str | None) -> str | None:
+    """The trial's model source, fixed at launch so a later change of settings does not switch it;
+    a script is checked now, before anything is created, and recorded by absolute path."""
+    from orchestrator.gateway.scripted import resolve_provider
+
+    if flag:
+        return resolve_provider(flag, Path.cwd())
+    if template.config.gateway.provider:
+        return resolve_provider(template.config.gateway.provider, template.path)
+    if services.settings.gateway.provider:
+        return resolve_provider(services.settings.gateway.provider, Path.cwd())
+    return None
 
 
 def resume_launch(services: Services, trial_id: str) -> LaunchResult:

@@ -27,10 +27,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 @click.option("--ssh-key", "ssh_key_files", multiple=True, type=click.Path(dir_okay=False),
               help="A public key file for the candidate (repeatable; on the local forge the only source).")
 @click.option("--resume", "resume_id", metavar="ID", help="Resume a launch that failed, at its failed step.")
+@click.option("--provider", help="Where the agent's models come from: anthropic, openai or script:FILE "
+              "(default: the template's, else [gateway] provider).")
 @json_option
 @pass_state
 def launch(state: CliState, template: str | None, candidate: str | None, hours: float | None, agent: str | None,
-           budget_usd: float | None, ssh_key_files: tuple[str, ...], resume_id: str | None, as_json: bool) -> None:
+           budget_usd: float | None, ssh_key_files: tuple[str, ...], resume_id: str | None, provider: str | None,
+           as_json: bool) -> None:
     """Launch a trial of TEMPLATE for a candidate."""
     services = state.services
     with progress("launching", quiet=as_json) as say:
@@ -44,7 +47,7 @@ def launch(state: CliState, template: str | None, candidate: str | None, hours: 
             keys = tuple(_read_key_file(path) for path in ssh_key_files)
             result = lifecycle.launch(services, lifecycle.LaunchRequest(
                 template=template, candidate=candidate, hours=hours, agent=agent, budget_usd=budget_usd,
-                ssh_keys=keys))
+                ssh_keys=keys, provider=provider))
     if as_json:
         emit_json("launch", result.to_json())
         return

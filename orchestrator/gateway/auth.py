@@ -28,6 +28,8 @@ class Grant:
     trial_id: str
     budget_usd: float
     checked_at: float
+    provider: str | None = None
+    """The trial's `[gateway] provider` as launch recorded it (None: the operator's setting)."""
 
 
 def presented_tokens(request: web.Request) -> list[str]:
@@ -86,4 +88,6 @@ class TokenCache:
             trial = self._store.get_trial(record.trial_id)
         except NotFoundError:
             return None
-        return Grant(trial.id, float(trial.budget_usd), now)
+        provider = trial.data.get("gateway_provider")
+        return Grant(trial.id, float(trial.budget_usd), now,
+                     provider=provider if isinstance(provider, str) else None)

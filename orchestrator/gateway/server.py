@@ -21,7 +21,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +36,7 @@ from orchestrator.gateway.headers import downstream_headers, upstream_headers
 from orchestrator.gateway.log import GatewayLogs, TrialLog
 from orchestrator.gateway.prices import PriceTable
 from orchestrator.gateway.provider_errors import Provider, error_response
+from orchestrator.gateway.scripted import ScriptedModels
 from orchestrator.gateway.sse import SSEParser
 from orchestrator.gateway.urls import ANTHROPIC_PREFIX, OPENAI_PREFIX, ROUTES, Route, upstream_base
 from orchestrator.gateway.usage import Usage, estimate, from_anthropic, from_openai_chat, from_openai_responses
@@ -102,6 +104,8 @@ class Gateway:
         self.logs = GatewayLogs(settings.home)
         self.budgets = Budgets()
         self.keys = {provider: env.get(name) or None for provider, name in KEY_ENV.items()}
+        self.scripts = ScriptedModels(settings.home, config.provider)
+        """Trials whose `[gateway] provider` is `script:FILE` are answered from it (scripted.py)."""
         self.bases = {"anthropic": upstream_base(config.anthropic_base_url),
                       "openai": upstream_base(config.openai_base_url)}
         self.timeout = aiohttp.ClientTimeout(total=config.upstream_timeout_s,
@@ -164,7 +168,8 @@ class Gateway:
                     request.transport.close()
             return response
         key = self.keys[route.provider]
-        if not key:
+        script = self.scripts.script_for(self.scripts.provider(grant.provider))
+        if not key and script is None:
             return await self._refuse(ex, trial_log, 500, f"the gateway has no {KEY_ENV[route.provider]} in its "
                                       "environment; the operator must set it and restart `trial serve`",
                                       "no_upstream_key")
@@ -173,7 +178,7 @@ class Gateway:
             log.info("gateway.budget_refused", trial_id=grant.trial_id, spent=ledger.spent_usd, cap=ledger.cap_usd)
             return await self._refuse(ex, trial_log, 429, ledger.refusal(), "refused_budget")
         try:
-            return await self._relay(request, ex, key, trial_log)
+            return await self._relay(request, ex, key or "", trial_log, script)
         except asyncio.CancelledError:
             # Only when the server cancels handlers of clients that hang up (aiohttp's
             # handler_cancellation): the provider may already have read the prompt, so the
@@ -231,7 +236,8 @@ class Gateway:
             log.error("gateway.log_failed", trial_id=ex.trial_id, error=exc.one_line())
         return error_response(ex.route.provider, status, message)
 
-    async def _relay(self, request: web.Request, ex: Exchange, key: str, trial_log: TrialLog) -> web.StreamResponse:
+    async def _relay(self, request: web.Request, ex: Exchange, key: str, trial_log: TrialLog,
+                     script: Path | None = None) -> web.StreamResponse:
         route = ex.route
         body, injected = ex.body, False
         if route.kind == "openai.chat" and ex.stream and isinstance(ex.request, dict):
@@ -241,8 +247,11 @@ class Gateway:
             url += "?" + request.query_string
         headers = upstream_headers(request.headers, route.provider, key)
         try:
-            upstream = await self.session.request(route.method, url, data=body, headers=headers,
-                                                  allow_redirects=False)
+            if script is not None:
+                upstream = self._scripted(ex, body, script)
+            else:
+                upstream = await self.session.request(route.method, url, data=body, headers=headers,
+                                                      allow_redirects=False)
         except TimeoutError:
             return await self._gateway_error(ex, trial_log, 504, "upstream_timeout",
                                              f"the {route.provider} API did not answer in time")
@@ -261,6 +270,15 @@ class Gateway:
                 upstream.release()  # back to the pool
             else:
                 upstream.close()  # an unfinished answer: hang up so the provider stops generating
+
+    def _scripted(self, ex: Exchange, body: bytes | None, script: Path) -> aiohttp.ClientResponse:
+        """The scripted model's answer, read by the relay as the provider's would be."""
+        payload = ex.request if body is ex.body else json.loads(body or b"{}")
+        answer = self.scripts.respond(ex.trial_id, ex.route, payload, body, script)
+        ex.extra["script"] = answer.info
+        ex.error = answer.info.get("problem")
+        # Duck-typed like aiohttp's response (status, headers, content, read, release, close).
+        return cast(aiohttp.ClientResponse, answer)
 
     async def _relay_body(self, upstream: aiohttp.ClientResponse, ex: Exchange,
                           trial_log: TrialLog) -> web.StreamResponse:
