@@ -98,7 +98,7 @@ def make_trial(home: Path) -> str:
 
     store = Store.open(home)
     now = utcnow()
-    store.create_trial(Trial(id="tbench001", template="bench", candidate="bench", agent="none", state="active",
+    store.create_trial(Trial(id="tbench001", template="bench", candidate="bench", agent="claude-code", state="active",
                              created_at=now, updated_at=now, hours=1, budget_usd=1e9))
     token = store.mint_token("tbench001", "sandbox")
     store.close()

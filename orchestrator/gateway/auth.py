@@ -1,26 +1,45 @@
-"""Who is calling: the trial token in `x-api-key` or `Authorization: Bearer`.
+"""Who is calling, and what they may do: the trial token in `x-api-key` or `Authorization: Bearer`.
 
 Tokens are checked against the store by HMAC. The answer is cached for at most
 `REFRESH_S` so the hot path does not touch SQLite on every request, while a token that
 `trial collect` revokes (possibly from another process) stops working within a second.
 The cache is keyed by the token's HMAC, never by the token itself.
+
+A grant carries the trial's rules: the providers its agent speaks to (a Claude Code
+trial's token opens the /anthropic routes only, so a candidate cannot spend it on another
+provider's models through their own scripts) and whether its template allows
+provider-side remote tools (remote_tools.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
 from orchestrator.errors import NotFoundError
+from orchestrator.gateway.provider_errors import Provider
+from orchestrator.logging import get_logger
 from orchestrator.store import TOKEN_PREFIX, Store
 
 REFRESH_S = 1.0
 GATEWAY_PURPOSES = ("sandbox",)
 """Token purposes the gateway accepts: what `trial launch` mints for the sandbox."""
 _CACHE_LIMIT = 4096
+TEMPLATE_REFRESH_S = 60.0
+AGENT_PROVIDERS: dict[str, tuple[Provider, ...]] = {
+    "claude-code": ("anthropic",),  # ANTHROPIC_BASE_URL → /anthropic (agents/claude_code.py)
+    "codex": ("openai",),  # the Responses wire through ~/.codex/config.toml (agents/codex.py)
+    "aider": ("openai",),  # LiteLLM's openai/ models through OPENAI_API_BASE (agents/aider.py)
+    "none": (),  # no agent in the sandbox: no model either
+}
+"""Provider routes a trial's token opens, by the trial's agent; an agent not listed opens none."""
+
+log = get_logger(component="gateway")
 
 
 @dataclass(frozen=True)
@@ -28,8 +47,42 @@ class Grant:
     trial_id: str
     budget_usd: float
     checked_at: float
+    agent: str = "none"
+    providers: tuple[Provider, ...] = ()
+    allow_remote_tools: bool = False
     provider: str | None = None
     """The trial's `[gateway] provider` as launch recorded it (None: the operator's setting)."""
+
+
+class TemplateRules:
+    """The gateway's options from each template's template.toml, re-read once a minute.
+
+    Read leniently and apart from the catalog's full validation (which also checks the
+    starter and Dockerfile): the gateway needs one flag, and an unreadable template means
+    the strict default, never an error on the hot path.
+    """
+
+    def __init__(self, templates_dir: Path | None, refresh_s: float = TEMPLATE_REFRESH_S) -> None:
+        self._dir = templates_dir
+        self._refresh_s = refresh_s
+        self._cache: dict[str, tuple[bool, float]] = {}
+
+    def allow_remote_tools(self, template: str, now: float) -> bool:
+        """Blocking (reads a file): call from a worker thread."""
+        cached = self._cache.get(template)
+        if cached is not None and now - cached[1] < self._refresh_s:
+            return cached[0]
+        allowed = False
+        if self._dir is not None and template and "/" not in template and not template.startswith("."):
+            try:
+                raw = tomllib.loads((self._dir / template / "template.toml").read_text())
+                allowed = raw.get("allow_remote_tools") is True
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                log.warning("gateway.template_unreadable", template=template, error=str(exc))
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[template] = (allowed, now)
+        return allowed
 
 
 def presented_tokens(request: web.Request) -> list[str]:
@@ -45,8 +98,9 @@ def presented_tokens(request: web.Request) -> list[str]:
 
 
 class TokenCache:
-    def __init__(self, store: Store, refresh_s: float = REFRESH_S) -> None:
+    def __init__(self, store: Store, refresh_s: float = REFRESH_S, templates_dir: Path | None = None) -> None:
         self._store = store
+        self._templates = TemplateRules(templates_dir)
         self._refresh_s = refresh_s
         self._grants: dict[str, Grant] = {}
 
@@ -88,6 +142,8 @@ class TokenCache:
             trial = self._store.get_trial(record.trial_id)
         except NotFoundError:
             return None
+        providers = AGENT_PROVIDERS.get(trial.agent, ())
         provider = trial.data.get("gateway_provider")
-        return Grant(trial.id, float(trial.budget_usd), now,
+        return Grant(trial.id, float(trial.budget_usd), now, trial.agent, providers,
+                     self._templates.allow_remote_tools(trial.template, now),
                      provider=provider if isinstance(provider, str) else None)

@@ -1,19 +1,28 @@
-"""Per-trial spend against its cap.
+"""Per-trial spend against its cap, with the worst case of every request reserved up front.
 
-Rule: a request is admitted only while the trial's recorded spend is below its cap;
-its cost is added when its usage is known (the end of the exchange).
+Rule: a billed request is admitted only while the trial's recorded spend plus what the
+requests in flight have reserved is below the cap. At admission a request reserves its
+worst case: its prompt (estimated from the body's size, at the model's dearest input
+rate) plus its output cap (`max_tokens`, `max_output_tokens`… × `n`) at the output rate.
+When it ends, its reservation is released and its real cost (from the provider's usage,
+or an estimate when the provider never said) is added to the spend.
 
-Bound: the cost of a request is only known once it has run, so requests admitted
-before the spend reached the cap may still finish after it. Hence
+Bound: when the last request was admitted, spend + reserved < cap; every request in
+flight then costs at most what it reserved, so
 
-    final spend  <  cap + (cost of the requests in flight when the spend reached the cap)
-                 <= cap + in_flight_at_cap × (largest cost of one request)
+    final spend  <  cap + (reservation of one request)
 
-and nothing admitted after that moment spends anything. One request's cost is itself
-bounded by its prompt plus its `max_tokens` at the model's rates. `in_flight_at_cap` is
-recorded so tests and operators can check the bound on real traffic. A stream already
-running when the cap is reached is not cut off: the agent gets its answer, the next
-request is refused.
+however many requests run at once: twenty parallel requests cannot each overshoot by
+their own cost, since each one's reservation counts against the others' admission. The
+bound holds as far as a request costs no more than it reserved: a prompt that tokenizes
+to more than one token per `BYTES_PER_INPUT_TOKEN` bytes can exceed its reservation, and
+a request that names no output cap is reserved at the gateway's default cap (limits.py).
+`overshoot_usd` records how far real costs exceeded reservations, so tests and operators
+can check the bound on real traffic.
+
+A request refused only because others have reserved the remainder is told to retry (the
+reservations may settle lower); one refused because the spend itself reached the cap is
+told not to.
 
 The spend starts from the trial's log (the sum of its records' cost_usd), so a restart
 of the gateway does not reset a budget.
@@ -29,31 +38,46 @@ class Ledger:
     trial_id: str
     cap_usd: float
     spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    """Worst-case cost of the billed requests in flight."""
     in_flight: int = 0
-    in_flight_at_cap: int | None = None
-    """Requests in flight (the one that crossed included) when spend first reached the cap."""
     peak_in_flight: int = 0
+    largest_reservation_usd: float = 0.0
+    overshoot_usd: float = 0.0
+    """Sum over settled requests of what they cost beyond their reservation."""
 
     @property
     def exhausted(self) -> bool:
         return self.spent_usd >= self.cap_usd
 
-    def admit(self) -> bool:
-        if self.exhausted:
+    @property
+    def committed(self) -> bool:
+        """Spend plus reservations reached the cap: nothing more is admitted for now."""
+        return self.spent_usd + self.reserved_usd >= self.cap_usd
+
+    def admit(self, reserve_usd: float = 0.0) -> bool:
+        if self.committed:
             return False
+        self.reserved_usd += reserve_usd
+        self.largest_reservation_usd = max(self.largest_reservation_usd, reserve_usd)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return True
 
-    def settle(self, cost_usd: float) -> None:
-        """The admitted request finished (in any way) and cost this much."""
-        was_exhausted = self.exhausted
+    def settle(self, cost_usd: float, reserved_usd: float = 0.0) -> None:
+        """The admitted request finished (in any way), cost this much and held that much."""
+        self.reserved_usd = max(self.reserved_usd - reserved_usd, 0.0)
+        if self.in_flight <= 1:
+            self.reserved_usd = 0.0  # no float residue once nothing is in flight
         self.spent_usd += cost_usd
-        if not was_exhausted and self.exhausted and self.in_flight_at_cap is None:
-            self.in_flight_at_cap = self.in_flight
+        self.overshoot_usd += max(cost_usd - reserved_usd, 0.0)
         self.in_flight = max(self.in_flight - 1, 0)
 
     def refusal(self) -> str:
+        if not self.exhausted:
+            return (f"trial {self.trial_id} has spent ${self.spent_usd:.4f} of its ${self.cap_usd:.2f} LLM budget "
+                    f"and requests in flight hold ${self.reserved_usd:.4f} of the rest (their max_tokens at the "
+                    "model's price); retry when they finish, or ask for fewer output tokens")
         return (f"trial {self.trial_id} has spent ${self.spent_usd:.4f} of its ${self.cap_usd:.2f} LLM budget; "
                 "no further model requests are allowed (ask the trial's operator to raise the budget)")
 

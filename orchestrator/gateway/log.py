@@ -99,6 +99,8 @@ class LogState:
     spent_usd: float = 0.0
     torn_bytes: int = 0
     """Bytes of an unfinished last line cut off when the file was opened."""
+    size: int = 0
+    """Bytes of complete records in the file (what the trial's log quota counts)."""
 
 
 def _scan(path: Path) -> LogState:
@@ -123,6 +125,7 @@ def _scan(path: Path) -> LogState:
                 if isinstance(cost, int | float):
                     state.spent_usd += float(cost)
     size = path.stat().st_size
+    state.size = good_end
     if size > good_end:
         state.torn_bytes = size - good_end
         with path.open("r+b") as handle:
@@ -221,6 +224,7 @@ class TrialLog:
             raise
         self._flush_s = 0.8 * self._flush_s + 0.2 * (time.perf_counter() - started)
         self.state.seq, self.state.head = seq, head
+        self.state.size = size_before + sum(len(line) for line in lines)
         return records
 
     async def close(self) -> None:

@@ -144,6 +144,23 @@ class PriceTable:
         return Priced(round(cost, 10), key, long_context)
 
 
+    def worst_case(self, model: str | None, prompt_tokens: int, output_tokens: int) -> float:
+        """The most a request of this size can cost: what the budget reserves at admission.
+
+        The prompt is priced at the dearest way the provider may bill it (a 1-hour cache
+        write costs twice the input rate), in the long-context tier when it would apply.
+        """
+        key = self.lookup(model)
+        rates: Rates = self.highest if key is None else self.models[key]
+        if key is not None:
+            tier = self.models[key].long_context
+            if tier is not None and prompt_tokens > tier.above_prompt_tokens:
+                rates = tier
+        rate_in, rate_out, rate_read, rate_write, rate_write_1h = rates.effective()
+        dearest_in = max(rate_in, rate_read, rate_write, rate_write_1h)
+        return round((prompt_tokens * dearest_in + output_tokens * rate_out) / PER_TOKENS, 10)
+
+
 def _parse(text: str, source: str) -> PriceFile:
     try:
         return PriceFile.model_validate(json.loads(text))

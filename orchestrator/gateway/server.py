@@ -1,11 +1,19 @@
 """The gateway's request handling: authenticate, admit, relay, price, log.
 
 One `Gateway` per service process, attached to the aiohttp app by `setup_gateway`. Per
-exchange: the trial token is resolved (cached, see auth.py); the body is read and parsed;
-the trial's ledger admits or refuses it (budget.py); the request goes upstream with the
-real key; the answer comes back either whole (JSON) or as an event stream relayed chunk
-by chunk while a tee assembles it; its usage is priced; one record is appended to the
+exchange: the trial token is resolved (cached, see auth.py); the route must belong to the
+trial's agent's provider; the trial's log must be under its quota and its requests in
+flight under their cap (limits.py); the body is read (size-limited) and parsed;
+`background` responses are refused and remote tools stripped (remote_tools.py); the
+trial's ledger reserves the request's worst case or refuses it (budget.py); the request
+goes upstream with the real key; the answer comes back either whole (JSON) or as an event
+stream relayed chunk by chunk while a tee assembles it; its usage is priced (a billed
+answer without usage at its output cap, never at $0); one record is appended to the
 trial's log and fsynced; only then does the response complete.
+
+A refused request is logged as its size, sha256 and first characters, never whole: the
+refusal is the witnessed event, and a refusal must not fill the disk on the candidate's
+behalf. Auth headers are never logged.
 
 The gateway never completes a response it could not log: a non-streamed answer becomes a
 500, a stream is cut off without its final chunk.
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -33,21 +42,33 @@ from orchestrator.gateway.assemble import Assembler, for_route
 from orchestrator.gateway.auth import Grant, TokenCache
 from orchestrator.gateway.budget import Budgets, Ledger
 from orchestrator.gateway.headers import downstream_headers, upstream_headers
+from orchestrator.gateway.limits import Limits
 from orchestrator.gateway.log import GatewayLogs, TrialLog
 from orchestrator.gateway.prices import PriceTable
 from orchestrator.gateway.provider_errors import Provider, error_response
+from orchestrator.gateway.remote_tools import strip_remote_tools
 from orchestrator.gateway.scripted import ScriptedModels
 from orchestrator.gateway.sse import SSEParser
 from orchestrator.gateway.urls import ANTHROPIC_PREFIX, OPENAI_PREFIX, ROUTES, Route, upstream_base
-from orchestrator.gateway.usage import Usage, estimate, from_anthropic, from_openai_chat, from_openai_responses
+from orchestrator.gateway.usage import (
+    Usage,
+    estimate,
+    from_anthropic,
+    from_openai_chat,
+    from_openai_responses,
+    output_cap,
+    prompt_estimate,
+)
 from orchestrator.logging import get_logger
 from orchestrator.store import Store
 
-MAX_REQUEST_BYTES = 64 * 1024 * 1024
-"""Largest request body relayed (Anthropic's own Messages limit is 32 MB)."""
+MAX_REQUEST_BYTES = Limits().max_request_bytes
+"""Largest request body relayed by default (see limits.py)."""
 KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 # Non-JSON error bodies (an HTML page from a proxy) are logged only up to this length.
 _TEXT_LOG_LIMIT = 10_000
+Refusal = tuple[int, str, str, bool]
+"""(status, message, outcome, retryable): a request the gateway answers itself."""
 
 log = get_logger(component="gateway")
 
@@ -74,8 +95,14 @@ class Exchange:
     response: Any = None
     error: str | None = None
     settled: bool = False
+    reserved_usd: float = 0.0
+    """The worst case the ledger holds for this exchange until it settles."""
+    output_cap: int = 0
+    """Output tokens the request may be billed for (its max_tokens, or the default)."""
     body: bytes | None = None
     """The request body as received (not logged: `request` holds it parsed)."""
+    body_summary: dict[str, Any] | None = None
+    """Size, sha256 and start of the body: what a refused request is logged as."""
     request_bytes: int = 0
     response_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,9 +127,14 @@ class Gateway:
     def __init__(self, settings: Settings, store: Store, env: Mapping[str, str]) -> None:
         config = settings.gateway
         self.prices = PriceTable.load(config.price_table)
-        self.tokens = TokenCache(store)
+        self.tokens = TokenCache(store, templates_dir=settings.templates_dir)
         self.logs = GatewayLogs(settings.home)
         self.budgets = Budgets()
+        self.limits = Limits()
+        self.trial_in_flight: dict[str, int] = {}
+        """Exchanges being handled right now, per trial (the cap of limits.max_in_flight)."""
+        self.unlogged_refusals: dict[str, int] = {}
+        """Refusals of trials past their log quota and its slack, counted instead of logged."""
         self.keys = {provider: env.get(name) or None for provider, name in KEY_ENV.items()}
         self.scripts = ScriptedModels(settings.home, config.provider)
         """Trials whose `[gateway] provider` is `script:FILE` are answered from it (scripted.py)."""
@@ -156,7 +188,24 @@ class Gateway:
         except TrialError as exc:
             log.error("gateway.log_unavailable", trial_id=grant.trial_id, error=exc.one_line())
             return error_response(route.provider, 500, f"the gateway cannot record this exchange: {exc.message}")
-        refusal = await self._read_request(request, ex)
+        trial_id = grant.trial_id
+        self.trial_in_flight[trial_id] = self.trial_in_flight.get(trial_id, 0) + 1
+        try:
+            return await self._admit_and_relay(request, ex, grant, trial_log)
+        finally:
+            left = self.trial_in_flight[trial_id] - 1
+            if left:
+                self.trial_in_flight[trial_id] = left
+            else:
+                del self.trial_in_flight[trial_id]
+
+    async def _admit_and_relay(self, request: web.Request, ex: Exchange, grant: Grant,
+                               trial_log: TrialLog) -> web.StreamResponse:
+        route = ex.route
+        # Refusals that need no body are decided first, so the body is then only hashed, not kept.
+        refusal = self._before_body(ex, grant, trial_log)
+        body_refusal = await self._read_request(request, ex, keep=refusal is None)
+        refusal = refusal or body_refusal or self._after_body(ex, grant, trial_log)
         if refusal is not None:
             response = await self._refuse(ex, trial_log, *refusal)
             if not request.content.at_eof():
@@ -172,11 +221,19 @@ class Gateway:
         if not key and script is None:
             return await self._refuse(ex, trial_log, 500, f"the gateway has no {KEY_ENV[route.provider]} in its "
                                       "environment; the operator must set it and restart `trial serve`",
-                                      "no_upstream_key")
-        ledger = self._ledger(grant, trial_log)
-        if route.billed and not ledger.admit():
-            log.info("gateway.budget_refused", trial_id=grant.trial_id, spent=ledger.spent_usd, cap=ledger.cap_usd)
-            return await self._refuse(ex, trial_log, 429, ledger.refusal(), "refused_budget")
+                                      "no_upstream_key", False)
+        if route.billed:
+            ledger = self._ledger(grant, trial_log)
+            ex.output_cap, _ = output_cap(route.kind, ex.request, self.limits.default_output_tokens)
+            reserve = self.prices.worst_case(ex.model, prompt_estimate(ex.request_bytes), ex.output_cap)
+            if not ledger.admit(reserve):
+                log.info("gateway.budget_refused", trial_id=grant.trial_id, spent=ledger.spent_usd,
+                         reserved=ledger.reserved_usd, cap=ledger.cap_usd)
+                return await self._refuse(ex, trial_log, 429, ledger.refusal(),
+                                          "refused_budget" if ledger.exhausted else "refused_budget_reserved",
+                                          not ledger.exhausted)
+            ex.reserved_usd = reserve
+            ex.extra["reserved_usd"] = reserve
         try:
             return await self._relay(request, ex, key or "", trial_log, script)
         except asyncio.CancelledError:
@@ -192,49 +249,111 @@ class Gateway:
         finally:
             self._settle(ex)
 
+    def _before_body(self, ex: Exchange, grant: Grant, trial_log: TrialLog) -> Refusal | None:
+        route = ex.route
+        if route.provider not in grant.providers:
+            opened = ", ".join(f"/{provider}" for provider in grant.providers) or "no model routes"
+            return (403, f"trial {grant.trial_id} runs agent '{grant.agent}', whose token opens {opened}; "
+                    f"{route.path} is not one of them", "refused_provider", False)
+        if trial_log.state.size >= self.limits.log_quota_bytes:
+            return self._quota_refusal(grant.trial_id)
+        if self.trial_in_flight.get(grant.trial_id, 0) > self.limits.max_in_flight:
+            return (429, f"trial {grant.trial_id} already has {self.limits.max_in_flight} requests in flight, "
+                    "the most the gateway relays at once for one trial; retry when one finishes",
+                    "refused_in_flight", True)
+        return None
+
+    def _after_body(self, ex: Exchange, grant: Grant, trial_log: TrialLog) -> Refusal | None:
+        route = ex.route
+        if trial_log.state.size + ex.request_bytes >= self.limits.log_quota_bytes:
+            return self._quota_refusal(grant.trial_id)
+        payload = ex.request
+        if not isinstance(payload, dict):
+            return None
+        if route.kind == "openai.responses" and payload.get("background") not in (None, False):
+            # A background response runs on after this exchange ends and is fetched later by
+            # id: its output and usage would never pass through the gateway (nor its budget).
+            return (400, "background responses are not relayed: they finish outside the exchange, where the "
+                    "trial gateway can neither log nor bill them; send the request without \"background\"",
+                    "refused_background", False)
+        if not grant.allow_remote_tools:
+            clean, stripped = strip_remote_tools(route.kind, payload)
+            if stripped:
+                ex.body = json.dumps(clean).encode()
+                ex.extra["stripped_tools"] = stripped
+                log.info("gateway.remote_tools_stripped", trial_id=grant.trial_id, stripped=stripped)
+        return None
+
+    def _quota_refusal(self, trial_id: str) -> Refusal:
+        return (429, f"trial {trial_id}'s gateway log reached its quota of {self.limits.log_quota_bytes} bytes; "
+                "no further model requests are recorded or relayed (ask the trial's operator)",
+                "refused_log_quota", False)
     def _ledger(self, grant: Grant, trial_log: TrialLog) -> Ledger:
         ledger = self.budgets.open(grant.trial_id, grant.budget_usd, trial_log.state.spent_usd)
         ledger.cap_usd = grant.budget_usd  # the operator may have changed it since
         return ledger
 
-    async def _read_request(self, request: web.Request, ex: Exchange) -> tuple[int, str, str] | None:
+    async def _read_request(self, request: web.Request, ex: Exchange, *, keep: bool) -> Refusal | None:
+        """Read the body (at most max_request_bytes) and parse it; without `keep`, only its summary."""
         if request.method == "GET":
             ex.request = dict(request.query) or None
             return None
-        if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-            return 413, f"request body of {request.content_length} bytes exceeds {MAX_REQUEST_BYTES}", "too_large"
+        limit = self.limits.max_request_bytes
+        if request.content_length is not None and request.content_length > limit:
+            ex.body_summary = {"bytes": None, "declared_bytes": request.content_length, "sha256": None,
+                               "head": "", "complete": False}
+            return 413, f"request body of {request.content_length} bytes exceeds {limit}", "too_large", False
         # Read to the end ourselves: content.read(n) returns only what has arrived so far, and
         # request.read() would apply whatever client_max_size the hosting app happens to have.
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        digest, head, size = hashlib.sha256(), b"", 0
+        head_max = self.limits.refused_head_chars * 4  # bytes enough for that many characters
         while chunk := await request.content.readany():
             size += len(chunk)
-            if size > MAX_REQUEST_BYTES:
-                return 413, f"request body exceeds {MAX_REQUEST_BYTES} bytes", "too_large"
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        ex.request_bytes = len(body)
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            ex.request = body[:_TEXT_LOG_LIMIT].decode("utf-8", "replace")
-            return 400, f"request body is not valid JSON ({exc})", "bad_request"
-        if not isinstance(payload, dict):
-            ex.request = payload
-            return 400, "request body must be a JSON object", "bad_request"
-        ex.request = payload
-        ex.model = payload.get("model") if isinstance(payload.get("model"), str) else None
-        ex.stream = payload.get("stream") is True
-        ex.body = body
-        return None
+            if size > limit:
+                chunks.append(chunk[:limit - size + len(chunk)])
+                ex.body_summary = self._summary(b"".join(chunks), digest, head, complete=False, size=limit)
+                return 413, f"request body exceeds {limit} bytes", "too_large", False
+            if keep:
+                chunks.append(chunk)
+            else:
+                digest.update(chunk)
+                if len(head) < head_max:
+                    head += chunk[:head_max - len(head)]
+        ex.request_bytes = size
+        if not keep:
+            ex.body_summary = self._summary(b"", digest, head, complete=True, size=size)
+            return None
+        ex.body = b"".join(chunks)
+        return _parse_body(ex)
+
+    def _summary(self, tail: bytes, digest: Any, head: bytes, *, complete: bool,
+                 size: int | None = None) -> dict[str, Any]:
+        """What a refused body is logged as: its size, its sha256 and its first characters."""
+        digest.update(tail)
+        head = head or tail[:self.limits.refused_head_chars * 4]
+        text = head.decode("utf-8", "replace")[:self.limits.refused_head_chars]
+        return {"bytes": size, "sha256": digest.hexdigest(), "head": text, "complete": complete}
 
     async def _refuse(self, ex: Exchange, trial_log: TrialLog, status: int, message: str,
-                      outcome: str) -> web.Response:
+                      outcome: str, retryable: bool) -> web.Response:
         ex.status, ex.outcome, ex.upstream, ex.error = status, outcome, False, message
-        try:
-            await trial_log.append(ex.record(), ex.size_hint, alone=self.in_flight == 1)
-        except TrialError as exc:
-            log.error("gateway.log_failed", trial_id=ex.trial_id, error=exc.one_line())
-        return error_response(ex.route.provider, status, message)
+        if ex.body_summary is None and ex.body is not None:
+            ex.body_summary = self._summary(ex.body, hashlib.sha256(), b"", complete=True, size=len(ex.body))
+        if ex.body_summary is not None:
+            ex.request = ex.body_summary  # never the whole body: see the module docstring
+        ex.extra.pop("stripped_tools", None)  # nothing went upstream, stripped or not
+        if trial_log.state.size < self.limits.log_quota_bytes + self.limits.refusal_slack_bytes:
+            try:
+                await trial_log.append(ex.record(), 0, alone=self.in_flight == 1)
+            except TrialError as exc:
+                log.error("gateway.log_failed", trial_id=ex.trial_id, error=exc.one_line())
+        else:
+            count = self.unlogged_refusals[ex.trial_id] = self.unlogged_refusals.get(ex.trial_id, 0) + 1
+            if count == 1 or count % 1000 == 0:
+                log.warning("gateway.refusals_unlogged", trial_id=ex.trial_id, count=count, outcome=outcome,
+                            hint="the trial's log is past its quota; refusals are counted, not logged")
+        return error_response(ex.route.provider, status, message, retryable=retryable)
 
     async def _relay(self, request: web.Request, ex: Exchange, key: str, trial_log: TrialLog,
                      script: Path | None = None) -> web.StreamResponse:
@@ -362,11 +481,20 @@ class Gateway:
         return error_response(ex.route.provider, status, message)
 
     def _price(self, ex: Exchange, usage: Usage | None) -> None:
-        if usage is None or not ex.route.billed:
+        if not ex.route.billed or (usage is None and not 200 <= ex.status < 300):
             ex.usage = usage
             return
+        basis = "usage"
+        if usage is None:
+            # A billed answer that reports no usage (a background response, a provider change, a
+            # proxy that drops it) cost something all the same: price its worst case, never $0.
+            usage = Usage(input_tokens=prompt_estimate(ex.request_bytes), output_tokens=ex.output_cap,
+                          estimated=True)
+            basis = "max_tokens"
         priced = self.prices.price(ex.model, usage)
         ex.usage, ex.cost_usd, ex.pricing = usage, priced.cost_usd, priced.to_json()
+        if basis != "usage":
+            ex.pricing["basis"] = basis
         if priced.price_key is None and (ex.model or "") not in self._unpriced_warned:
             self._unpriced_warned.add(ex.model or "")
             log.warning("gateway.unpriced_model", model=ex.model, trial_id=ex.trial_id,
@@ -376,8 +504,21 @@ class Gateway:
         if ex.route.billed and not ex.settled:
             ledger = self.budgets.get(ex.trial_id)
             if ledger is not None:
-                ledger.settle(ex.cost_usd)
+                ledger.settle(ex.cost_usd, ex.reserved_usd)
             ex.settled = True
+
+
+def _parse_body(ex: Exchange) -> Refusal | None:
+    try:
+        payload = json.loads(ex.body or b"")
+    except ValueError as exc:
+        return 400, f"request body is not valid JSON ({exc})", "bad_request", False
+    if not isinstance(payload, dict):
+        return 400, "request body must be a JSON object", "bad_request", False
+    ex.request = payload
+    ex.model = payload.get("model") if isinstance(payload.get("model"), str) else None
+    ex.stream = payload.get("stream") is True
+    return None
 
 
 class _Tee:

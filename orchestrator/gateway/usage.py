@@ -100,3 +100,35 @@ def estimate(known: Usage | None, *, request_bytes: int, output_chars: int) -> U
                      output_tokens=estimated_output, estimated=True)
     return Usage(known.input_tokens, max(known.output_tokens, estimated_output), known.cache_read_tokens,
                  known.cache_write_tokens, known.cache_write_1h_tokens, estimated=True)
+
+
+# Where each wire format puts the cap on generated tokens (thinking and reasoning included).
+_OUTPUT_CAP_FIELDS = {
+    "anthropic.messages": ("max_tokens",),
+    "openai.chat": ("max_completion_tokens", "max_tokens"),
+    "openai.responses": ("max_output_tokens",),
+}
+
+
+def output_cap(kind: str, payload: dict[str, Any], default: int) -> tuple[int, bool]:
+    """The most output tokens a request may be billed for, and whether the request said so.
+
+    `n` choices (chat completions) each get the cap. A request without a usable cap gets
+    `default`: the provider's own ceiling is the model's maximum output, which the gateway
+    does not know.
+    """
+    cap, stated = default, False
+    for name in _OUTPUT_CAP_FIELDS.get(kind, ()):
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            cap, stated = value, True
+            break
+    choices = payload.get("n") if kind == "openai.chat" else None
+    if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
+        cap *= choices
+    return cap, stated
+
+
+def prompt_estimate(request_bytes: int) -> int:
+    """Prompt tokens assumed for a request body of this size (an over-count for JSON)."""
+    return math.ceil(request_bytes / BYTES_PER_INPUT_TOKEN)

@@ -24,7 +24,10 @@ request it receives for tests to inspect.
 
 Knobs (`FakeUpstream.knobs`, or per request as JSON in an `x-fake-knobs` header): error
 status, slow first byte and slow chunks, a disconnect after N events, an in-stream error
-event, tool calls, cache token counts.
+event, tool calls, cache token counts, answers that report no usage.
+
+Responses with `"background": true` answer as the API does: at once, `status: "queued"`,
+no output and `usage: null` (the work, and its bill, happen after the exchange).
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class Knobs:
     """Override the input token count (default: request JSON length / 4)."""
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    omit_usage: bool = False
+    """Answer without usage (whole answers and streams), as a billed call sometimes does."""
 
 
 @dataclass
@@ -171,9 +176,11 @@ class FakeUpstream:
             content: list[dict[str, Any]] = [{"type": "text", "text": text}]
             if knobs.tool_call:
                 content.append({"type": "tool_use", "id": tool_id, "name": TOOL["name"], "input": TOOL["input"]})
-            return web.json_response({"id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model,
-                                      "content": content, "stop_reason": stop_reason, "stop_sequence": None,
-                                      "usage": usage}, headers=headers)
+            whole = {"id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model,
+                     "content": content, "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
+            if knobs.omit_usage:
+                del whole["usage"]
+            return web.json_response(whole, headers=headers)
         start_usage = {**usage, "output_tokens": 1}
         events = [_sse("message_start", {"type": "message_start", "message": {
             "id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model, "content": [],
@@ -193,6 +200,8 @@ class FakeUpstream:
             events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 1}))
         events.append(_sse("message_delta", {"type": "message_delta", "delta": {
             "stop_reason": stop_reason, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}}))
+        if knobs.omit_usage:
+            events = [_without_usage(event) for event in events]
         events.append(_sse("message_stop", {"type": "message_stop"}))
         return await self._stream(request, knobs, events, headers, "anthropic")
 
@@ -228,11 +237,13 @@ class FakeUpstream:
             message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
             if knobs.tool_call:
                 message["tool_calls"] = [tool_call]
-            return web.json_response({**head, "object": "chat.completion", "choices": [{
-                "index": 0, "message": message, "logprobs": None, "finish_reason": finish}], "usage": usage},
-                headers=headers)
+            whole = {**head, "object": "chat.completion", "choices": [{
+                "index": 0, "message": message, "logprobs": None, "finish_reason": finish}], "usage": usage}
+            if knobs.omit_usage:
+                del whole["usage"]
+            return web.json_response(whole, headers=headers)
         options = body.get("stream_options") or {}
-        with_usage = bool(options.get("include_usage"))
+        with_usage = bool(options.get("include_usage")) and not knobs.omit_usage
 
         def chunk(choices: list[dict[str, Any]], usage_value: Any = None) -> bytes:
             data: dict[str, Any] = {**head, "object": "chat.completion.chunk", "choices": choices}
@@ -267,9 +278,11 @@ class FakeUpstream:
         pieces = _pieces(text)
         prompt = (knobs.input_tokens if knobs.input_tokens is not None else _count(body)) + knobs.cache_read_tokens
         output = len(pieces) + (len(_tool_json_parts()) if knobs.tool_call else 0)
-        usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": knobs.cache_read_tokens},
-                 "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": prompt + output}
+        usage: dict[str, Any] | None = {
+            "input_tokens": prompt, "input_tokens_details": {"cached_tokens": knobs.cache_read_tokens},
+            "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + output}
+        if knobs.omit_usage:
+            usage = None
         part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
         message = {"id": f"msg_{ident}", "type": "message", "status": "completed", "role": "assistant",
                    "content": [part]}
@@ -286,6 +299,8 @@ class FakeUpstream:
                     "reasoning": {"effort": None, "summary": None}, "store": True}
 
         headers = {"x-request-id": f"req_fake_{ident}"}
+        if body.get("background") and not body.get("stream"):
+            return web.json_response({**response("queued", [], None), "background": True}, headers=headers)
         if not body.get("stream"):
             return web.json_response(response("completed", items, usage), headers=headers)
         sequence = iter(range(1_000_000))
@@ -341,6 +356,16 @@ class FakeUpstream:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+def _without_usage(event: bytes) -> bytes:
+    """An Anthropic stream event with its usage (top level or in the message) taken out."""
+    head, _, data = event.partition(b"data: ")
+    value = json.loads(data)
+    value.pop("usage", None)
+    if isinstance(value.get("message"), dict):
+        value["message"].pop("usage", None)
+    return head + b"data: " + json.dumps(value).encode() + b"\n\n"
+
 
 def _sse(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()

@@ -24,10 +24,15 @@ from tests.fakes.llm_upstream import ANTHROPIC_KEY, OPENAI_KEY, FakeUpstream, Se
 UPSTREAM_ENV = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY}
 
 
-def create_trial(store: Store, trial_id: str = "tgw00001", budget_usd: float = 20.0) -> str:
-    """A trial and its sandbox token (the token is returned: this is the one time it is seen)."""
+def create_trial(store: Store, trial_id: str = "tgw00001", budget_usd: float = 20.0, agent: str = "claude-code",
+                 template: str = "demo") -> str:
+    """A trial and its sandbox token (the token is returned: this is the one time it is seen).
+
+    The agent decides which provider routes the token opens: claude-code the Anthropic ones,
+    codex and aider the OpenAI ones.
+    """
     now = utcnow()
-    store.create_trial(Trial(id=trial_id, template="demo", candidate="octocat", agent="none", state="active",
+    store.create_trial(Trial(id=trial_id, template=template, candidate="octocat", agent=agent, state="active",
                              created_at=now, updated_at=now, hours=1.0, budget_usd=budget_usd))
     return store.mint_token(trial_id, "sandbox")
 
@@ -52,6 +57,10 @@ class Harness:
     store: Store
     trial_id: str
     token: str
+    """Token of the trial, whose agent (claude-code unless asked) speaks Anthropic."""
+    openai_token: str = ""
+    """Token of a second trial in the same gateway whose agent (codex) speaks OpenAI."""
+    openai_trial_id: str = "tgw00002"
 
     @property
     def urls(self) -> dict[str, str]:
@@ -60,6 +69,10 @@ class Harness:
     @property
     def log(self) -> Path:
         return log_path(self.settings.home, self.trial_id)
+
+    @property
+    def openai_log(self) -> Path:
+        return log_path(self.settings.home, self.openai_trial_id)
 
     @property
     def app_gateway(self) -> Gateway:
@@ -71,15 +84,17 @@ class Harness:
 
 @contextmanager
 def running_gateway(budget_usd: float = 20.0, fake: FakeUpstream | None = None,
-                    env: dict[str, str] | None = None, **overrides: Any) -> Iterator[Harness]:
+                    env: dict[str, str] | None = None, agent: str = "claude-code",
+                    **overrides: Any) -> Iterator[Harness]:
     fake = fake or FakeUpstream()
     upstream = ServerThread(fake.app()).start()
     settings = gateway_settings(upstream.url, **overrides)
     store = Store.open(settings.home)
-    token = create_trial(store, budget_usd=budget_usd)
+    token = create_trial(store, budget_usd=budget_usd, agent=agent)
+    openai_token = create_trial(store, "tgw00002", budget_usd=budget_usd, agent="codex")
     gateway = ServerThread(gateway_app(settings, store, env)).start()
     try:
-        yield Harness(fake, upstream, gateway, settings, store, "tgw00001", token)
+        yield Harness(fake, upstream, gateway, settings, store, "tgw00001", token, openai_token)
     finally:
         gateway.stop()
         upstream.stop()

@@ -10,6 +10,7 @@ import http.client
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,12 +47,14 @@ def anthropic_pair(gw: Harness) -> tuple[anthropic.Anthropic, anthropic.Anthropi
 
 def openai_pair(gw: Harness) -> tuple[openai.OpenAI, openai.OpenAI]:
     direct = openai.OpenAI(api_key=OPENAI_KEY, base_url=gw.upstream.url + "/v1", max_retries=0, timeout=20)
-    via = openai.OpenAI(api_key=gw.token, base_url=gw.urls["openai"], max_retries=0, timeout=20)
+    via = openai.OpenAI(api_key=gw.openai_token, base_url=gw.urls["openai"], max_retries=0, timeout=20)
     return direct, via
 
 
-def records(gw: Harness) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in gw.log.read_text().splitlines()]
+def records(gw: Harness, provider: str = "anthropic") -> list[dict[str, Any]]:
+    """The log of the harness's Anthropic (Claude Code) trial, or of its OpenAI (Codex) one."""
+    path = gw.log if provider == "anthropic" else gw.openai_log
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("tool_call", [False, True])
@@ -101,7 +104,7 @@ def test_openai_chat_equal_direct_and_a_stream_without_usage_is_still_billed(gw:
     assert all(chunk["choices"] for chunk in plain) and all(chunk["usage"] is None for chunk in plain)
     assert with_usage[-1]["choices"] == [] and with_usage[-1]["usage"]["completion_tokens"] > 0
 
-    logged = records(gw)
+    logged = records(gw, "openai")
     # …yet the gateway asked for it upstream, so that stream has real usage and a real cost.
     assert gw.fake.requests[-2].body["stream_options"] == {"include_usage": True}
     assert logged[1]["request"].get("stream_options") is None  # the log holds what the client sent
@@ -122,7 +125,7 @@ def test_openai_responses_equal_direct_streaming_or_not(gw: Harness) -> None:
         results.append((whole.model_dump(), events, final.model_dump(warnings=False)))
     assert results[0] == results[1]
     assert results[1][2]["output"][0]["content"][0]["text"].startswith("Hello from the fake upstream")
-    logged = records(gw)
+    logged = records(gw, "openai")
     assert logged[1]["response"]["status"] == "completed" and logged[1]["usage"] == logged[0]["usage"]
     assert logged[1]["cost_usd"] > 0
 
@@ -131,7 +134,7 @@ def test_responses_compaction_is_relayed_and_billed(gw: Harness) -> None:
     results = [client.responses.compact(model="gpt-5.4", input="a long conversation").model_dump()
                for client in openai_pair(gw)]
     assert results[0] == results[1] and results[1]["usage"]["output_tokens"] > 0
-    (logged,) = records(gw)
+    (logged,) = records(gw, "openai")
     assert logged["route"] == "/openai/v1/responses/compact" and logged["cost_usd"] > 0
     assert logged["usage"]["output_tokens"] == results[1]["usage"]["output_tokens"]
 
@@ -142,8 +145,8 @@ def test_models_and_count_tokens_are_relayed_and_free(gw: Harness) -> None:
     counted = [c.messages.count_tokens(model="claude-sonnet-5-5", messages=MESSAGES).input_tokens
                for c in (a_direct, a_via)]
     assert counted[0] == counted[1] > 0
-    assert [(r["route"], r["cost_usd"]) for r in records(gw)] == [
-        ("/openai/v1/models", 0.0), ("/anthropic/v1/messages/count_tokens", 0.0)]
+    assert [(r["route"], r["cost_usd"]) for r in records(gw, "openai")] == [("/openai/v1/models", 0.0)]
+    assert [(r["route"], r["cost_usd"]) for r in records(gw)] == [("/anthropic/v1/messages/count_tokens", 0.0)]
 
 
 def test_upstream_sees_the_real_key_never_the_trial_token(gw: Harness) -> None:
@@ -160,10 +163,11 @@ def test_upstream_sees_the_real_key_never_the_trial_token(gw: Harness) -> None:
     assert beta.headers["anthropic-version"] and beta.headers["User-Agent"].startswith("Anthropic/Python")
     assert chat.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
     for recorded in (beta, chat):
-        assert gw.token not in json.dumps(recorded.headers) + json.dumps(recorded.body)
+        for token in (gw.token, gw.openai_token):
+            assert token not in json.dumps(recorded.headers) + json.dumps(recorded.body)
         assert not {"OpenAI-Organization", "OpenAI-Project", "X-Forwarded-For"} & set(recorded.headers)
-    text = gw.log.read_text()
-    assert gw.token not in text and ANTHROPIC_KEY not in text and OPENAI_KEY not in text
+    text = gw.log.read_text() + gw.openai_log.read_text()
+    assert gw.token not in text and gw.openai_token not in text and ANTHROPIC_KEY not in text and OPENAI_KEY not in text
     assert "authorization" not in text.lower() and "x-api-key" not in text.lower()
 
 
@@ -221,7 +225,7 @@ def test_upstream_errors_reach_the_client_as_sent(gw: Harness, provider: str, st
         except (anthropic.APIStatusError, openai.APIStatusError) as exc:
             seen.append((type(exc).__name__, exc.status_code, exc.body, exc.response.headers.get("retry-after")))
     assert len(seen) == 2 and seen[0] == seen[1] and seen[0][:2] == (error_class, status)
-    (logged,) = records(gw)
+    (logged,) = records(gw, provider)
     assert (logged["status"], logged["outcome"], logged["cost_usd"]) == (status, "upstream_error", 0.0)
     assert logged["response"] == seen[1][2] or logged["response"]["error"] == seen[1][2].get("error", seen[1][2])
 
@@ -239,7 +243,7 @@ def test_unreachable_and_slow_upstreams_become_502_and_504() -> None:
         with pytest.raises(openai.APIStatusError) as slow:
             o_via.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
         assert slow.value.status_code == 504 and slow.value.body["code"] == "timeout"
-        assert [(r["status"], r["outcome"], r["upstream"]) for r in records(gw)] == [
+        assert [(r["status"], r["outcome"], r["upstream"]) for r in records(gw) + records(gw, "openai")] == [
             (502, "upstream_unreachable", True), (504, "upstream_timeout", True)]
 
 
@@ -307,7 +311,8 @@ def test_streams_are_relayed_byte_for_byte_as_they_arrive(gw: Harness, route: st
     key = ANTHROPIC_KEY if route == "anthropic" else OPENAI_KEY
     header = "x-api-key" if route == "anthropic" else "Authorization"
     direct, _ = raw_stream(direct_base, path, key, body, header)
-    via, times = raw_stream(gw.urls[route], path, gw.token, body, header, chunk_delay_s=0.08)
+    token = gw.token if route == "anthropic" else gw.openai_token
+    via, times = raw_stream(gw.urls[route], path, token, body, header, chunk_delay_s=0.08)
     assert via == direct
     # Not buffered: pieces arrive one by one, the first long before the slow upstream finishes.
     assert len(times) >= 8 and times[0] < 0.4 * times[-1] and times[-1] > 0.6
@@ -341,7 +346,7 @@ def test_unknown_model_is_priced_at_the_highest_rates() -> None:
         _, via = openai_pair(gw)
         via.chat.completions.create(model="gpt-7-preview", messages=MESSAGES)
         via.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
-        unknown, known = records(gw)
+        unknown, known = records(gw, "openai")
         assert unknown["pricing"] == {"key": None, "fallback": True}
         assert known["pricing"] == {"key": "gpt-5.4", "fallback": False}
         assert unknown["cost_usd"] > known["cost_usd"] > 0
@@ -416,8 +421,7 @@ def test_endpoints_the_gateway_does_not_relay_get_a_provider_shaped_404(gw: Harn
     assert not gw.fake.requests
 
 
-def test_large_requests_arrive_whole_and_oversized_ones_are_refused(gw: Harness,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_requests_arrive_whole_and_oversized_ones_are_refused(gw: Harness) -> None:
     # A long agent session: megabytes of context, arriving in many TCP segments.
     history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "x" * 50_000}
                for n in range(79)]
@@ -426,9 +430,7 @@ def test_large_requests_arrive_whole_and_oversized_ones_are_refused(gw: Harness,
     assert gw.fake.requests[-1].body["messages"] == history
     assert records(gw)[-1]["request_bytes"] > 3_900_000
 
-    from orchestrator.gateway import server
-
-    monkeypatch.setattr(server, "MAX_REQUEST_BYTES", 100_000)
+    gw.app_gateway.limits = replace(gw.app_gateway.limits, max_request_bytes=100_000)
     with pytest.raises(anthropic.APIStatusError) as caught:
         via.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=history)
     assert caught.value.status_code == 413 and caught.value.body["error"]["type"] == "request_too_large"

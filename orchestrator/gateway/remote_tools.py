@@ -1,0 +1,67 @@
+"""Provider-side tools that reach beyond the sandbox, removed from requests unless allowed.
+
+The sandbox's network stops at the host service, but a model can fetch for it: Anthropic's
+server tools (`web_search_*`, `web_fetch_*`), its MCP connector (`mcp_servers`, `mcp_toolset`
+tools), OpenAI's `web_search*` and `mcp` tools and `file_search` (which reads vector stores
+of the company's account), and chat completions' `web_search_options`. Any of them would
+let the candidate pull in outside help or send the codebase out, at the provider, where
+the gateway sees only a summary. So they are stripped from the request before it goes
+upstream, unless the trial's template says `allow_remote_tools = true`; the log record
+names what was stripped. Function (client-side) tools are never touched: the agent runs
+those inside the sandbox, where everything they do is the sandbox's.
+
+A `tool_choice` that names a stripped tool is dropped with it (the provider would refuse
+the request otherwise); a tool list left empty is removed with its choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ANTHROPIC_PREFIXES = ("web_search_", "web_fetch_", "mcp_toolset")
+_OPENAI_PREFIXES = ("web_search", "mcp", "file_search")
+_TOP_LEVEL = {"anthropic.messages": ("mcp_servers",), "openai.chat": ("web_search_options",),
+              "openai.responses": ()}
+
+
+def _remote(kind: str, tool: Any) -> bool:
+    if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+        return False
+    prefixes = _ANTHROPIC_PREFIXES if kind == "anthropic.messages" else _OPENAI_PREFIXES
+    return str(tool["type"]).startswith(prefixes)
+
+
+def strip_remote_tools(kind: str, payload: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The payload without remote tools (a new dict; `payload` is untouched) and what was removed."""
+    if kind not in _TOP_LEVEL:
+        return payload, []
+    stripped: list[str] = [name for name in _TOP_LEVEL[kind] if name in payload]
+    tools = payload.get("tools")
+    kept: list[Any] = []
+    removed_names: set[str] = set()
+    removed_types: set[str] = set()
+    if isinstance(tools, list):
+        for index, tool in enumerate(tools):
+            if _remote(kind, tool):
+                stripped.append(f"tools[{index}]:{tool['type']}")
+                removed_types.add(str(tool["type"]))
+                if isinstance(tool.get("name"), str):
+                    removed_names.add(tool["name"])
+            else:
+                kept.append(tool)
+    if not stripped:
+        return payload, []
+    clean = {key: value for key, value in payload.items() if key not in _TOP_LEVEL[kind]}
+    if isinstance(tools, list) and len(kept) != len(tools):
+        choice = clean.get("tool_choice")
+        if isinstance(choice, dict) and (choice.get("name") in removed_names or choice.get("type") in removed_types):
+            clean.pop("tool_choice")
+            stripped.append("tool_choice")
+        if kept:
+            clean["tools"] = kept
+        else:
+            clean.pop("tools")
+            if "tool_choice" in clean:
+                clean.pop("tool_choice")
+                stripped.append("tool_choice")
+    return clean, stripped
