@@ -165,3 +165,33 @@ def test_hostile_names_messages_and_renames_do_not_break_collection(
     records = commit_records(mirror)
     assert records[-1]["message"] == message.strip()
     assert {f["path"] for f in records[-1]["files"]} == {"GUIDE.md", "README.md"}
+
+
+@pytest.fixture
+def one_mib_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIAL_FORGE_REPO_QUOTA_MB", "1")
+
+
+def test_a_push_that_would_take_the_repo_over_its_quota_is_refused(
+        one_mib_quota: None, forge_env: tuple[LocalForge, Store], host_service: str, tmp_path: Path) -> None:
+    forge, store = forge_env
+    repo = forge.create_repo("tabc12345", "trial-api-keys-octocat", "demo")
+    forge.push(repo, _starter(tmp_path))
+    token = store.mint_token("tabc12345", "sandbox")
+    clone = tmp_path / "clone"
+    git("clone", "-q", _authed(f"{host_service}/git/{repo.name}.git", token), str(clone), cwd=tmp_path)
+    git("checkout", "-q", "-b", "small", cwd=clone)
+    (clone / "small.bin").write_bytes(os.urandom(300 * 1024))
+    git("add", ".", cwd=clone)
+    git("-c", "user.name=O", "-c", "user.email=o@x", "commit", "-qm", "small", cwd=clone)
+    git("push", "-q", "origin", "small", cwd=clone)
+
+    git("checkout", "-q", "-b", "big", cwd=clone)
+    (clone / "big.bin").write_bytes(os.urandom(900 * 1024))  # fits alone, not on top of the first
+    git("add", ".", cwd=clone)
+    git("-c", "user.name=O", "-c", "user.email=o@x", "commit", "-qm", "big", cwd=clone)
+    refused = subprocess.run(["git", "push", "origin", "big"], cwd=clone, capture_output=True, text=True)
+    assert refused.returncode != 0 and "over this trial's quota of 1048576 bytes" in refused.stderr
+    branches = git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=forge.repo_path(repo.name))
+    assert branches.split() == ["refs/heads/main", "refs/heads/small"]
+    assert [e["ref"] for e in forge.push_events(repo)][-1] == "refs/heads/small"
