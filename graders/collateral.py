@@ -112,3 +112,14 @@ def find_collateral(repo: Repo, revision: Revision, scope: tuple[str, ...], hidd
                 and not CONFTEST.search(path):
             found.outside_scope.append(path)
     return found
+
+
+def progress_credit(maximum: float, kept: float, progress: float) -> float:
+    """Credit for keeping things intact, in proportion to the real work done.
+
+    `kept` is the share of what was to be kept that was kept (starter tests still passing, or
+    1 minus the collateral penalties); `progress` the share of the hidden FAIL_TO_PASS tests
+    that now pass. Keeping the starter intact is no achievement on its own: a submission that
+    changes nothing real keeps everything and would otherwise earn this credit for free.
+    """
+    return round(maximum * max(0.0, min(1.0, kept)) * max(0.0, min(1.0, progress)), 2)

@@ -1,27 +1,43 @@
-"""Hidden tests: run the template's hidden tests against the graded commit, in a fresh verifier.
+"""Hidden tests: run the template's hidden tests against the graded commit, in fresh verifiers.
 
-Never in the candidate's sandbox: a new container from the template image, with no
-network, gets the candidate's tree at the graded SHA, then (only then) the hidden tests,
-and the starter's own versions of the pass-to-pass test files and of any test-harness
-file the candidate changed. Results come from the JUnit XML the test runner writes to a
-path the candidate's tree does not know in advance; stdout is kept for reviewers but
-never scored, so printing "PASSED" earns nothing.
+Never in the candidate's sandbox: each run gets a new container from the template image
+(graders.verifier), with the candidate's tree at the graded SHA, the hidden tests and the
+starter's own versions of the pass-to-pass test files and of any test-harness file the
+candidate changed, all owned by root and read-only to the uid that runs the tests. Service
+templates run the candidate's program in its own container and the tests in another; library
+templates run the tests beside the code under per-run canaries. Results come from the JUnit
+XML only; stdout is kept for reviewers but never scored, so printing "PASSED" earns nothing.
 
-Scored: the template's FAIL_TO_PASS tests (they must now pass), its PASS_TO_PASS tests
-(they must still pass) and collateral damage (graders.collateral). A failure of the
-machinery (no engine, the image missing, the command not found, no JUnit written) is an
-`infra_error`: reported as such and never scored against the candidate.
+Scored: the template's FAIL_TO_PASS tests (they must now pass); its PASS_TO_PASS tests (they
+must still pass) and collateral damage (graders.collateral), both in proportion to the share
+of FAIL_TO_PASS tests that pass, so that changing nothing real earns nothing. Detected
+tampering (a canary that came back wrong, a test missing, hidden files changed) scores the
+whole grader 0 and lists its evidence under details["tampering"]; results missing after the
+candidate's code ran are failures, listed under details["missing_results"]. Only a failure of
+the machinery (no engine, the image missing, the runner not found before any of the
+candidate's code was there) is an `infra_error`, never scored against the candidate.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
-from graders.collateral import Collateral, find_collateral
+from graders.collateral import Collateral, find_collateral, progress_credit
 from graders.junit import TestCase, lookup
 from graders.repo import choose_revision, open_repo
-from graders.verifier import Run, Verifier, VerifierFailure, workspace_tar
+from graders.runner_reach import find_reaches
+from graders.verifier import (
+    Job,
+    Run,
+    ServiceSpec,
+    VerifierFailure,
+    make_canaries,
+    run_library,
+    run_service,
+    workspace_tar,
+)
 from orchestrator.catalog import Template
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
@@ -70,6 +86,7 @@ class HiddenTestsGrader:
                 starter_files = tuple(sorted({test_id.split("::", 1)[0] for test_id in starter_ids}))
                 collateral = find_collateral(repo, revision, tuple(template.config.scope), tests.hidden_dir,
                                              starter_files)
+                reaches = find_reaches(repo, revision, tests.hidden_dir)
                 tree = repo.archive(revision.sha)
                 replace: dict[str, str | None] = dict(collateral.harness_restores)
                 # Starter tests must keep passing as the starter wrote them, not as the candidate left them.
@@ -77,49 +94,74 @@ class HiddenTestsGrader:
                     replace[path] = repo.show(revision.starter_sha, path)
         except EvidenceError as exc:
             return self._infra(exc.one_line())
-        payload = workspace_tar(tree, replace, hidden_files(template), tests.hidden_dir)
         trial_id = str(bundle.trial.get("id") or bundle.path.name)
         p2p_command = pass_to_pass_command(template, options) if starter_ids else None
-        details: dict[str, Any] = {"revision": revision.to_json(), "image": context.image,
-                                   "collateral": collateral.to_json(), "restored_before_run": sorted(replace)}
+        details: dict[str, Any] = {"revision": revision.to_json(), "image": context.image, "shape": tests.shape,
+                                   "collateral": collateral.to_json(), "restored_before_run": sorted(replace),
+                                   "reaches_for_test_runner": reaches}
         try:
-            hidden_run, p2p_run = self._verify(context.sandbox, context.image, trial_id, payload,
-                                               tests.hidden, p2p_command, tests.timeout_s)
+            hidden_run = self._hidden_run(context.sandbox, context.image, trial_id, template, tree, replace)
+            p2p_run = (self._p2p_run(context.sandbox, context.image, trial_id, template, tree, replace,
+                                     p2p_command, starter_files, starter_ids) if p2p_command else None)
         except VerifierFailure as exc:
             return self._infra(str(exc), details)
+        runs = [run for run in (hidden_run, p2p_run) if run is not None]
         details["hidden_run"] = hidden_run.to_json()
         if p2p_run:
             details["pass_to_pass_run"] = p2p_run.to_json()
-        criteria = [self._fail_to_pass(tests.fail_to_pass, hidden_run, details)]
+        details["tampering"] = [entry for run in runs for entry in run.tampering]
+        details["missing_results"] = [run.missing for run in runs if run.missing]
+        f2p = self._fail_to_pass(tests.fail_to_pass, hidden_run, details)
+        criteria = [f2p]
+        progress = f2p.score / f2p.max if f2p.max else 0.0
         if tests.pass_to_pass:
             criteria.append(self._pass_to_pass(tests.pass_to_pass, hidden_prefix, hidden_run, p2p_run,
-                                               bool(starter_ids), details))
-        criteria.append(self._collateral(collateral))
-        if revision.sha == revision.starter_sha:
-            # Keeping the starter intact is no achievement when nothing was submitted.
-            for criterion in criteria[1:]:
+                                               bool(starter_ids), progress, details))
+        criteria.append(self._collateral(collateral, progress, details))
+        summary = _summary(details, revision.sha, revision.source, collateral)
+        if details["tampering"]:
+            for criterion in criteria:
                 criterion.score = 0.0
-                criterion.rationale = "Nothing was submitted: the graded commit is the starter. " + criterion.rationale
-        passed = details["fail_to_pass"]["passed"]
-        total = details["fail_to_pass"]["total"]
-        summary = f"{passed}/{total} hidden tests pass at {revision.sha[:10]} ({revision.source})"
-        if "pass_to_pass" in details:
-            summary += f"; {details['pass_to_pass']['passed']}/{details['pass_to_pass']['total']} starter tests kept"
-        if collateral.findings:
-            summary += "; collateral: " + ", ".join(key.replace("_", " ") for key in collateral.findings)
-        if collateral.suspicious:
-            summary += " (test harness tampered: restored before the run)"
+                criterion.rationale = "Results tampered with: scored 0 (see the alert). " + criterion.rationale
         return GraderResult(self.name, criteria=criteria, summary=summary + ".", details=details)
 
-    # ----- the verifier -------------------------------------------------------------------------
+    # ----- the runs ---------------------------------------------------------------------------------
     @staticmethod
-    def _verify(sandbox: SandboxBackend, image: str, trial_id: str, payload: bytes, hidden_command: str,
-                p2p_command: str | None, timeout_s: int) -> tuple[Run, Run | None]:
-        with Verifier(sandbox, image, trial_id) as verifier:
-            verifier.load(payload)
-            hidden = verifier.run(hidden_command, timeout_s, junit=True)
-            p2p = verifier.run(p2p_command, timeout_s, junit=True) if p2p_command else None
-            return hidden, p2p
+    def _hidden_run(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
+                    replace: dict[str, str | None]) -> Run:
+        tests = template.config.tests
+        hidden = hidden_files(template)
+        hidden_prefix = tests.hidden_dir.strip("/") + "/"
+        protected = {hidden_prefix + path: data for path, data in hidden.items()}
+        expected = tuple(t for t in (*tests.fail_to_pass, *tests.pass_to_pass) if t.startswith(hidden_prefix))
+        if tests.shape == "service" and tests.service is not None:
+            # The tests' container holds the hidden tests and nothing of the candidate's.
+            job = Job("hidden", tests.hidden, tests.timeout_s, workspace_tar(None, {}, hidden, tests.hidden_dir),
+                      protected, sealed=(tests.hidden_dir.strip("/"),), expected=expected)
+            program = workspace_tar(tree, replace, {}, tests.hidden_dir)
+            service = ServiceSpec(tests.service.command, tests.service.port, tests.service.ready_timeout_s, program)
+            return run_service(sandbox, image, trial_id, job, service)
+        canaries = make_canaries(tests.hidden_dir)
+        protected.update(canaries.files)
+        protected.update({path: content.encode() for path, content in replace.items() if content is not None})
+        job = Job("hidden", tests.hidden, tests.timeout_s,
+                  workspace_tar(tree, replace, hidden, tests.hidden_dir, extra=canaries.files), protected,
+                  sealed=(tests.hidden_dir.strip("/"),), expected=expected, canaries=canaries)
+        return run_library(sandbox, image, trial_id, job)
+
+    @staticmethod
+    def _p2p_run(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
+                 replace: dict[str, str | None], command: str, starter_files: tuple[str, ...],
+                 starter_ids: tuple[str, ...]) -> Run:
+        """The starter's own tests (they import the code whatever the shape), under canaries of their own."""
+        tests = template.config.tests
+        canaries = make_canaries(posixpath.dirname(starter_files[0]))
+        protected = {path: content.encode() for path, content in replace.items() if content is not None}
+        protected.update(canaries.files)
+        job = Job("pass_to_pass", command, tests.timeout_s,
+                  workspace_tar(tree, replace, {}, tests.hidden_dir, extra=canaries.files), protected,
+                  expected=starter_ids, canaries=canaries)
+        return run_library(sandbox, image, trial_id, job)
 
     # ----- scoring --------------------------------------------------------------------------------
     def _fail_to_pass(self, expected: tuple[str, ...], run: Run, details: dict[str, Any]) -> Criterion:
@@ -140,7 +182,7 @@ class HiddenTestsGrader:
                          [f"test:{t}" for t in failing + passed][:30])
 
     def _pass_to_pass(self, expected: tuple[str, ...], hidden_prefix: str, hidden_run: Run, run: Run | None,
-                      needs_starter_run: bool, details: dict[str, Any]) -> Criterion:
+                      needs_starter_run: bool, progress: float, details: dict[str, Any]) -> Criterion:
         if needs_starter_run and run is None:
             details["pass_to_pass"] = {"total": len(expected), "passed": 0, "outcomes": {},
                                        "note": "no JUnit-writing starter command: set rubric option "
@@ -156,25 +198,48 @@ class HiddenTestsGrader:
         details["pass_to_pass"] = {"total": len(expected), "passed": len(passed), "outcomes": outcomes,
                                    "messages": _messages(cases, list(expected), outcomes)}
         broken = [t for t in expected if t not in passed]
-        why = f"{len(passed)} of {len(expected)} tests that passed on the starter still pass."
+        why = (f"{len(passed)} of {len(expected)} tests that passed on the starter still pass; credit scales "
+               f"with the share of hidden tests that now pass ({progress:.0%}).")
         if broken:
             why += " Broken: " + ", ".join(f"{t} ({outcomes[t]})" for t in broken[:8])
-        return Criterion("pass_to_pass", "Starter tests still pass", round(P2P_MAX * len(passed) / len(expected), 2),
-                         P2P_MAX, why, [f"test:{t}" for t in broken + passed][:30])
+        score = progress_credit(P2P_MAX, len(passed) / len(expected), progress)
+        return Criterion("pass_to_pass", "Starter tests still pass", score, P2P_MAX, why,
+                         [f"test:{t}" for t in broken + passed][:30])
 
-    def _collateral(self, collateral: Collateral) -> Criterion:
+    def _collateral(self, collateral: Collateral, progress: float, details: dict[str, Any]) -> Criterion:
         findings = collateral.findings
         # A tampered harness voids the whole criterion: it is an attempt on the result itself.
-        score = 0.0 if collateral.suspicious else max(0.0, COLLATERAL_MAX - 0.5 * len(findings))
+        kept = 0.0 if collateral.suspicious else max(0.0, COLLATERAL_MAX - 0.5 * len(findings)) / COLLATERAL_MAX
         why = ("No collateral damage." if not findings else
                "; ".join(f"{key.replace('_', ' ')}: " + ", ".join(
                    item if isinstance(item, str) else str(item.get("path")) for item in value[:5])
                    for key, value in findings.items()))
-        return Criterion("collateral", "No collateral damage", score, COLLATERAL_MAX, why, [])
+        why += f" Credit scales with the share of hidden tests that now pass ({progress:.0%})."
+        details["progress"] = round(progress, 4)
+        return Criterion("collateral", "No collateral damage", progress_credit(COLLATERAL_MAX, kept, progress),
+                         COLLATERAL_MAX, why, [])
 
     def _infra(self, message: str, details: dict[str, Any] | None = None) -> GraderResult:
         return GraderResult(self.name, status="infra_error", summary=f"Not graded (infrastructure): {message}",
                             details=details or {})
+
+
+def _summary(details: dict[str, Any], sha: str, source: str, collateral: Collateral) -> str:
+    summary = f"{details['fail_to_pass']['passed']}/{details['fail_to_pass']['total']} hidden tests pass at " \
+              f"{sha[:10]} ({source})"
+    if "pass_to_pass" in details:
+        summary += f"; {details['pass_to_pass']['passed']}/{details['pass_to_pass']['total']} starter tests kept"
+    if collateral.findings:
+        summary += "; collateral: " + ", ".join(key.replace("_", " ") for key in collateral.findings)
+    if collateral.suspicious:
+        summary += " (test harness tampered: restored before the run)"
+    if details["missing_results"]:
+        summary += "; results missing after the candidate's code ran (scored as failing)"
+    if details["tampering"]:
+        kinds = sorted({entry["kind"].replace("_", " ") for entry in details["tampering"]})
+        summary = ("Hidden-test results were tampered with (" + ", ".join(kinds) + "): scored 0. The forged "
+                   "results claimed " + summary)
+    return summary
 
 
 def _messages(cases: dict[str, TestCase], ids: list[str], outcomes: dict[str, str]) -> dict[str, str]:

@@ -9,10 +9,11 @@ refused), `brief.md` (the issue the candidate gets), `starter/` (pushed to the r
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,9 +27,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ServiceConfig(_Strict):
+    command: str = Field(min_length=1)
+    """Starts the candidate's program from /workspace, as the test uid; it must listen on `port`
+    on all interfaces. The hidden tests reach it at $TRIAL_SERVICE_URL."""
+    port: int = Field(gt=0, lt=65536)
+    """The port the program listens on."""
+    ready_timeout_s: int = Field(default=30, gt=0)
+    """How long the program may take to accept connections before the tests run anyway."""
+
+
 class TestsConfig(_Strict):
     __test__ = False  # not a pytest class
 
+    shape: Literal["library", "service"] = "library"
+    """How the hidden tests meet the candidate's code. `service`: the program runs in its own
+    container and the tests reach it over a private network, so its code never runs in the
+    tests' process (prefer this). `library`: the tests import the code, so they run beside it,
+    under per-run canary tests that detect blanket forgery of the results."""
+    service: ServiceConfig | None = None
+    """[tests.service]: required with shape = "service", refused otherwise."""
     starter: str
     """Command that runs the starter's own tests in /workspace (must pass on the starter)."""
     hidden: str
@@ -156,6 +174,7 @@ def load_template(path: Path) -> Template:
         shown = "" if isinstance(value, dict) or first["type"] == "missing" else f" (got {value!r})"
         raise TemplateError(f"{toml_path}: field '{field}': {first['msg']}{shown}",
                             "see TemplateConfig in orchestrator/catalog.py") from exc
+    _check_shape(toml_path, config.tests)
     template = Template(name=path.name, path=path, config=config)
     for required, kind in ((template.brief_path, "file"), (template.starter_dir, "folder"),
                            (template.dockerfile, "file"), (template.hidden_tests_dir, "folder")):
@@ -166,3 +185,30 @@ def load_template(path: Path) -> Template:
         raise TemplateError(f"{template.dockerfile}: has no 'ARG BASE_IMAGE'",
                             "start it with `ARG BASE_IMAGE=debian:bookworm` and `FROM ${BASE_IMAGE}`")
     return template
+
+
+# Pytest options that stop or narrow a run: per-run canaries would be cut or deselected with them.
+_NARROWING = ("-x", "--exitfirst", "--maxfail", "-k", "-m", "--deselect", "--lf", "--last-failed", "--sw",
+              "--stepwise")
+
+
+def _check_shape(toml_path: Path, tests: TestsConfig) -> None:
+    if tests.shape == "service" and tests.service is None:
+        raise TemplateError(f"{toml_path}: field 'tests.service': required when tests.shape is \"service\"",
+                            "add a [tests.service] table with `command` (starts the program) and `port`")
+    if tests.shape == "library" and tests.service is not None:
+        raise TemplateError(f"{toml_path}: field 'tests.service': only for tests.shape = \"service\"",
+                            "set `shape = \"service\"` in [tests], or remove [tests.service]")
+    if tests.shape == "library":
+        try:
+            words = shlex.split(tests.hidden)
+        except ValueError as exc:
+            raise TemplateError(f"{toml_path}: field 'tests.hidden': not a valid command ({exc})",
+                                "fix the quoting") from exc
+        # Only what follows the runner: `python3 -m pytest` has a -m of its own.
+        runner = next((i for i, w in enumerate(words) if w.rsplit("/", 1)[-1] in ("pytest", "py.test")), len(words))
+        narrowing = [w for w in words[runner + 1:] if w.split("=", 1)[0] in _NARROWING or w.startswith("--maxfail")]
+        if narrowing:
+            raise TemplateError(f"{toml_path}: field 'tests.hidden': {' '.join(narrowing)} stops or narrows the run",
+                                "library templates run every hidden test beside per-run canaries (some "
+                                "written to fail); drop the option")

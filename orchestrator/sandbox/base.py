@@ -13,7 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 LABEL_TRIAL = "trial.id"
 LABEL_MANAGED = "trial.managed-by"
-LABEL_ROLE = "trial.role"  # sandbox | verifier
+LABEL_ROLE = "trial.role"  # sandbox | verifier | service (a service template's program under test)
 LABEL_INSTANCE = "trial.instance"  # which data dir (store) made it: one engine can serve several
 MANAGED_BY = "trial"
 NO_EGRESS_NETWORK = "trial-no-egress"
@@ -45,7 +45,7 @@ class ImageRef:
 class SandboxSpec:
     trial_id: str
     image: str
-    role: Literal["sandbox", "verifier"] = "sandbox"
+    role: Literal["sandbox", "verifier", "service"] = "sandbox"
     env: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] | None = None
     """None: the image's CMD (the sandbox's sshd)."""
@@ -67,6 +67,9 @@ class SandboxSpec:
     network: str | None = None
     """A bridge the backend creates with no NAT and no container-to-container traffic: the
     sandbox reaches the host (gateway, git endpoint) and nothing beyond. None: the default bridge."""
+    internal_network: str | None = None
+    """A network made by `create_network` (no route out; its containers reach each other by
+    container name): a service template's program and its hidden tests share one per run."""
     extra_hosts: dict[str, str] = field(default_factory=lambda: {"host.docker.internal": "host-gateway"})
     read_only_root: bool = True
 
@@ -144,5 +147,11 @@ class SandboxBackend(Protocol):
     def find(self, trial_id: str, role: str = "sandbox") -> SandboxRef | None: ...
 
     def list_managed(self) -> list[ManagedResource]: ...
+
+    def create_network(self, name: str, trial_id: str) -> None:
+        """An internal network (no route beyond it) for one verification run; labelled like the rest."""
+
+    def remove_network(self, name: str) -> None:
+        """Remove it; a missing network is fine."""
 
     def remove_resource(self, resource: ManagedResource) -> None: ...

@@ -320,6 +320,19 @@ class DockerBackend:
                         raise
         return name
 
+    def create_network(self, name: str, trial_id: str) -> None:
+        _check_name("network", name)
+        labels = {LABEL_TRIAL: trial_id, LABEL_MANAGED: MANAGED_BY, **self._instance_label()}
+        with _engine_errors(f"create network {name}"):
+            self.client.networks.create(name, driver="bridge", internal=True, labels=labels)
+
+    def remove_network(self, name: str) -> None:
+        with _engine_errors(f"remove network {name}"):
+            try:
+                self.client.networks.get(name).remove()
+            except docker.errors.NotFound:
+                return
+
     def _create_container(self, spec: SandboxSpec, name: str, mounts: list[Any]) -> Any:
         options: dict[str, Any] = {
             "name": name,
@@ -348,7 +361,9 @@ class DockerBackend:
             options["network_mode"] = "none"
         else:
             options["extra_hosts"] = dict(spec.extra_hosts)
-            if spec.network:
+            if spec.internal_network:
+                options["network"] = spec.internal_network
+            elif spec.network:
                 options["network"] = self._ensure_network(spec.network)
         if spec.publish_ssh:
             options["ports"] = {SSH_PORT_KEY: (spec.ssh_bind, self._host_port(spec))}

@@ -119,7 +119,7 @@ def _variant(tmp_path: Path, hidden: str) -> Template:
 
 @pytest.mark.parametrize(("hidden", "reason"), [
     ("no-such-test-runner --junit {junit}", "command not found"),
-    ("true", "wrote no JUnit XML"),
+    ("python3 -m no_such_runner --junitxml={junit} hidden_tests", "no module `no_such_runner`"),
 ])
 def test_broken_machinery_is_infrastructure_never_the_candidates_fault(
         bundles: dict[str, Bundle], backend: DockerBackend, image: str, tmp_path: Path, hidden: str,
@@ -127,6 +127,15 @@ def test_broken_machinery_is_infrastructure_never_the_candidates_fault(
     result = _grade(bundles["careful"], backend, image, _variant(tmp_path, hidden))
     assert result.status == "infra_error" and result.fraction is None and result.criteria == []
     assert reason in result.summary
+
+
+def test_a_run_that_writes_no_results_is_a_failure_with_an_alert_not_infrastructure(
+        bundles: dict[str, Bundle], backend: DockerBackend, image: str, tmp_path: Path) -> None:
+    # The runner was found before the candidate's code was there: whatever happened next is theirs.
+    result = _grade(bundles["careful"], backend, image, _variant(tmp_path, "true"))
+    assert result.status == "ok" and result.score == 0.0
+    assert result.details["missing_results"][0]["run"] == "hidden"
+    assert "no JUnit XML was written" in result.details["missing_results"][0]["message"]
 
 
 def test_a_missing_image_is_infrastructure(bundles: dict[str, Bundle], backend: DockerBackend) -> None:

@@ -90,7 +90,9 @@ def test_the_verifier_gets_the_tree_without_the_tampered_harness_and_with_the_hi
     members = _members(payload)
     assert "workspace/conftest.py" not in members
     assert "workspace/hidden_tests/test_hidden.py" in members and "workspace/calc/ops.py" in members
-    assert all(m.uid == 1000 and m.gid == 1000 for m in members.values())
+    # Root owns all of it: the uid that runs the tests can neither edit nor rename nor replace a file.
+    assert all(m.uid == 0 and m.gid == 0 for m in members.values())
+    assert all(not m.mode & 0o022 for m in members.values())
     assert members["workspace"].isdir()
     with tarfile.open(fileobj=io.BytesIO(payload)) as archive:
         restored = archive.extractfile("workspace/tests/test_calc.py").read().decode()  # type: ignore[union-attr]
@@ -164,3 +166,185 @@ def test_dotfiles_keep_their_names_in_the_verifier() -> None:
     files = sorted(name for name, info in members.items() if info.isfile())
     assert files == ["workspace/.conftest.py", "workspace/.github/workflows/ci.yml", "workspace/.pytest.ini",
                      "workspace/calc/ops.py"]
+
+
+# ----- canaries and the tampering verdict --------------------------------------------------------
+
+from graders.collateral import progress_credit  # noqa: E402
+from graders.junit import TestCase  # noqa: E402
+from graders.runner_reach import find_reaches  # noqa: E402
+from graders.verifier import Canaries, judge_results, make_canaries, split_canaries  # noqa: E402
+
+
+def test_canaries_are_fresh_unguessable_and_really_pass_and_fail(tmp_path: Path) -> None:
+    first, second = make_canaries("hidden_tests"), make_canaries("hidden_tests")
+    assert not set(first.files) & set(second.files) and not set(first.must_pass) & set(second.must_pass)
+    assert all(path.startswith("hidden_tests/test_") for path in first.files)
+    assert len(first.must_pass) == len(first.must_fail) == 2
+    for path, source in first.files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(source)
+    junit = tmp_path / "junit.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+                    "hidden_tests"], cwd=tmp_path, capture_output=True, check=False, timeout=120)
+    real, found = split_canaries(parse_junit(junit.read_text()), first)
+    assert real == {}
+    assert {found[t].outcome for t in first.must_pass} == {"passed"}  # type: ignore[union-attr]
+    assert {found[t].outcome for t in first.must_fail} == {"failed"}  # type: ignore[union-attr]
+    assert judge_results("hidden", real, found, first, ()) == []
+
+
+CANARIES = Canaries({"hidden_tests/test_aa11.py": b"", "hidden_tests/test_bb22.py": b""},
+                    ("hidden_tests/test_aa11.py::test_p1", "hidden_tests/test_bb22.py::test_p2"),
+                    ("hidden_tests/test_aa11.py::test_f1", "hidden_tests/test_bb22.py::test_f2"))
+REAL = ("hidden_tests/test_x.py::test_one", "hidden_tests/test_x.py::test_two")
+
+
+def _cases(**outcomes: str) -> dict[str, TestCase]:
+    keys = {"p1": "hidden_tests.test_aa11.test_p1", "p2": "hidden_tests.test_bb22.test_p2",
+            "f1": "hidden_tests.test_aa11.test_f1", "f2": "hidden_tests.test_bb22.test_f2",
+            "one": "hidden_tests.test_x.test_one", "two": "hidden_tests.test_x.test_two"}
+    return {keys[name]: TestCase(keys[name], outcome, "collection failure" if outcome == "error" else "")  # type: ignore[arg-type]
+            for name, outcome in outcomes.items()}
+
+
+def _verdict(cases: dict[str, TestCase]) -> set[str]:
+    real, found = split_canaries(cases, CANARIES)
+    return {entry["kind"] for entry in judge_results("hidden", real, found, CANARIES, REAL)}
+
+
+@pytest.mark.parametrize(("cases", "kinds"), [
+    # An honest run, passing or failing: nothing.
+    (_cases(p1="passed", p2="passed", f1="failed", f2="failed", one="passed", two="failed"), set()),
+    (_cases(p1="passed", p2="passed", f1="failed", f2="failed", one="failed", two="failed"), set()),
+    # Everything rewritten to pass (report monkeypatch, XML rewrite).
+    (_cases(p1="passed", p2="passed", f1="passed", f2="passed", one="passed", two="passed"), {"canary_passed"}),
+    # Results rewritten to name only the known tests.
+    (_cases(one="passed", two="passed"), {"canary_missing"}),
+    # Everything skipped but the known tests.
+    (_cases(p1="skipped", p2="skipped", f1="skipped", f2="skipped", one="passed", two="passed"),
+     {"canary_missing"}),
+    # A known test dropped from results that otherwise look honest.
+    (_cases(p1="passed", p2="passed", f1="failed", f2="failed", one="passed"), {"tests_missing"}),
+    # Cut short at collection (an import error in the candidate's code): nothing passed, nothing earned.
+    ({"hidden_tests.test_x": TestCase("hidden_tests.test_x", "error", "collection failure")}, set()),
+    # No results of any kind but a must-fail canary passing: still forged.
+    (_cases(f1="passed"), {"canary_passed"}),
+])
+def test_the_tampering_verdict(cases: dict[str, TestCase], kinds: set[str]) -> None:
+    assert _verdict(cases) == kinds
+
+
+def test_a_real_test_in_a_file_that_failed_to_collect_is_not_tampering() -> None:
+    cases = _cases(p1="passed", p2="passed", f1="failed", f2="failed", two="passed")
+    cases["hidden_tests.test_y"] = TestCase("hidden_tests.test_y", "error", "collection failure")
+    real, found = split_canaries(cases, CANARIES)
+    assert judge_results("hidden", real, found, CANARIES, ("hidden_tests/test_y.py::test_three",)) == []
+    assert "hidden_tests.test_aa11.test_p1" not in real and "hidden_tests.test_x.test_two" in real
+
+
+def test_regression_and_collateral_credit_scale_with_real_progress() -> None:
+    assert progress_credit(2.0, 1.0, 0.0) == 0.0  # everything kept, nothing done: nothing earned
+    assert progress_credit(2.0, 1.0, 1.0) == 2.0
+    assert progress_credit(2.0, 0.5, 0.5) == 0.5
+    assert progress_credit(2.0, 3.0, -1.0) == 0.0
+
+
+def test_lines_that_reach_for_the_test_runner_are_flagged(tmp_path: Path) -> None:
+    from tests.fixtures.bundle_builder import SessionBuilder
+
+    s = SessionBuilder(tmp_path, trial_id="t-reach")
+    s.human_write("calc/ops.py", s.read("calc/ops.py") + "\nimport atexit, os, sys\n"
+                  "atexit.register(lambda: os._exit(0))\nsys.modules.pop('x', None)\n"
+                  "frame = sys._getframe(1)\nimport _pytest.reports\nimport pytest\nHIDDEN = 'hidden_tests'\n")
+    s.human_write("tests/test_more.py", "import pytest\n\n\ndef test_more():\n    assert True\n")
+    s.human_write("conftest.py", "x = 1\n")
+    s.commit(5, "work")
+    bundle = Bundle(s.build())
+    with open_repo(bundle) as repo:
+        flags = find_reaches(repo, choose_revision(bundle, repo), "hidden_tests")
+    found = {(f["path"], f["pattern"]) for f in flags}
+    assert {("calc/ops.py", p) for p in ("atexit", "os._exit", "sys.modules", "frame tricks", "pytest internals",
+                                         "pytest imported by non-test code", "names the hidden tests' folder")} <= found
+    assert ("conftest.py", "runner file") in found
+    assert not any(path == "tests/test_more.py" for path, _ in found)  # a test importing pytest is ordinary
+    assert all(f["line"] > 0 for f in flags if f["path"] == "calc/ops.py")
+
+
+def test_the_runner_raises_alerts_from_the_hidden_tests_evidence() -> None:
+    from graders.base import GraderResult
+    from graders.runner import _alerts
+    from orchestrator.report.model import GraderEntry
+
+    class _NoEvents:
+        def events(self) -> list[dict[str, object]]:
+            return []
+
+    details = {"tampering": [{"kind": "canary_passed", "message": "A canary passed.", "evidence": {"run": "hidden"}}],
+               "missing_results": [{"run": "pass_to_pass", "message": "No results.", "evidence": {"exit_code": 0}}],
+               "reaches_for_test_runner": [{"path": "calc/ops.py", "line": 3, "pattern": "atexit", "text": "x"}]}
+    entry = GraderEntry("hidden_tests", 1.0, GraderResult("hidden_tests", details=details))
+    alerts = {a["kind"]: a for a in _alerts(_NoEvents(), [entry])}  # type: ignore[arg-type]
+    assert alerts["hidden_tests_tampered"]["evidence"] == details["tampering"]
+    assert "A canary passed." in alerts["hidden_tests_tampered"]["message"]
+    assert alerts["hidden_tests_missing"]["severity"] == "critical"
+    assert alerts["reaches_for_test_runner"]["severity"] == "info"
+    assert "atexit in calc/ops.py" in alerts["reaches_for_test_runner"]["message"]
+
+
+# ----- the template declares its shape -----------------------------------------------------------
+
+from orchestrator.errors import TemplateError  # noqa: E402
+
+SHAPED = """title = "T"
+summary = "S"
+language = "python"
+[tests]
+starter = "python3 -m pytest tests"
+hidden = "python3 -m pytest --junitxml={junit} hidden_tests"
+"""
+
+
+def _shaped(tmp_path: Path, extra: str, hidden: str | None = None) -> Path:
+    path = tmp_path / "shaped"
+    for folder in ("starter", "hidden_tests"):
+        (path / folder).mkdir(parents=True, exist_ok=True)
+    (path / "brief.md").write_text("# Brief\n")
+    (path / "Dockerfile").write_text("ARG BASE_IMAGE=debian:bookworm\nFROM ${BASE_IMAGE}\n")
+    toml = SHAPED if hidden is None else SHAPED.replace(
+        'hidden = "python3 -m pytest --junitxml={junit} hidden_tests"', f'hidden = "{hidden}"')
+    (path / "template.toml").write_text(toml + extra)
+    return path
+
+
+def test_the_shape_is_library_unless_declared_and_api_keys_declares_it(tmp_path: Path) -> None:
+    from tests.conftest import REPO_ROOT
+
+    assert load_template(_shaped(tmp_path, "")).config.tests.shape == "library"
+    api_keys = (REPO_ROOT / "trial_templates" / "api-keys" / "template.toml").read_text()
+    assert '\nshape = "library"\n' in api_keys
+    assert load_template(REPO_ROOT / "trial_templates" / "api-keys").config.tests.shape == "library"
+
+
+def test_a_service_shape_needs_its_program_and_port(tmp_path: Path) -> None:
+    path = _shaped(tmp_path, "")
+    (path / "template.toml").write_text(SHAPED.replace("[tests]\n", '[tests]\nshape = "service"\n')
+                                        + '[tests.service]\ncommand = "python3 -m app"\nport = 8080\n')
+    service = load_template(path).config.tests.service
+    assert service is not None and service.port == 8080 and service.ready_timeout_s == 30
+    (path / "template.toml").write_text(SHAPED.replace("[tests]\n", '[tests]\nshape = "service"\n'))
+    with pytest.raises(TemplateError, match=r"template\.toml: field 'tests\.service': required when tests\.shape"):
+        load_template(path)
+    (path / "template.toml").write_text(SHAPED.replace("[tests]\n", '[tests]\nshape = "mesh"\n'))
+    with pytest.raises(TemplateError, match=r"template\.toml: field 'tests\.shape'"):
+        load_template(path)
+    (path / "template.toml").write_text(SHAPED + '[tests.service]\ncommand = "x"\nport = 1\n')
+    with pytest.raises(TemplateError, match=r"field 'tests\.service': only for tests\.shape = \"service\""):
+        load_template(path)
+
+
+@pytest.mark.parametrize("option", ["-x", "--maxfail=1", "-k smoke", "--exitfirst"])
+def test_a_library_run_that_would_cut_the_canaries_is_refused(tmp_path: Path, option: str) -> None:
+    path = _shaped(tmp_path, "", hidden=f"python3 -m pytest {option} --junitxml={{junit}} hidden_tests")
+    with pytest.raises(TemplateError, match=r"field 'tests\.hidden': .* stops or narrows the run"):
+        load_template(path)
