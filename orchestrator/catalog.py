@@ -92,6 +92,9 @@ class TemplateConfig(_Strict):
     """Default LLM spend cap for one trial."""
     scope: tuple[str, ...] = ()
     """Glob patterns of paths the brief expects the candidate to change (empty: anything)."""
+    allow_remote_tools: bool = False
+    """Let the agent use provider-side tools that reach the internet (web search and fetch, MCP
+    servers, remote file search); by default the gateway strips them from every request."""
     tests: TestsConfig
     rubric: tuple[RubricEntry, ...] = (RubricEntry(grader="hidden_tests"),)
     gateway: TemplateGatewayConfig = TemplateGatewayConfig()
