@@ -33,6 +33,9 @@ BIG_FILES = ("-c", "core.bigFileThreshold=8m")
 """Files over this are diffed as binary: a pull request of huge files reads in bounded time and memory."""
 MAX_PATCH_CHARS = 1 << 20
 MAX_PR_COMMITS = 2000
+MAX_PULLS = 1000
+"""Branches read as pull requests, most recently pushed first: a hostile repo cannot make collect endless."""
+MAX_CACHED_DIFF = 8 << 20
 PUSH_LOG = "trial-pushes.tsv"
 """The host push log (orchestrator/forge/pushlog.py format), written by the post-receive hook."""
 
@@ -89,6 +92,9 @@ class LocalForge:
         self.settings = settings
         self.root = settings.forge_dir
         self.store = store
+        self.left_out: list[str] = []
+        """What the last `pull_requests` call did not read, and why (collect puts it in the manifest)."""
+        self._diff_cache: dict[int, tuple[str, str]] = {}
 
     # -- paths and metadata -------------------------------------------------------------
     def repo_path(self, name: str) -> Path:
@@ -296,6 +302,13 @@ class LocalForge:
         pushed: dict[str, list[str]] = {}
         for event in pushes:
             pushed.setdefault(str(event["ref"]).removeprefix("refs/heads/"), []).append(str(event["ts"]))
+        self.left_out = []
+        self._diff_cache = {}
+        if len(candidates) > MAX_PULLS:
+            candidates.sort(key=lambda b: ((pushed.get(b) or [""])[-1], numbers[b]), reverse=True)
+            self.left_out.append(f"{len(candidates) - MAX_PULLS} of {len(candidates)} branches not read as pull "
+                                 f"requests (only the {MAX_PULLS} pushed last are); all are in repo.bundle")
+            candidates = candidates[:MAX_PULLS]
         comments = self._read_meta(repo.name).get("comments", {})
         pulls = []
         for branch in candidates:
@@ -312,7 +325,7 @@ class LocalForge:
                 number=number, title=subject.strip(), body=body.strip(), state="open",
                 head_ref=branch, head_sha=head, base_ref=base_ref, base_sha=base,
                 author=str(first["author"]), created_at=times[0], updated_at=times[-1],
-                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head),
+                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head, number),
                 commits=commits[:MAX_PR_COMMITS], comments=list(comments.get(str(number), [])),
             ))
         return sorted(pulls, key=lambda pr: pr.number)
@@ -343,17 +356,27 @@ class LocalForge:
         return self._git(*BIG_FILES, "diff", *gitenv.DIFF_FLAGS, "--no-renames", *args, base or EMPTY_TREE, head,
                          cwd=path)
 
-    def _files(self, path: Path, base: str, head: str) -> list[dict[str, Any]]:
-        # Three diffs for the whole branch; git lists files in the same order in each.
-        numstat = [entry.split("\t") for entry in self._diff(path, base, head, "--numstat", "-z").split("\0")]
-        numstat = [parts for parts in numstat if len(parts) == 3]
-        raw_status = self._diff(path, base, head, "--name-status", "-z").split("\0")
-        codes = [raw_status[i] for i in range(0, len(raw_status) - 1, 2)]
-        patches = _split_patch(self._diff(path, base, head))
-        aligned = len(patches) == len(numstat)
+    def _files(self, path: Path, base: str, head: str, number: int) -> list[dict[str, Any]]:
+        # Two diffs for the whole branch (status and line counts together, then the patch); git
+        # lists files in the same order in both.
+        statuses: list[str] = []
+        counts: list[tuple[str, str, str]] = []  # (added, deleted, name)
+        tokens = iter(self._diff(path, base, head, "--raw", "--numstat", "-z").split("\0"))
+        for token in tokens:  # every raw entry (status, then its path), then every numstat entry
+            if token.startswith(":"):
+                statuses.append(token.split()[-1][:1])
+                next(tokens, None)
+            elif token.count("\t") >= 2:
+                added, deleted, name = token.split("\t", 2)
+                counts.append((added, deleted, name))
+        entries = [(statuses[i] if i < len(statuses) else "M", *count) for i, count in enumerate(counts)]
+        full = self._diff(path, base, head)
+        if len(full) <= MAX_CACHED_DIFF:
+            self._diff_cache[number] = (head, full)
+        patches = _split_patch(full)
+        aligned = len(patches) == len(entries)
         files = []
-        for position, (added, deleted, filename) in enumerate(numstat):
-            code = codes[position][:1] if position < len(codes) else "M"
+        for position, (code, added, deleted, filename) in enumerate(entries):
             patch = patches[position] if aligned else ""
             hunks = patch.find("\n@@")
             text = patch[hunks + 1:] if hunks >= 0 else ""
@@ -371,6 +394,12 @@ class LocalForge:
     def pull_request_diff(self, repo: RepoRef, number: int) -> str:
         path = self.repo_path(repo.name)
         branch = next((b for b, n in self._read_meta(repo.name).get("pulls", {}).items() if n == number), None)
+        cached = self._diff_cache.get(number)
+        if cached is not None and branch is not None:
+            # Read by the `pull_requests` call just before (collect reads both): reuse it if the branch held still.
+            now = gitenv.run(["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=path, check=False)
+            if now.stdout.strip() == cached[0]:
+                return cached[1]
         branches = self._branches(repo)
         if branch is None or branch not in branches or repo.default_branch not in branches:
             raise ForgeError(f"no pull request #{number} in {repo.name}")
