@@ -1,9 +1,12 @@
 """report.html: one self-contained page (inline CSS and SVG, no script, nothing fetched).
 
-The timeline draws every event on four lanes (the candidate's prompts and refusals, the
-agent's answers and tool calls, test runs, commits and PR activity) against time; each
-mark links to its row in the event table, which is what evidence refs point at
-(`#event-<i>`). Jinja2 autoescaping makes every piece of evidence inert.
+The timeline draws every event on five lanes (the candidate's prompts and refusals, the
+agent's answers and tool calls, test runs, commits, pushes and PR activity) against time;
+each mark links to its row in the event table, which is what evidence refs point at
+(`#event-<i>`, and `#commit-<sha>` for commits). Commits and pushes get lanes of their own
+because a commit is timed by the push that brought it to the forge: on one lane the push
+would hide it. Every row says who witnessed the event; transcript-only events are shown,
+marked and never scored. Jinja2 autoescaping makes every piece of evidence inert.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from graders.timeline import test_runs
+from graders.timeline import test_runs, witness
 from orchestrator.evidence.events import MISSING_FROM_GATEWAY, parse_ts
 from orchestrator.report import views
 from orchestrator.report.model import Report
@@ -25,7 +28,7 @@ RIGHT = 40
 LANE_HEIGHT = 34
 MARK_WIDTH = 8
 MARK_HEIGHT = 20
-LANES = ("Candidate", "Agent", "Tests", "Commits & PR")
+LANES = ("Candidate", "Agent", "Tests", "Commits", "Pushes & PR")
 COLORS = {
     "prompt": "#1f77b4", "refusal": "#17becf", "agent": "#9467bd", "tool": "#b39ddb",
     "test_pass": "#2ca02c", "test_fail": "#d62728", "test_unknown": "#7f7f7f",
@@ -47,8 +50,8 @@ class Mark:
 _PLACES: dict[str, tuple[int, str]] = {
     "user_prompt": (0, "prompt"), "tool_rejected": (0, "refusal"), "interrupt": (0, "refusal"),
     "assistant_message": (1, "agent"), "tool_call": (1, "tool"), "tool_result": (1, "tool"),
-    "commit": (3, "commit"), "push": (3, "forge"), "pr_opened": (3, "forge"), "pr_comment": (3, "forge"),
-    "review": (3, "forge"),
+    "commit": (3, "commit"), "push": (4, "forge"), "pr_opened": (4, "forge"), "pr_comment": (4, "forge"),
+    "review": (4, "forge"),
 }
 
 
@@ -79,8 +82,7 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
         x = LEFT + usable * (moment - start).total_seconds() / span
         y = 10 + lane * LANE_HEIGHT + (LANE_HEIGHT - MARK_HEIGHT) / 2
         label = f"{index} · {event['kind']} · {' '.join(str(event.get('text', '')).split())[:120]}"
-        marks.append(Mark(index, round(x, 1), round(y, 1), color, label,
-                          bool((event.get("data") or {}).get(MISSING_FROM_GATEWAY))))
+        marks.append(Mark(index, round(x, 1), round(y, 1), color, label, _unwitnessed(event)))
     ticks = []
     for step in range(5):
         tick = start + timedelta(seconds=span * step / 4)
@@ -94,6 +96,11 @@ def _lanes() -> list[dict[str, Any]]:
             for lane, label in enumerate(LANES)]
 
 
+def _unwitnessed(event: dict[str, Any]) -> bool:
+    """Only the candidate-writable transcript saw it (or the gateway log contradicts it)."""
+    return bool((event.get("data") or {}).get(MISSING_FROM_GATEWAY)) or witness(event) == "transcript"
+
+
 def event_rows(events: list[dict[str, Any]], labels: dict[int, list[str]]) -> list[dict[str, Any]]:
     rows = []
     for index, event in enumerate(events):
@@ -103,7 +110,8 @@ def event_rows(events: list[dict[str, Any]], labels: dict[int, list[str]]) -> li
         rows.append({"index": index, "time": moment.strftime("%H:%M:%S") if moment else "",
                      "source": event.get("source", ""), "kind": event.get("kind", ""),
                      "text": text[:_TEXT_LIMIT] + ("…" if len(text) > _TEXT_LIMIT else ""),
-                     "flagged": bool(data.get(MISSING_FROM_GATEWAY)), "labels": labels.get(index, []),
+                     "flagged": _unwitnessed(event), "missing": bool(data.get(MISSING_FROM_GATEWAY)),
+                     "witness": witness(event), "labels": labels.get(index, []),
                      "sha": data.get("sha") if event.get("kind") == "commit" else None})
     return rows
 

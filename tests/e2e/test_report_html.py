@@ -1,13 +1,15 @@
 """The whole grade of a careful session (hidden tests on the real engine), then report.html opened in
 headless Chromium (Debian's `chromium`, offline flags) and its screenshot checked for the timeline.
 
-Without chromium the test skips, and under CI=true it fails: CI must never pass having
+A second page, the same report with a tampering alert, must show the red alert box above the
+timeline. Without chromium the test skips, and under CI=true it fails: CI must never pass having
 rendered nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -22,7 +24,8 @@ from graders.runner import grade_bundle
 from orchestrator.catalog import load_template
 from orchestrator.config import SandboxSettings
 from orchestrator.evidence.bundle import Bundle
-from orchestrator.report.html import COLORS
+from orchestrator.report.html import COLORS, render_html
+from orchestrator.report.model import Report
 from orchestrator.sandbox.base import BuildRequest
 from orchestrator.sandbox.docker import DockerBackend
 from tests.conftest import BASE_IMAGE
@@ -142,3 +145,31 @@ def test_the_html_report_shows_the_timeline_in_a_real_browser(graded: Bundle, tm
     assert lanes["test_fail"][0] == lanes["test_pass"][0]  # one lane for test runs, failing then passing
     html = (graded.path / "report.html").read_text()
     assert html.count("<rect ") == len(graded.events())
+
+
+ALERT_RED = "#cf222e"
+"""The border of a critical alert (report.html's `.alert.critical`)."""
+
+
+def _screenshot(chromium: str, page: Path, tmp_path: Path) -> tuple[int, int, list[bytes]]:
+    screenshot = tmp_path / f"{page.stem}.png"
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--screenshot={screenshot}", page.as_uri()],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert screenshot.is_file(), result.stderr[-2000:]
+    return read_png(screenshot.read_bytes())
+
+
+def test_a_tampering_alert_is_red_and_above_the_timeline_in_a_real_browser(graded: Bundle, tmp_path: Path) -> None:
+    chromium = _chromium()
+    report = Report.from_json(json.loads((graded.path / "report.json").read_text()))
+    report.alerts = [{"kind": "hidden_tests_tampered", "evidence_refs": ["event:3"],
+                      "message": "Canary test_zz_must_fail passed: the run was rewritten. Hidden tests score 0."}]
+    page = tmp_path / "alerted.html"
+    page.write_text(render_html(report, graded.events()))
+    width, _, rows = _screenshot(chromium, page, tmp_path)
+    red = mark_rows(rows, width, ALERT_RED)  # the box's left and right borders: vertical red runs
+    prompts = mark_rows(rows, width, COLORS["prompt"])
+    assert red, "no red alert box on the first screen"
+    assert prompts and max(red) < min(prompts)  # above the timeline, on the first screen

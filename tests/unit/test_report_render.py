@@ -37,7 +37,7 @@ def test_the_comment_links_commits_events_and_the_html(graded: dict[str, tuple[B
         assert f"https://github.com/acme/t-careful/commit/{commit['sha']}" in text
     assert "[event 7](https://reports.example.test/t-careful/report.html#event-7)" in text
     assert "(https://reports.example.test/t-careful/report.html)" in text
-    assert "| Steering the agent | 2 | 16.5/18 (92%) |" in text
+    assert re.search(r"\| Steering the agent \| 2 \| [\d.]+/\d+ \(\d+%\) \|", text)  # the number is steering's
     assert "Inaccurate self-reporting → **corrected**" in text
     assert "`/score steering 3" in text and "trial scores t-careful" in text
     # Without a place for the HTML, events are named but not linked.
