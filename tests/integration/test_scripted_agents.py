@@ -1,0 +1,267 @@
+"""The real agents, in a real sandbox, driven by the scripted model through the real gateway.
+
+`trial serve` runs with no provider key at all: every answer comes from a script, in the
+provider's wire format, through the gateway's relay path (logged, priced, budgeted). The
+script makes Claude Code run a shell command and write a file, and Codex run a command
+and apply a patch; the files really appear in /workspace, owned by the candidate, and the
+agents' own transcripts show the scripted calls with the ids the gateway logged. A
+request the script does not expect, and one after the script has run out, are answered
+with a plain message, which the agent shows its user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.agents import AgentSpec, get_agent
+from orchestrator.agents.cache import agent_cache_root
+from orchestrator.agents.codex import Codex
+from orchestrator.agents.transcripts import collect
+from orchestrator.catalog import Template, load_template
+from orchestrator.config import Settings, load_settings
+from orchestrator.gateway.log import log_path, verify_chain
+from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef, SandboxSpec
+from orchestrator.sandbox.docker import DockerBackend
+from orchestrator.sandbox.home import env_sh, home_tar
+from orchestrator.sandbox.images import build_sandbox_image
+from orchestrator.store import Store, Trial, utcnow
+from tests.conftest import BASE_IMAGE, free_port
+
+pytestmark = pytest.mark.docker
+RUN_TIMEOUT_S = 240
+
+SCRIPT = """\
+description = "integration: one shell command, one new file, then done"
+
+[[step]]
+id = "shell"
+when = { prompt = "make the marker files" }
+text = "First the shell, then the file."
+calls = [{ bash = "echo made-by-bash > from-bash.txt && cat from-bash.txt", description = "Write a marker" }]
+
+[[step]]
+id = "write"
+when = { tool_result = "made-by-bash" }
+calls = [{ write = "from-write.txt", content = "made by the write tool\\n" }]
+
+[[step]]
+id = "done"
+when = { tool_result = "" }
+text = "Both marker files are in place."
+"""
+
+
+@dataclass
+class Service:
+    home: Path
+    port: int
+    settings: Settings
+    store: Store
+    script: Path
+
+    def sandbox_url(self) -> str:
+        return f"http://host.docker.internal:{self.port}"
+
+    def new_trial(self, agent: str) -> tuple[str, str]:
+        trial_id = f"scr{uuid.uuid4().hex[:8]}"
+        now = utcnow()
+        self.store.create_trial(Trial(id=trial_id, template="agent-probe", candidate="octocat", agent=agent,
+                                      state="active", created_at=now, updated_at=now, hours=1, budget_usd=5,
+                                      deadline=now + timedelta(hours=1),
+                                      data={"gateway_provider": f"script:{self.script}"}))
+        return trial_id, self.store.mint_token(trial_id, "sandbox", now + timedelta(hours=1))
+
+    def records(self, trial_id: str) -> list[dict[str, Any]]:
+        path = log_path(self.home, trial_id)
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    from orchestrator.service.daemon import docker_bridge_gateway
+
+    home = tmp_path_factory.mktemp("scripted-home")
+    script = home / "session.toml"
+    script.write_text(SCRIPT)
+    bridge = docker_bridge_gateway()
+    assert bridge, "no Docker bridge address: sandboxes could not reach the gateway"
+    port = free_port()
+    # No provider key and no provider URL that answers: only the script can reply.
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("TRIAL_") and key not in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+    env.update({"TRIAL_HOME": str(home), "TRIAL_SERVICE_PORT": str(port), "TRIAL_SERVICE_BIND": f"127.0.0.1,{bridge}",
+                "TRIAL_GATEWAY_ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "TRIAL_GATEWAY_OPENAI_BASE_URL":
+                "http://127.0.0.1:9", "TRIAL_SANDBOX_BASE_IMAGE": BASE_IMAGE})
+    settings = load_settings(env=env, cwd=home)
+    store = Store.open(home)
+    log = (home / "service.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env, cwd=home,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"trial serve did not start: {(home / 'service.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield Service(home=home, port=port, settings=settings, store=store, script=script)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    root = tmp_path_factory.mktemp("templates") / "agent-probe"
+    (root / "starter").mkdir(parents=True)
+    (root / "hidden_tests").mkdir()
+    (root / "starter" / "README.md").write_text("probe\n")
+    (root / "brief.md").write_text("Probe the agents.\n")
+    (root / "Dockerfile").write_text(f"ARG BASE_IMAGE={BASE_IMAGE}\nFROM ${{BASE_IMAGE}}\n")
+    (root / "template.toml").write_text('title = "Agent probe"\nsummary = "Agents only."\nlanguage = "none"\n'
+                                        '[tests]\nstarter = "true"\nhidden = "true"\n')
+    return load_template(root)
+
+
+@pytest.fixture(scope="module")
+def shared_cache() -> Path:
+    return agent_cache_root()
+
+
+@dataclass
+class Sandbox:
+    backend: DockerBackend
+    ref: SandboxRef
+    trial_id: str
+
+    def run(self, command: str) -> str:
+        """As the candidate in a login shell (what an SSH session gets), in /workspace."""
+        result = self.backend.exec(self.ref, ["bash", "-lc", f"cd {WORKSPACE} && {command} </dev/null"],
+                                   timeout_s=RUN_TIMEOUT_S)
+        assert result.ok, f"exit {result.exit_code}: {result.stdout[-1500:]} {result.stderr[-1500:]}"
+        return result.stdout + result.stderr
+
+    def owner_and_text(self, name: str) -> tuple[str, str]:
+        made = self.backend.exec(self.ref, ["sh", "-c", f"stat -c %U {WORKSPACE}/{name} && cat {WORKSPACE}/{name}"])
+        assert made.ok, made.stderr
+        owner, _, text = made.stdout.partition("\n")
+        return owner, text
+
+
+@pytest.fixture
+def sandbox(service: Service, template: Template, shared_cache: Path) -> Iterator[Any]:
+    backend = DockerBackend(service.settings.sandbox)
+    started: list[SandboxRef] = []
+
+    def start(agent: AgentSpec) -> Sandbox:
+        shared = shared_cache / agent.name
+        shared.mkdir(parents=True, exist_ok=True)
+        link = service.settings.home / "cache" / "agents" / agent.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(shared, target_is_directory=True)
+        image = build_sandbox_image(backend, template, agent, service.settings).tag
+        trial_id, token = service.new_trial(agent.name)
+        base = service.sandbox_url()
+        ref = backend.create(SandboxSpec(trial_id=trial_id, image=image, env={"TRIAL_ID": trial_id},
+                                         volumes={"workspace": WORKSPACE, "home": HOME}))
+        started.append(ref)
+        backend.copy_in(ref, HOME, home_tar({
+            ".trial/env.sh": (env_sh({"TRIAL_ID": trial_id, **agent.env(base, token)}), 0o600),
+            ".gitconfig": ("[user]\n\tname = Octo Cat\n\temail = octocat@users.noreply.github.com\n"
+                           "[init]\n\tdefaultBranch = main\n", 0o644),
+            **agent.home_files(base, token)}))
+        ref = backend.start(ref)
+        box = Sandbox(backend, ref, trial_id)
+        box.run("git init -q && echo 'print(1)' > app.py && git add app.py && git commit -qm start")
+        return box
+
+    yield start
+    for ref in started:
+        backend.remove(ref, volumes=True)
+
+
+def _steps(records: list[dict[str, Any]]) -> list[tuple[str | None, Any]]:
+    return [((r.get("script") or {}).get("status"), (r.get("script") or {}).get("step_id")) for r in records
+            if r["route"].endswith(("/v1/messages", "/v1/responses"))]
+
+
+def test_claude_code_runs_a_command_and_writes_a_file_from_the_script(sandbox: Any, service: Service) -> None:
+    agent = get_agent("claude-code")
+    box = sandbox(agent)
+    claude = "claude -p --permission-mode acceptEdits --allowedTools Bash --"
+
+    # A prompt the script does not expect: the agent shows the plain answer, and the script waits.
+    said = box.run(f"{claude} {shlex.quote('What is this repository?')}")
+    assert "The script does not match this request" in said and "'shell'" in said
+
+    said = box.run(f"{claude} {shlex.quote('Please make the marker files.')}")
+    assert "Both marker files are in place." in said
+    assert box.owner_and_text("from-bash.txt") == ("candidate", "made-by-bash\n")
+    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool\n")
+
+    said = box.run(f"{claude.removesuffix(' --')} --continue -- {shlex.quote('Anything else?')}")
+    assert "The script has run out" in said
+
+    records = service.records(box.trial_id)
+    assert [step for step in _steps(records) if step[0] != "side"] == [
+        ("mismatch", "shell"), ("matched", "shell"), ("matched", "write"), ("matched", "done"), ("exhausted", None)]
+    assert all(r["status"] == 200 and r["outcome"] == "ok" for r in records)
+    billed = [r for r in records if r["route"].endswith("/v1/messages")]
+    assert all(r["cost_usd"] > 0 and r["usage"]["output_tokens"] > 0 for r in billed)
+    assert "does not match" in next(r["error"] for r in records if (r.get("script") or {}).get("status") == "mismatch")
+    assert verify_chain(log_path(service.home, box.trial_id)).ok
+
+    events = agent.parse(collect(box.backend, box.ref, agent))
+    calls = [e for e in events if e["kind"] == "tool_call"]
+    assert [(c["data"]["tool"], c["data"]["input"]) for c in calls] == [
+        ("Bash", {"command": "echo made-by-bash > from-bash.txt && cat from-bash.txt",
+                  "description": "Write a marker"}),
+        ("Write", {"file_path": f"{WORKSPACE}/from-write.txt", "content": "made by the write tool\n"})]
+    results = {e["data"]["tool_use_id"]: e for e in events if e["kind"] == "tool_result"}
+    assert "made-by-bash" in results[calls[0]["data"]["tool_use_id"]]["text"]
+    logged_ids = {str((r.get("response") or {}).get("id")) for r in records}
+    assert {e["data"]["message_id"] for e in events if e["kind"] in ("assistant_message", "tool_call")
+            and e["data"].get("message_id")} <= logged_ids
+
+
+def test_codex_runs_a_command_and_applies_a_patch_from_the_script(sandbox: Any, service: Service) -> None:
+    # A model Codex knows offers the apply_patch tool (with an unknown one Codex falls back to
+    # metadata without it, and portable writes have no tool to go to).
+    agent = Codex(model="gpt-5.5")
+    box = sandbox(agent)
+    said = box.run(f"codex exec --skip-git-repo-check {shlex.quote('Please make the marker files.')}")
+    assert "Both marker files are in place." in said
+    assert box.owner_and_text("from-bash.txt") == ("candidate", "made-by-bash\n")
+    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool\n")
+
+    records = service.records(box.trial_id)
+    assert [step for step in _steps(records) if step[0] != "side"] == [
+        ("matched", "shell"), ("matched", "write"), ("matched", "done")]
+    assert all(r["cost_usd"] > 0 for r in records if r["route"].endswith("/v1/responses"))
+    events = agent.parse(collect(box.backend, box.ref, agent))
+    calls = [e for e in events if e["kind"] == "tool_call"]
+    assert [c["data"]["tool"] for c in calls] == ["exec_command", "apply_patch"]
+    assert all(not e["data"].get("is_error") for e in events if e["kind"] == "tool_result")
