@@ -52,6 +52,7 @@ _RULES: dict[str, re.Pattern[str]] = {
     "1.2": re.compile(r"\b(change|make it|update|instead|modify|rename|refactor|replace|move|simplify|tweak|"
                       r"adjust|extract|inline|reorder|clean up)\b", _I),
     "1.3": re.compile(r"(^\s*(no|nope|wrong)\b|not what i (asked|meant|wanted|said)|\bi meant\b|\bi said\b|"
+                      r"\b(looks|seems|is|that'?s|this is) (wrong|off|not right|incorrect)\b|"
                       r"you misunderstood|you misread|that'?s not (it|right|true|correct)|that is not (it|right|true|"
                       r"correct)|you'?re wrong|you are wrong|i asked (for|you)|not true\b|isn'?t true)", _I),
     "2.1": re.compile(r"(Traceback \(most recent call last\)|^\s*File \".+\", line \d+|^E\s{2,}|^FAILED \S+|"
@@ -59,7 +60,8 @@ _RULES: dict[str, re.Pattern[str]] = {
                       re.M),
     "2.2": re.compile(r"\b(fails?|failing|failed|crash(es|ed)?|broken|breaks|doesn'?t work|does not work|"
                       r"not working|hangs?|wrong (result|output|value|answer)|returns? (the )?wrong|throws|"
-                      r"blows up|regress(ed|ion)|does(n'?t| not) do anything|nothing happens|does nothing)\b", _I),
+                      r"blows up|regress(ed|ion)|does(n'?t| not) do anything|nothing happens|does nothing|"
+                      r"swallows?( the)? (error|exception)s?|silently (ignores|drops|fails))\b", _I),
     "2.3": re.compile(r"\b(still (fails|failing|broken|not|doesn'?t|does not|errors?|raises|get(s|ting)?|the same)|"
                       r"same (error|problem|issue|failure)|didn'?t (work|help|fix)|did not (work|help|fix)|"
                       r"again\b.{0,40}\b(fail|error|broken))", _I),
@@ -133,6 +135,10 @@ def classify(text: str) -> tuple[str, ...]:
         if workflow:
             return (min(workflow, key=DOMINANCE.index),)
     found = {code for code, pattern in _RULES.items() if code not in _WORKFLOW and pattern.search(stripped)}
+    if stripped.endswith("?") and "2.1" not in found and found & {"2.2", "2.3"}:
+        # "does the billing job still get the keys?" asks; it reports no failure.
+        found -= {"2.2", "2.3"}
+        found.add("3.2")
     if "2.3" in found:
         found.discard("2.2")  # persistence is the more specific failure report
     if "2.1" in found:

@@ -35,7 +35,6 @@ ASSERTION = re.compile(r"(\bassert\b|\bself\.assert\w+\(|\bexpect\(|\bassert_\w+
 DEFAULT_RISK = re.compile(r"(auth|crypt|secur|token|secret|passw|credential|permission|scope|session|login|"
                           r"sign|hmac|cipher|acl|access|keys?\b|keys?[._/-]|migrat|payment|billing)", _I)
 _LOW_RISK_PATH = re.compile(r"\.(md|rst|txt)$|(^|/)docs?/|(^|/)(LICENSE|CHANGELOG|\.gitignore)", _I)
-_TERSE = 8
 
 
 @dataclass
@@ -92,9 +91,6 @@ class Timeline:
     def next_after(self, indexes: list[int], start: int, end: int | None = None) -> int | None:
         return next((i for i in indexes if i > start and (end is None or i < end)), None)
 
-    def terse(self, index: int) -> bool:
-        return len(self.events[index]["text"].split()) < _TERSE
-
 
 def weakens_tests(write: FileWrite) -> bool:
     """A write that adds a skip marker or takes assertions out without putting others in."""
@@ -107,7 +103,7 @@ def weakens_tests(write: FileWrite) -> bool:
 
 # ----- mistakes and claims ------------------------------------------------------------------------
 
-def mistakes(t: Timeline) -> list[Finding]:
+def mistakes(t: Timeline, weakened_paths: frozenset[str] = frozenset()) -> list[Finding]:
     """Agent mistakes shown by a failing test run after an agent edit, and what happened next.
 
     An episode opens at the first failing run after an edit and closes at the next passing
@@ -115,8 +111,10 @@ def mistakes(t: Timeline) -> list[Finding]:
     and a passing run followed before anything shipped. `pushed_back`: the candidate stepped
     in but nothing passed before it shipped or the session ended. `accepted`: it shipped
     while the run was still failing. `silenced`: the run passed only after a test was
-    skipped or its assertions removed. `self_fixed` (the agent fixed its own failure with no
-    help) is listed and not counted.
+    skipped or its assertions removed (seen in the write, or `weakened_paths`: test files the
+    shipped diff weakens). `self_fixed` (the agent fixed its own failure with no help) is
+    listed and not counted. Stepping in means something changed: a rejection, or a prompt
+    the agent answered with an edit; an "ok" that let the failure ship is accepting it.
     """
     findings: list[Finding] = []
     shipped = t.shipped()
@@ -132,8 +130,10 @@ def mistakes(t: Timeline) -> list[Finding]:
         end_pass = passing.result if passing else None
         ship = t.next_after(shipped, run.result)
         end = min(x for x in (end_pass, ship, len(t.events)) if x is not None)
-        stepped_in = [i for i in [*t.prompts, *t.rejections] if run.result < i < end]
-        silenced = [w.index for w in t.writes if run.result < w.index < end and weakens_tests(w)]
+        stepped_in = [i for i in t.rejections if run.result < i < end] + [
+            p for p in t.prompts if run.result < p < end and any(p < e < end for e in t.edits)]
+        silenced = [w.index for w in t.writes if run.result < w.index < end
+                    and (weakens_tests(w) or w.path in weakened_paths)]
         evidence = [run.call, run.result, *stepped_in[:3]]
         if silenced and end_pass is not None and end == end_pass:
             outcome, credit, note = "silenced", 0.0, "the failing run passed only after tests were weakened"
@@ -185,7 +185,8 @@ def claims(t: Timeline) -> list[Finding]:
         ship = t.next_after(shipped, claim)
         limit = ship if ship is not None else len(t.events)
         later_pass = next((r.result for r in t.runs if r.failed is False and claim < (r.result or 0) < limit), None)
-        actions = [i for i in [*t.prompts, *t.rejections] if claim < i < limit]
+        actions = [i for i in t.rejections if claim < i < limit] + [
+            p for p in t.prompts if claim < p < limit and any(p < e < limit for e in t.edits)]
         evidence = [claim] + ([last_run.result] if last_run and last_run.result is not None else [])
         if later_pass is not None and (actions or kind == "unverified_claim"):
             outcome, credit = ("caught" if actions else "checked"), 1.0
@@ -240,9 +241,11 @@ def pushes_verified(t: Timeline, pushed_paths: dict[int, list[str]], risk_globs:
             outcome, credit = "tests_weakened", 0.0
         elif last is not None:
             outcome, credit = "tested", 1.0
+        elif risk == "low":
+            continue  # docs only: nothing to test, and no evidence of anything either way
         else:
             outcome = f"untested_{risk}_risk"
-            credit = {"low": 1.0, "normal": 0.25, "high": 0.0}[risk]
+            credit = {"normal": 0.25, "high": 0.0}[risk]
         note = f"{risk}-risk change ({', '.join(pushed_paths.get(push, [])[:4]) or 'no file'})"
         findings.append(Finding("push", push, outcome, sorted(set(evidence)), note, credit))
     return findings
@@ -311,9 +314,23 @@ def _call_text(event: Event) -> str:
 
 # ----- review of the agent's code ------------------------------------------------------------------
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{5,}")
+
+
+def _names_in(write: FileWrite) -> set[str]:
+    """What a prompt can point at in an agent write: the file's name and the identifiers it wrote."""
+    names = {n.lower() for line in write.lines for n in _NAME.findall(line)}
+    if write.path:
+        base = write.path.rsplit("/", 1)[-1]
+        names |= {base.lower(), base.rsplit(".", 1)[0].lower()}
+    return {n for n in names if len(n) >= 4}
+
+
 def rework_rounds(t: Timeline) -> list[Finding]:
     """Candidate prompts that sent the agent back to code it had written, when no failing run
-    or false claim prompted it (reading the code did): the agent then rewrote the same file."""
+    or false claim prompted it (reading the code did): the prompt points at that code (its
+    file or a name in it) and the agent then rewrote the same file. Length and wording play
+    no part: "continue" points at nothing, a page of rubric words neither."""
     findings: list[Finding] = []
     failures = {r.result for r in t.runs if r.failed}
     for prompt in t.prompts:
@@ -324,10 +341,11 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         if any(previous_prompt < f < prompt for f in failures if f is not None):
             continue  # a correction after a failing run: counted as a caught mistake
         nxt = t.next_after(t.prompts, prompt)
-        paths = {w.path for w in before if w.path}
-        rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events))
-                        and (w.path in paths or (w.via_shell and not w.path))), None)
-        if rewrite is None or t.terse(prompt):
+        words = {w.lower().strip("`'\".,:;()") for w in t.events[prompt]["text"].split()}
+        words |= {n.lower() for n in _NAME.findall(t.events[prompt]["text"])}
+        pointed = {w.path for w in before if w.path and _names_in(w) & words}
+        rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in pointed), None)
+        if rewrite is None:
             continue
         passing = next((r.result for r in t.runs if r.failed is False and (r.result or 0) > rewrite.index), None)
         findings.append(Finding("rework", prompt, "validated" if passing else "unvalidated",

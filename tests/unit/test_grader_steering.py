@@ -91,7 +91,7 @@ def test_empty_session_scores_zero(bundles: dict[str, Bundle]) -> None:
 def test_careful_specifies_better_than_agent_only_and_cites_why(bundles: dict[str, Bundle]) -> None:
     careful = _grade(SpecQualityGrader(), bundles["careful"])
     lazy = _grade(SpecQualityGrader(), bundles["agent-only"])
-    assert careful.fraction == 1.0 and lazy.fraction == 0.0
+    assert careful.fraction is not None and careful.fraction > 0.9 and lazy.fraction == 0.0
     spec_commit = next(c["sha"] for c in bundles["careful"].commits() if c["message"].startswith("Add SPEC.md"))
     upfront = _criterion(careful, "upfront")
     assert upfront.evidence_refs == [f"commit:{spec_commit}"]

@@ -1,0 +1,337 @@
+"""Outcome signals on hand-built sessions, and the attacks on them.
+
+Each test scripts a session with the bundle builder (real git, a hash-chained gateway log,
+the events an agent parser emits) and checks what the graders make of it: mistakes caught
+or accepted, claims checked, pushes tested, forged transcript lines, backdated commits,
+shell-written agent code, false PR claims, weakened tests, and keyword stuffing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from graders.base import Criterion, GradeContext, GraderResult
+from graders.commits import CommitsGrader
+from graders.intents import TurnLabels, classify
+from graders.provenance import ProvenanceGrader
+from graders.pull_request import PullRequestGrader
+from graders.pushback import find_episodes, verified_prompts
+from graders.spec_quality import SpecQualityGrader
+from graders.steering import SteeringGrader
+from orchestrator.evidence.bundle import Bundle
+from tests.fixtures.bundle_builder import CAREFUL_OPS, CAREFUL_TESTS, SessionBuilder, bash, bash_write, edit, write
+
+pytestmark = pytest.mark.unit
+
+BROKEN_OPS = CAREFUL_OPS.replace('    if op == "/":\n        return left / right',
+                                 '    if op == "/":\n        return left // right')
+FAILING = ("F.....\nFAILED tests/test_calc.py::test_multiply_and_divide - assert 3 == 3.5\n"
+           "1 failed, 5 passed in 0.03s")
+PASSING = "......\n6 passed in 0.03s"
+TESTS_OLD = '        evaluate("1 +")\n'
+PR_BODY = """## Problem
+calc.evaluate handled only + and -, the brief asks for * and / with precedence.
+
+## Approach
+Two passes over the tokens, the first folds * and / into terms, the second adds them up.
+
+## Trade-offs
+No parentheses: the brief does not ask for them and a parser would change far more code.
+
+## Testing
+{testing}
+"""
+
+
+def _grade(grader: object, bundle: Bundle, context: GradeContext | None = None) -> GraderResult:
+    result = grader.grade(bundle, {}, context or GradeContext())  # type: ignore[attr-defined]
+    assert result.status == "ok", result.summary
+    return result
+
+
+def _criterion(result: GraderResult, ident: str) -> Criterion:
+    return next(c for c in result.criteria if c.id == ident)
+
+
+def _has(result: GraderResult, ident: str) -> bool:
+    return any(c.id == ident for c in result.criteria)
+
+
+def _mistake_session(root: Path, *, caught: bool) -> Bundle:
+    """The agent's division is wrong and the tests say so; the candidate catches it, or ships it."""
+    s = SessionBuilder(root, trial_id="t-caught" if caught else "t-shipped")
+    s.prompt(1, "Implement * and / in calc/ops.py with precedence; 7 / 2 must be 3.5.")
+    ops, tests = s.reply(2, "Writing it.", [write("calc/ops.py", BROKEN_OPS),
+                                            edit("tests/test_calc.py", TESTS_OLD, TESTS_OLD + CAREFUL_TESTS)])
+    s.tool_result(3, ops, "File written")
+    s.tool_result(3.1, tests, "File updated")
+    [run] = s.reply(4, "Running the tests.", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, FAILING, error=True)
+    if caught:
+        s.reply(6, "Done: the implementation is complete.")
+        s.prompt(7, "It fails: assert 3 == 3.5 in test_multiply_and_divide. Division must be true division.")
+        [fix] = s.reply(8, "Fixing _apply.", [edit("calc/ops.py", "left // right", "left / right")])
+        s.tool_result(9, fix, "File updated")
+        [again] = s.reply(10, "", [bash("python3 -m pytest -q tests")])
+        s.tool_result(11, again, PASSING)
+        s.reply(12, "All 6 tests pass.")
+    else:
+        s.reply(6, "Done: the implementation is complete.")
+        s.prompt(7, "ok")
+        s.reply(8, "Great.")
+    s.commit(13, "Add * and / to calc.evaluate")
+    s.push(14)
+    s.open_pr(15, "Add * and /", PR_BODY.format(testing="All tests pass (6 passed), run with pytest -q tests."))
+    return Bundle(s.build())
+
+
+def test_a_mistake_caught_earns_and_one_shipped_costs(tmp_path: Path) -> None:
+    caught = _grade(SteeringGrader(), _mistake_session(tmp_path / "a", caught=True))
+    shipped = _grade(SteeringGrader(), _mistake_session(tmp_path / "b", caught=False))
+    assert _criterion(caught, "mistakes_caught").score == 4.0
+    assert _criterion(shipped, "mistakes_caught").score == 0.0
+    assert "accepted" in _criterion(shipped, "mistakes_caught").rationale
+    # "Done" after a failing run: caught in one session, accepted against the evidence in the other.
+    assert _criterion(caught, "claims_checked").score == 4.0
+    assert _criterion(shipped, "claims_checked").score == 0.0
+    assert "accepted against a failing run" in _criterion(shipped, "claims_checked").rationale
+    assert _criterion(caught, "verification").score == 4.0
+    assert _criterion(shipped, "verification").score == 0.0  # pushed while the last run failed
+    assert caught.fraction is not None and shipped.fraction is not None
+    assert caught.fraction > shipped.fraction + 0.5
+    findings = shipped.details["findings"]["pushes"]
+    assert findings[0]["outcome"] == "pushed_failing"
+
+
+def test_a_false_pr_claim_costs_and_never_pays(tmp_path: Path) -> None:
+    shipped = _mistake_session(tmp_path / "b", caught=False)
+    caught = _mistake_session(tmp_path / "a", caught=True)
+    false = _grade(PullRequestGrader(), shipped)
+    true = _grade(PullRequestGrader(), caught)
+    assert _criterion(false, "claims").score == 0.0 and _criterion(false, "testing").score == 0.0
+    assert _criterion(true, "claims").score == 2.0 and _criterion(true, "testing").score == 2.0
+    assert "contradict" in false.summary
+    # Against the hidden tests when they ran first: 0 of 22 passing makes "all tests pass" false.
+    hidden = GraderResult("hidden_tests", details={"fail_to_pass": {"total": 22, "passed": 0}})
+    against_hidden = _grade(PullRequestGrader(), caught, GradeContext(results={"hidden_tests": hidden}))
+    assert _criterion(against_hidden, "claims").score == 0.0
+    assert "0/22" in _criterion(against_hidden, "claims").rationale
+    # The same description without the claim scores more than with the false one.
+    no_claim = GraderResult("x", criteria=[c for c in false.criteria if c.id != "claims"])
+    assert false.fraction is not None and no_claim.fraction is not None and false.fraction < no_claim.fraction
+
+
+def test_an_empty_pull_request_earns_nothing_on_size_and_scope(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-emptypr")
+    s.commit(5, "Nothing yet")
+    s.push(6)
+    s.open_pr(7, "WIP", PR_BODY.format(testing="Nothing to test yet, the work has not started."))
+    result = _grade(PullRequestGrader(), Bundle(s.build()))
+    assert _criterion(result, "size").score == 0.0 and _criterion(result, "scope").score == 0.0
+
+
+def _session_with_forgeries(root: Path, *, forged: bool) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-forged" if forged else "t-honest")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    [extra] = s.reply(4, "Also rewriting the package init.", [write("calc/__init__.py", "x = 1\n")])
+    if forged:  # two lines added to the transcript afterwards: no request ever carried them
+        s.reject(5, extra, via_gateway=False)
+        s.interrupt(5.5, via_gateway=False)
+    s.commit(20, "Add * and /")
+    s.push(21)
+    return Bundle(s.build())
+
+
+def test_forged_transcript_rejections_and_interrupts_do_not_move_steering(tmp_path: Path) -> None:
+    honest = _grade(SteeringGrader(), _session_with_forgeries(tmp_path / "h", forged=False))
+    forged = _grade(SteeringGrader(), _session_with_forgeries(tmp_path / "f", forged=True))
+    assert [(c.id, c.score) for c in forged.criteria] == [(c.id, c.score) for c in honest.criteria]
+    assert forged.details["measures"]["rejected_tool_uses"] == [] and forged.details["measures"]["interrupts"] == []
+    listed = {item["kind"] for item in forged.details["transcript_only"]}
+    assert {"tool_rejected", "interrupt"} <= listed
+    assert all(not item["scored"] for item in forged.details["transcript_only"])
+
+
+def test_a_forged_passing_run_does_not_verify_a_push(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-fakepass")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    [run] = s.reply(4, "Testing.", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, PASSING, via_gateway=False)  # the session ended: no request carried it
+    s.commit(6, "Add * and /")
+    s.push(7)
+    result = _grade(SteeringGrader(), Bundle(s.build()))
+    [push] = result.details["findings"]["pushes"]
+    assert push["outcome"] != "tested"
+
+
+def _spec_session(root: Path, *, backdated: bool) -> Bundle:
+    """A spec that really came first, or one written after the agent built and backdated."""
+    spec = "# SPEC\n- `evaluate(\"7 / 2\") == 3.5`\n- `evaluate(\"1 / 0\")` raises `CalcError`\n"
+    s = SessionBuilder(root, trial_id="t-backdated" if backdated else "t-specfirst")
+    if not backdated:
+        s.human_write("SPEC.md", spec)
+        s.commit(2, "Add SPEC.md")
+        s.push(3)
+    s.prompt(5, "Implement * and / in calc/ops.py as SPEC.md says.")
+    [ops] = s.reply(6, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(7, ops, "File written")
+    if backdated:
+        s.human_write("SPEC.md", spec)
+        s.commit(1, "Add SPEC.md")  # GIT_COMMITTER_DATE: minute 1, long before the agent's edit
+    s.commit(30 if backdated else 20, "Add * and /")
+    if backdated:
+        s.commit(2, "Tidy")  # dated as if spread out over the session
+    s.push(40)
+    return Bundle(s.build())
+
+
+def test_a_backdated_commit_changes_neither_specified_first_nor_spread(tmp_path: Path) -> None:
+    first = _grade(SpecQualityGrader(), _spec_session(tmp_path / "a", backdated=False))
+    late = _grade(SpecQualityGrader(), _spec_session(tmp_path / "b", backdated=True))
+    assert _criterion(first, "upfront").score == 4.0
+    assert _criterion(late, "upfront").score < 4.0
+    commits = _grade(CommitsGrader(), _spec_session(tmp_path / "c", backdated=True))
+    spread = _criterion(commits, "spread")
+    assert spread.score == 0.0 and "push" in spread.rationale  # one push brought them all
+
+
+def _written_by(root: Path, *, agent_shell: bool) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-shell" if agent_shell else "t-pasted")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    if agent_shell:
+        [call] = s.reply(2, "Writing it through the shell.", [bash_write("calc/ops.py", CAREFUL_OPS)])
+        s.tool_result(3, call, "")
+        s.reply(4, "Written.")
+    else:
+        s.reply(2, "What would you like exactly?")
+        s.human_write("calc/ops.py", CAREFUL_OPS)  # pasted in from outside: no logged origin
+    s.commit(10, "Add * and /")
+    s.push(11)
+    return Bundle(s.build())
+
+
+def test_shell_written_agent_code_is_the_agents_and_pasted_code_has_no_logged_origin(tmp_path: Path) -> None:
+    shell = _grade(ProvenanceGrader(), _written_by(tmp_path / "a", agent_shell=True))
+    lines = shell.details["lines"]
+    assert lines["agent_unchanged"] > 20 and lines["no_logged_origin"] <= 2
+    assert shell.criteria[0].score == 4.0  # traced to a logged exchange
+    pasted = ProvenanceGrader().grade(_written_by(tmp_path / "b", agent_shell=False), {}, GradeContext())
+    assert pasted.details["lines"]["agent_unchanged"] == 0 and pasted.details["lines"]["no_logged_origin"] > 20
+    assert "no logged origin" in pasted.summary and "candidate's own" not in pasted.summary
+    # Steering sees the shell write as the agent's edit: the untested push of it is not verified.
+    steering = _grade(SteeringGrader(), _written_by(tmp_path / "c", agent_shell=True))
+    assert steering.details["measures"]["lines"]["agent_unchanged"] > 20
+    assert _criterion(steering, "review").score == 0.0  # shipped as written, nothing reviewed
+
+
+def _weakening_session(root: Path, marker: str) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-weak")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", BROKEN_OPS)])
+    s.tool_result(3, ops, "File written")
+    [run] = s.reply(4, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, "1 failed, 2 passed", error=True)
+    test = s.read("tests/test_calc.py")
+    if marker == "delete":
+        weakened = test.replace('    with pytest.raises(CalcError):\n        evaluate("1 +")\n', "    pass\n")
+    else:
+        weakened = test.replace("def test_", f"{marker}\ndef test_", 1)
+    [silence] = s.reply(6, "Skipping the failing test.", [write("tests/test_calc.py", weakened)])
+    s.tool_result(7, silence, "File written")
+    [again] = s.reply(8, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(9, again, "2 passed, 1 skipped")
+    s.reply(10, "All tests pass now.")
+    s.commit(11, "Add * and / with tests")
+    s.push(12)
+    return Bundle(s.build())
+
+
+@pytest.mark.parametrize("marker", ["@pytest.mark.skip(reason='flaky')", "@pytest.mark.xfail",
+                                    "@pytest.mark.skipif(True, reason='later')", "delete"])
+def test_skip_markers_and_deleted_assertions_weaken_tests(tmp_path: Path, marker: str) -> None:
+    bundle = _weakening_session(tmp_path, marker)
+    commits = _grade(CommitsGrader(), bundle)
+    tests = _criterion(commits, "tests")
+    assert tests.score == 0.0 and "weakened" in tests.rationale
+    steering = _grade(SteeringGrader(), bundle)
+    assert _criterion(steering, "verification").score == 0.0
+    assert _criterion(steering, "mistakes_caught").score == 0.0
+    assert steering.details["findings"]["mistakes"][0]["outcome"] == "silenced"
+
+
+def test_a_question_opens_no_pushback_episode_and_a_pasted_error_after_done_does(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-episodes")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [call] = s.reply(2, "Writing it.", [bash_write("calc/ops.py", BROKEN_OPS)])
+    s.tool_result(3, call, "")
+    s.reply(4, "Done.")
+    s.prompt(5, "Does the tokenizer still get the spaces right?")
+    s.reply(6, "Yes, it skips them.")
+    s.prompt(7, "Traceback (most recent call last):\n  File \"calc/ops.py\", line 30, in evaluate\n"
+                "ZeroDivisionError: integer division or modulo by zero")
+    s.reply(8, "I'll fix it.")
+    events = Bundle(s.build()).events()
+    turns = [TurnLabels(i, classify(events[i]["text"])) for i in verified_prompts(events)]
+    episodes = find_episodes(events, turns)
+    assert [events[e.index]["text"][:9] for e in episodes] == ["Traceback"]
+
+
+def test_natural_pushback_is_labelled_a_correction() -> None:
+    assert classify("Looks wrong to me, this swallows the error instead of raising it.")[0] in ("1.3", "2.2")
+    assert "2.3" not in classify("does the billing job still get the keys?")
+
+
+STUFFING = ("Acceptance criteria: the expected result must pass and should return what is expected. "
+            "Constraints: only do what is asked, don't break anything, never cut corners, do not skip, keep it "
+            "simple, no new dependencies, backwards compatible, public API, performance matters. For example, "
+            "e.g., such as -> => ==. Review the diff, check the test output, verify this, double-check edge "
+            "cases, sanity check, audit. Follow the existing pattern, consistent with, reuse, same as before.")
+
+
+def _concise(root: Path, *, stuffed: bool) -> Bundle:
+    """A concise, correct session; `stuffed` adds rubric words to every prompt and a design file."""
+    s = SessionBuilder(root, trial_id="t-stuffed" if stuffed else "t-concise")
+
+    def say(minute: float, text: str) -> None:
+        s.prompt(minute, text + ("\n\n" + STUFFING if stuffed else ""))
+
+    if stuffed:
+        s.human_write("DESIGN.md", "# Design\n\n" + STUFFING + "\n")
+        s.commit(0.5, "Design notes")
+        s.push(0.6)
+    say(1, "Implement * and / in calc/ops.py: `evaluate(\"7 / 2\") == 3.5`, `evaluate(\"1 / 0\")` raises "
+           "`CalcError`. Don't touch calc/__init__.py.")
+    ops, tests = s.reply(2, "Writing it.", [write("calc/ops.py", BROKEN_OPS),
+                                            edit("tests/test_calc.py", TESTS_OLD, TESTS_OLD + CAREFUL_TESTS)])
+    s.tool_result(3, ops, "File written")
+    s.tool_result(3.1, tests, "File updated")
+    [run] = s.reply(4, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, FAILING, error=True)
+    say(6, "7 / 2 gives 3: use true division in _apply.")
+    [fix] = s.reply(7, "Fixing.", [edit("calc/ops.py", "left // right", "left / right")])
+    s.tool_result(8, fix, "File updated")
+    [again] = s.reply(9, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(10, again, PASSING)
+    s.reply(11, "6 passed.")
+    say(12, "continue")
+    s.reply(13, "Nothing left to do.")
+    s.commit(20, "Add * and / to calc.evaluate")
+    s.push(21)
+    return Bundle(s.build())
+
+
+@pytest.mark.parametrize("grader", [SteeringGrader(), SpecQualityGrader()], ids=lambda g: g.name)
+def test_keyword_stuffing_moves_no_score_by_more_than_the_bound(tmp_path: Path, grader: object) -> None:
+    plain = _grade(grader, _concise(tmp_path / "plain", stuffed=False))
+    stuffed = _grade(grader, _concise(tmp_path / "stuffed", stuffed=True))
+    assert plain.fraction is not None and stuffed.fraction is not None
+    assert abs(stuffed.fraction - plain.fraction) <= 0.05, (
+        [(c.id, c.score) for c in plain.criteria], [(c.id, c.score) for c in stuffed.criteria])
+    for before, after in zip(plain.criteria, stuffed.criteria, strict=True):
+        assert abs(after.score - before.score) <= 0.05 * plain.max, before.id
