@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import inspect
+import re
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,10 +18,13 @@ import pytest
 from aiohttp import web
 
 from orchestrator.config import Settings, load_settings
+from orchestrator.grading import grade
 from orchestrator.report.access import report_path, report_token, report_url
 from orchestrator.service.app import create_app
-from orchestrator.store import Store
+from orchestrator.services import Services
+from orchestrator.store import Store, Trial, utcnow
 from tests.conftest import free_port
+from tests.fixtures.bundle_builder import MINI_TEMPLATE, careful_session
 
 pytestmark = pytest.mark.unit
 
@@ -27,11 +32,11 @@ PAGE = "<!DOCTYPE html><html><body><h1>Trial report</h1></body></html>"
 
 
 @contextmanager
-def serving(app: web.Application) -> Iterator[int]:
+def serving(app: web.Application, port: int | None = None) -> Iterator[int]:
     """The app on a loopback port in a thread with its own event loop, as `trial serve` runs it."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
-    port = free_port()
+    port = port or free_port()
     started = threading.Event()
 
     def run() -> None:
@@ -75,11 +80,15 @@ def served(trial_home: Path) -> Iterator[tuple[Settings, Store, int]]:
         (bundle / "manifest.json").write_text("{}")
     (settings.evidence_dir / "t-link").mkdir()
     (settings.evidence_dir / "t-link" / "report.html").symlink_to(settings.home / "secret.key")
-    # The service's deadline watcher (where this version has one) is not what these tests are about.
-    quiet = {"watch_deadlines": False} if "watch_deadlines" in inspect.signature(create_app).parameters else {}
-    with serving(create_app(settings, store, **quiet)) as port:
+    with serving(_app(settings, store)) as port:
         yield settings, store, port
     store.close()
+
+
+def _app(settings: Settings, store: Store) -> web.Application:
+    # The service's deadline watcher (where this version has one) is not what these tests are about.
+    quiet = {"watch_deadlines": False} if "watch_deadlines" in inspect.signature(create_app).parameters else {}
+    return create_app(settings, store, **quiet)
 
 
 def test_the_link_serves_the_trials_report_read_only(served: tuple[Settings, Store, int]) -> None:
@@ -139,4 +148,31 @@ def test_links_can_be_turned_off_and_moved_behind_a_proxy(trial_home: Path) -> N
     url = report_url(proxied, store, "t-one")
     assert url == f"https://trial.example.com/reports/t-one/{report_token(store, 't-one')}/report.html"
     assert len(report_token(store, "t-one")) == 32 and report_token(store, "t-one") != report_token(store, "t-two")
+    store.close()
+
+
+def test_trial_grade_puts_the_served_link_in_the_comment(trial_home: Path, tmp_path: Path) -> None:
+    """`trial grade` writes report.md with the link; the service serves that very page, anchors included."""
+    port = free_port()
+    settings = load_settings({"service.public_host": "127.0.0.1", "service.port": port})
+    store = Store.open(settings.home)
+    now = utcnow()
+    store.create_trial(Trial(id="t-careful", template="mini", candidate="carol", agent="claude-code",
+                             state="collected", created_at=now, updated_at=now, hours=1.0, budget_usd=1.0, data={}))
+    settings.evidence_dir.mkdir(parents=True)
+    shutil.move(careful_session(tmp_path / "session"), settings.evidence_dir / "t-careful")
+    templates = tmp_path / "templates"
+    shutil.copytree(MINI_TEMPLATE, templates / "mini")
+    services = Services.from_settings(settings.model_copy(update={"templates_dir": templates}),
+                                      sandbox=object())  # type: ignore[arg-type]  # no image: hidden tests not run
+    outcome = grade(services, "t-careful")
+    text = (outcome.bundle / "report.md").read_text()
+    [url] = re.findall(r"\[full report with timeline\]\((http://[^)]+)\)", text)
+    assert url == report_url(settings, store, "t-careful")
+    with serving(_app(settings, store), port):
+        status, _, body = get(port, urlsplit(url).path)
+    assert status == 200 and body == (outcome.bundle / "report.html").read_bytes()
+    fragments = set(re.findall(re.escape(url) + r"#([\w-]+)\)", text))
+    assert any(f.startswith("event-") for f in fragments)
+    assert all(f'id="{fragment}"'.encode() in body for fragment in fragments)
     store.close()
