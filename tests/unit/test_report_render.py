@@ -40,6 +40,7 @@ def test_the_comment_links_commits_events_and_the_html(graded: dict[str, tuple[B
     assert re.search(r"\| Steering the agent \| 2 \| [\d.]+/\d+ \(\d+%\) \|", text)  # the number is steering's
     assert "Inaccurate self-reporting → **corrected**" in text
     assert "`/score steering 3" in text and "trial scores t-careful" in text
+    assert "Only reviewers' lines count" in text
     # Without a place for the HTML, events are named but not linked.
     plain = render_markdown(report)
     assert "event 7" in plain and "#event-7" not in plain and "`report.html` in the evidence bundle" in plain
@@ -97,6 +98,7 @@ def test_the_html_is_self_contained_and_every_evidence_link_resolves(
     assert "<script" not in lowered and "<link" not in lowered and "src=" not in lowered
     assert "url(" not in lowered and "@import" not in lowered
     assert "content-security-policy" in lowered and "default-src 'none'" in html
+    assert '<meta name="referrer" content="no-referrer">' in html  # served under a capability link
     events = bundle.events()
     anchors = set(re.findall(r'id="event-(\d+)"', html))
     assert anchors == {str(i) for i in range(len(events))}
