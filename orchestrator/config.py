@@ -92,9 +92,10 @@ class SandboxSettings(_Section):
     base_image: str | None = None
     """BASE_IMAGE build argument for template images (None: each Dockerfile's default)."""
     egress: Literal["auto", "host-only", "open"] = "auto"
-    """What a sandbox reaches: `host-only` (the host service: LLM gateway and git endpoint, nothing
-    else), `open` (anything the host reaches), `auto` (host-only on the local forge; open on GitHub,
-    where the sandbox pushes over SSH to GitHub)."""
+    """What a sandbox reaches: `host-only` (the host service's port: LLM gateway and git, nothing
+    else; enforced with iptables where trial runs as root on the engine's host, said at launch where
+    it cannot be), `auto` (the same, on every forge), `open` (anything the host reaches, other
+    sandboxes included; an opt-out that every launch warns about)."""
     ssh_port_range: tuple[int, int] = (0, 0)
     """Host port for sandbox sshd; (0, 0) lets Docker choose a free one."""
 

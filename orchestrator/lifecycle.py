@@ -29,8 +29,8 @@ from orchestrator.catalog import Template
 from orchestrator.errors import ForgeError, SandboxError, StateError, UsageError
 from orchestrator.forge.base import RepoRef
 from orchestrator.logging import get_logger
-from orchestrator.sandbox.base import HOME, NO_EGRESS_NETWORK, WORKSPACE, SandboxRef, SandboxSpec
-from orchestrator.sandbox.home import env_sh, home_tar, ssh_environment
+from orchestrator.sandbox.base import HOME, SSHD_DIR, WORKSPACE, SandboxRef, SandboxSpec
+from orchestrator.sandbox.home import env_sh, home_tar, sshd_tar
 from orchestrator.services import Services
 from orchestrator.steps import Step, StepContext, run_steps
 from orchestrator.store import Trial, utcnow
@@ -283,8 +283,6 @@ class LaunchSteps:
         keys = store.get_trial(trial.id).data["ssh_keys"]
         files: dict[str, tuple[str, int]] = {
             ".trial/env.sh": (env_sh(env), 0o600),
-            ".ssh/environment": (ssh_environment(env), 0o600),
-            ".ssh/authorized_keys": ("".join(k + "\n" for k in keys), 0o600),
             **access.files,
             **self.agent.home_files(base, token),
         }
@@ -293,23 +291,29 @@ class LaunchSteps:
             trial_id=trial.id, image=ctx.result("build_image", "image"), role="sandbox",
             env={"TRIAL_ID": trial.id, "LANG": "C.UTF-8"},
             memory=limits.memory, cpus=limits.cpus, pids=limits.pids,
-            volumes={"workspace": WORKSPACE, "home": HOME}, publish_ssh=True,
-            network=NO_EGRESS_NETWORK if self.host_only_egress() else None,
+            volumes={"workspace": WORKSPACE, "home": HOME, "sshd": SSHD_DIR}, publish_ssh=True,
+            **self.egress(),
         )
         ref = sandbox.create(spec)
         sandbox.copy_in(ref, HOME, home_tar(files))
+        # Root-owned: the candidate can neither add a key nor change a session's environment.
+        sandbox.copy_in(ref, SSHD_DIR, sshd_tar(keys, env))
         store.merge_data(trial.id, {"sandbox": {"id": ref.id, "name": ref.name},
                                     "clone_url": access.clone_url, "deploy_key_id": access.key_id})
         return {"container": ref.id, "name": ref.name, "clone_url": access.clone_url, "key_id": access.key_id,
                 "git_config": access.git_config}
 
-    def host_only_egress(self) -> bool:
-        egress = self.settings.sandbox.egress
-        if egress == "auto":
-            # On the local forge the sandbox needs only the host service; on GitHub it pushes
-            # over SSH to GitHub itself.
-            return self.services.forge.name == "local"
-        return egress == "host-only"
+    def egress(self) -> dict[str, Any]:
+        """The sandbox's network: host-only (the host service's port and nothing else) unless the
+        operator opted out, which is said at every launch."""
+        from orchestrator.sandbox import sandbox_network
+
+        if self.settings.sandbox.egress == "open":
+            log.warning("launch.egress.open", trial_id=self.trial.id,
+                        reason="sandbox.egress=open: the sandbox reaches the internet, the host and other "
+                               "sandboxes directly, and the gateway cannot see a model called that way")
+            return {}
+        return {"network": sandbox_network(self.settings), "host_ports": (self.settings.service.port,)}
 
     def start_sandbox(self, ctx: StepContext) -> dict[str, Any]:
         trial, sandbox = self.trial, self.services.sandbox
@@ -516,8 +520,8 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
     ours = instance_id(services.settings)
     services.sandbox.ping()
     for resource in services.sandbox.list_managed():
-        if resource.kind == "image":
-            continue  # images are a cache shared by trials, not a leftover
+        if resource.kind in ("image", "network", "firewall"):
+            continue  # images are a cache shared by trials, not a leftover; networks come last
         if resource.instance not in (None, ours):
             continue  # made by another data dir on the same engine: its own gc decides
         reason = reason_for(resource.trial_id)
@@ -527,6 +531,8 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
                 services.sandbox.remove_resource(resource)
                 item.removed = True
             leftovers.append(item)
+    # Listed again now that leftover containers are gone: a network they held may be free.
+    leftovers += _unused_networks(services, ours, remove)
     own_repos = services.forge.name == "local" or unknown_repos
     for repo in services.forge.list_managed():
         reason = reason_for(repo.trial_id)
@@ -543,6 +549,24 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
             leftovers.append(Leftover("trial", trial.id, trial.id,
                                       f"failed at {trial.failed_step}: resume it or run `trial teardown {trial.id}`"))
     return leftovers
+
+
+def _unused_networks(services: Services, ours: str, remove: bool) -> list[Leftover]:
+    """This data dir's networks that no container uses (with their host firewall rules), and rules
+    whose network is gone. A network without our instance label is left alone: another data dir
+    (or a test) may be about to attach its first container to it."""
+    found: list[Leftover] = []
+    for resource in services.sandbox.list_managed():
+        if resource.status != "unused" or resource.kind not in ("network", "firewall"):
+            continue
+        if resource.kind == "network" and resource.instance != ours:
+            continue
+        item = Leftover(resource.kind, resource.name, resource.trial_id, "no sandbox uses it")
+        if remove:
+            services.sandbox.remove_resource(resource)
+            item.removed = True
+        found.append(item)
+    return found
 
 
 # -- restart --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "SandboxSpec",
     "instance_id",
     "make_backend",
+    "sandbox_network",
 ]
 
 
@@ -41,6 +42,12 @@ def instance_id(settings: Settings) -> str:
     import hashlib
 
     return hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
+
+
+def sandbox_network(settings: Settings) -> str:
+    """The host-only network of this data dir's sandboxes (its filter admits this data dir's
+    service port, so two data dirs on one engine each get their own)."""
+    return f"trial-sandbox-{instance_id(settings)[:12]}"
 
 
 def make_backend(settings: Settings, name: str = "docker") -> SandboxBackend:

@@ -15,12 +15,16 @@ LABEL_TRIAL = "trial.id"
 LABEL_MANAGED = "trial.managed-by"
 LABEL_ROLE = "trial.role"  # sandbox | verifier | service (a service template's program under test)
 LABEL_INSTANCE = "trial.instance"  # which data dir (store) made it: one engine can serve several
+LABEL_EGRESS = "trial.egress"  # on networks: host-only
+LABEL_HOST_PORTS = "trial.host-ports"  # on host-only networks: the host ports its sandboxes may open
 MANAGED_BY = "trial"
-NO_EGRESS_NETWORK = "trial-no-egress"
 
 SANDBOX_USER = "candidate"
 WORKSPACE = "/workspace"
 HOME = "/home/candidate"
+SSHD_DIR = "/etc/trial-ssh"
+"""A root-owned volume: sshd's authorized keys and session environment, which the candidate reads
+but cannot change (written by the host with `copy_in`; see `home.sshd_tar`)."""
 SSH_PORT_IN_CONTAINER = 2222
 
 
@@ -65,8 +69,12 @@ class SandboxSpec:
     network_disabled: bool = False
     """Verifiers run with no network at all."""
     network: str | None = None
-    """A bridge the backend creates with no NAT and no container-to-container traffic: the
-    sandbox reaches the host (gateway, git endpoint) and nothing beyond. None: the default bridge."""
+    """A host-only bridge the backend creates: no NAT, no container-to-container traffic, and a
+    host packet filter that drops everything leaving it except `host_ports` on the host itself.
+    None: the default bridge (open egress)."""
+    host_ports: tuple[int, ...] = ()
+    """With `network`: the host's ports its sandboxes may open (the host service). A property of
+    the network, so every spec on one network must name the same ports."""
     internal_network: str | None = None
     """A network made by `create_network` (no route out; its containers reach each other by
     container name): a service template's program and its hidden tests share one per run."""
@@ -97,11 +105,12 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class ManagedResource:
-    kind: Literal["container", "volume", "image"]
+    kind: Literal["container", "volume", "image", "network", "firewall"]
     id: str
     name: str
     trial_id: str | None
     status: str = ""
+    """Containers: the engine's status. Networks and firewall rules: `unused` or `in use`."""
     instance: str | None = None
     """The `trial.instance` label: the data dir that made it (None on resources older than the label)."""
 

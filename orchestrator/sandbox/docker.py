@@ -29,8 +29,11 @@ Hardening (DESIGN.md, "Sandbox hardening") and why each piece is there:
   a crash-looping container would hide the failure and keep consuming the host.
 - labels `trial.id`, `trial.managed-by=trial`, `trial.role`: `trial gc` finds whatever
   we made, even when the store has forgotten it.
-- verifiers (hidden tests) run with the network disabled; the sandbox reaches the host
-  only through `host.docker.internal` (the LLM gateway and the local forge).
+- verifiers (hidden tests) run with the network disabled; a sandbox on a host-only network
+  (`SandboxSpec.network`) reaches the host service's port and nothing else: the bridge has
+  no NAT and no inter-container traffic, and `egress.HostFirewall` drops everything else that
+  leaves it (written when the network is made and again before every start, since a host
+  reboot forgets them). Where this process cannot write those rules it says so, once.
 - sshd is published on `ssh_bind` (all interfaces unless told), on a port Docker picks,
   the fixed `ssh_host_port`, or one from `SandboxSettings.ssh_port_range`.
 
@@ -63,7 +66,10 @@ from docker.utils.socket import consume_socket_output, demux_adaptor, frames_ite
 from orchestrator.config import SandboxSettings
 from orchestrator.errors import ImageBuildError, PrerequisiteError, SandboxError, TrialError, UsageError
 from orchestrator.logging import get_logger
+from orchestrator.sandbox import egress
 from orchestrator.sandbox.base import (
+    LABEL_EGRESS,
+    LABEL_HOST_PORTS,
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_ROLE,
@@ -166,6 +172,7 @@ class DockerBackend:
         self.start_settle_s = start_settle_s
         """How long it must then stay running to count as started (catches instant exits)."""
         self._client: Any = None
+        self._firewall: egress.HostFirewall | str | None = None
         self._log = get_logger(component="sandbox.docker")
 
     def _instance_label(self) -> dict[str, str]:
@@ -302,23 +309,71 @@ class DockerBackend:
                 self.client.volumes.create(name=full, labels=labels)
                 return True
 
-    def _ensure_network(self, name: str) -> str:
-        """A bridge without NAT (so no route beyond the host) and without inter-container traffic
-        (so one candidate's sandbox cannot reach another's). Published ports still work: inbound
-        connections are DNATed and answered through conntrack, which needs no masquerade."""
+    def _ensure_network(self, name: str, host_ports: tuple[int, ...]) -> str:
+        """A host-only bridge: no NAT (so no route beyond the host), no inter-container traffic
+        (so one candidate's sandbox cannot reach another's), and the host filter on top. Published
+        ports still work: inbound connections are DNATed and answered through conntrack."""
+        _check_name("network", name)
+        ports = ",".join(str(port) for port in sorted(set(host_ports)))
         with _engine_errors(f"create network {name}"):
             try:
-                self.client.networks.get(name)
+                network = self.client.networks.get(name)
             except docker.errors.NotFound:
+                network = None
+            if network is not None and (network.attrs.get("Labels") or {}).get(LABEL_HOST_PORTS) != ports:
+                if network.attrs.get("Containers"):
+                    raise SandboxError(
+                        f"network {name} admits host ports "
+                        f"'{(network.attrs.get('Labels') or {}).get(LABEL_HOST_PORTS, '')}', this sandbox needs "
+                        f"'{ports}'", "the service port changed while trials use the old one: finish them or "
+                        "set service.port back")
+                self._remove_network(network)  # made by an older version or for another port, unused
+                network = None
+            if network is None:
+                labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "host-only", LABEL_HOST_PORTS: ports,
+                          **self._instance_label()}
                 try:
-                    self.client.networks.create(
-                        name, driver="bridge", labels={LABEL_MANAGED: MANAGED_BY},
+                    network = self.client.networks.create(
+                        name, driver="bridge", labels=labels,
                         options={"com.docker.network.bridge.enable_ip_masquerade": "false",
                                  "com.docker.network.bridge.enable_icc": "false"})
                 except docker.errors.APIError as exc:
                     if exc.status_code != 409:  # created meanwhile by a concurrent launch
                         raise
+                network = self.client.networks.get(name)
+        self._enforce_egress(network.attrs)
         return name
+
+    def _enforce_egress(self, attrs: dict[str, Any]) -> bool:
+        """Write the host filter rules of a host-only network; False (said once) where it cannot."""
+        firewall = self._host_firewall()
+        if isinstance(firewall, str):
+            return False
+        labels = attrs.get("Labels") or {}
+        ports = tuple(int(port) for port in str(labels.get(LABEL_HOST_PORTS, "")).split(",") if port)
+        if firewall.ensure(_bridge_name(attrs), ports, str(attrs.get("Name", ""))):
+            self._log.info("sandbox.egress.enforced", network=attrs.get("Name"), bridge=_bridge_name(attrs),
+                           host_ports=list(ports))
+        return True
+
+    def _host_firewall(self) -> egress.HostFirewall | str:
+        if self._firewall is None:
+            self._firewall = egress.host_firewall()
+            if isinstance(self._firewall, str):
+                self._log.warning("sandbox.egress.unenforced",
+                                  reason=f"host-only egress is NOT enforced: {self._firewall}; sandboxes can "
+                                         "open any port of the host and, where a route back exists, addresses "
+                                         "beyond it (run trial as root on the engine's host to enforce it)")
+        return self._firewall
+
+    def _remove_network(self, network: Any) -> None:
+        """The network first (the engine refuses while a container uses it), then its rules."""
+        bridge = _bridge_name(network.attrs)
+        with suppress(docker.errors.NotFound):
+            network.remove()
+        firewall = self._host_firewall()
+        if not isinstance(firewall, str):
+            firewall.remove(bridge)
 
     def create_network(self, name: str, trial_id: str) -> None:
         _check_name("network", name)
@@ -364,7 +419,7 @@ class DockerBackend:
             if spec.internal_network:
                 options["network"] = spec.internal_network
             elif spec.network:
-                options["network"] = self._ensure_network(spec.network)
+                options["network"] = self._ensure_network(spec.network, spec.host_ports)
         if spec.publish_ssh:
             options["ports"] = {SSH_PORT_KEY: (spec.ssh_bind, self._host_port(spec))}
         hint = f"check that image {spec.image} exists (`docker image ls`) and the spec's limits"
@@ -393,6 +448,12 @@ class DockerBackend:
     def start(self, ref: SandboxRef) -> SandboxRef:
         container = self._container(ref)
         with _engine_errors(f"start container {ref.name}"):
+            # Before the container runs anything: rules vanish with a host reboot.
+            for network_name in ((container.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+                with suppress(docker.errors.NotFound):
+                    network = self.client.networks.get(network_name)
+                    if (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) == "host-only":
+                        self._enforce_egress(network.attrs)
             try:
                 container.start()
             except docker.errors.APIError as exc:
@@ -623,6 +684,21 @@ class DockerBackend:
                 found.append(ManagedResource(kind="image", id=str(image.id),
                                              name=str(tags[0]) if tags else str(image.id),
                                              trial_id=labels.get(LABEL_TRIAL)))
+            bridges: set[str] = set()
+            for network in self.client.networks.list(filters=managed):
+                network.reload()  # the list call leaves out the attached containers
+                labels = network.attrs.get("Labels") or {}
+                bridges.add(_bridge_name(network.attrs))
+                found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
+                                             trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
+                                             status="in use" if network.attrs.get("Containers") else "unused"))
+        firewall = self._host_firewall()
+        if not isinstance(firewall, str):
+            # Rules whose bridge is gone (its network removed outside trial): nothing uses them.
+            for bridge in firewall.bridges():
+                if bridge not in bridges and not firewall.bridge_exists(bridge):
+                    found.append(ManagedResource(kind="firewall", id=bridge, name=f"egress rules of {bridge}",
+                                                 trial_id=None, status="unused"))
         return found
 
     def remove_resource(self, resource: ManagedResource) -> None:
@@ -632,6 +708,14 @@ class DockerBackend:
         elif resource.kind == "volume":
             with _engine_errors(f"remove volume {resource.name}"), suppress(docker.errors.NotFound):
                 self.client.volumes.get(resource.id).remove(force=True)
+        elif resource.kind == "network":
+            with _engine_errors(f"remove network {resource.name}", "a container still uses it"), \
+                    suppress(docker.errors.NotFound):
+                self._remove_network(self.client.networks.get(resource.id))
+        elif resource.kind == "firewall":
+            firewall = self._host_firewall()
+            if not isinstance(firewall, str):
+                firewall.remove(resource.id)
         else:
             hint = "remove the containers that use it first (`trial gc` does containers first)"
             with _engine_errors(f"remove image {resource.name}", hint), suppress(docker.errors.ImageNotFound):
@@ -679,6 +763,12 @@ class DockerBackend:
         return SandboxRef(id=str(container.id), name=str(container.name),
                           trial_id=str(labels.get(LABEL_TRIAL, "")), volumes=volumes,
                           ssh_port=_published_port(attrs))
+
+
+def _bridge_name(attrs: dict[str, Any]) -> str:
+    """The host interface of a bridge network: named in its options, else Docker's br-<id>."""
+    options = attrs.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or f"br-{str(attrs['Id'])[:12]}")
 
 
 def _published_port(attrs: dict[str, Any]) -> int | None:

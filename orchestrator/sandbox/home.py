@@ -1,18 +1,26 @@
-"""Files the launch writes into the sandbox home: environment, SSH keys, git access, agent config.
+"""Files the launch writes into the sandbox: the home (environment, git access, agent config) and
+sshd's root-owned folder (authorized keys, session environment).
 
-sshd sessions do not inherit the container's environment, so the trial's variables go
-both into `~/.trial/env.sh` (sourced by login and interactive shells) and into
-`~/.ssh/environment` (read by sshd with PermitUserEnvironment, for `ssh host cmd`).
+sshd sessions do not inherit the container's environment, so the trial's variables go both into
+`~/.trial/env.sh` (sourced by login and interactive shells, and by `docker exec` shells) and into
+one `SetEnv` line of `SSHD_DIR/session.conf`, which the image's sshd config includes (so `ssh host
+cmd` has them too). Both that file and `authorized_keys` are owned by root: the candidate (uid 1000,
+no capabilities) can read them but neither edit nor replace them, so a key or a variable of their
+own never gets into a login. The candidate's `~/.ssh/environment` and `~/.ssh/rc` are ignored
+(PermitUserEnvironment no, PermitUserRC no).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import tarfile
 import time
 
 CANDIDATE_UID = 1000
+ROOT_UID = 0
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def env_sh(env: dict[str, str]) -> str:
@@ -21,12 +29,32 @@ def env_sh(env: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ssh_environment(env: dict[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in sorted(env.items()) if "\n" not in value)
+def sshd_session_conf(env: dict[str, str]) -> str:
+    """One `SetEnv` line (sshd keeps only the first), values double-quoted with `\\` and `"` escaped.
+    A variable whose name or value sshd cannot carry (a newline) is left to env.sh."""
+    pairs = []
+    for key, value in sorted(env.items()):
+        if not _ENV_NAME.match(key) or "\n" in value or "\r" in value:
+            continue
+        quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+        pairs.append(f'{key}="{quoted}"')
+    header = "# Written by trial at launch: the environment of every SSH session.\n"
+    return header + (f"SetEnv {' '.join(pairs)}\n" if pairs else "")
+
+
+def sshd_tar(authorized_keys: list[str], env: dict[str, str]) -> bytes:
+    """`authorized_keys` and `session.conf` for SSHD_DIR, owned by root and mode 0644."""
+    keys = "".join(key.strip() + "\n" for key in authorized_keys if key.strip())
+    return _tar({"authorized_keys": (keys, 0o644), "session.conf": (sshd_session_conf(env), 0o644)},
+                uid=ROOT_UID, dir_mode=0o755)
 
 
 def home_tar(files: dict[str, tuple[str, int]]) -> bytes:
     """A tar of {path relative to home: (content, mode)}, owned by the candidate, with parent dirs."""
+    return _tar(files, uid=CANDIDATE_UID, dir_mode=0o700)
+
+
+def _tar(files: dict[str, tuple[str, int]], *, uid: int, dir_mode: int) -> bytes:
     buffer = io.BytesIO()
     now = time.time()
     dirs: set[str] = set()
@@ -38,8 +66,8 @@ def home_tar(files: dict[str, tuple[str, int]]) -> bytes:
         for directory in sorted(dirs):
             info = tarfile.TarInfo(directory)
             info.type = tarfile.DIRTYPE
-            info.mode = 0o700
-            info.uid = info.gid = CANDIDATE_UID
+            info.mode = dir_mode
+            info.uid = info.gid = uid
             info.mtime = int(now)
             tar.addfile(info)
         for rel, (content, mode) in sorted(files.items()):
@@ -47,7 +75,7 @@ def home_tar(files: dict[str, tuple[str, int]]) -> bytes:
             info = tarfile.TarInfo(rel)
             info.size = len(data)
             info.mode = mode
-            info.uid = info.gid = CANDIDATE_UID
+            info.uid = info.gid = uid
             info.mtime = int(now)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -22,10 +22,19 @@ from orchestrator.agents.base import AgentSpec
 from orchestrator.agents.cache import agent_cache_dir
 from orchestrator.catalog import Template
 from orchestrator.config import Settings
-from orchestrator.sandbox.base import HOME, SANDBOX_USER, WORKSPACE, BuildRequest, ImageRef, SandboxBackend
+from orchestrator.sandbox.base import (
+    HOME,
+    SANDBOX_USER,
+    SSHD_DIR,
+    WORKSPACE,
+    BuildRequest,
+    ImageRef,
+    SandboxBackend,
+)
 
 ASSETS = Path(__file__).parent / "assets"
 ENTRYPOINT = ASSETS / "entrypoint.sh"
+SSHD_CONFIG = ASSETS / "sshd_config"
 HASH_LENGTH = 16
 LOCAL_BASE_IMAGE = "trial-base:bookworm"
 """What scripts/build-base-image.sh builds: Debian bookworm without any registry."""
@@ -43,11 +52,17 @@ COPY trial/ /opt/trial/
 # Login shells and interactive shells both pick up the trial's environment from the home
 # volume (sshd sessions do not inherit the container's environment); a login starts in the
 # workspace.
-RUN chmod 0755 /opt/trial/entrypoint.sh \\
+# sshd's config is the image's (read-only root); the authorized keys and the session environment
+# are root-owned files the host writes into {sshd_dir} (a volume) at launch.
+RUN chmod 0755 /opt/trial/entrypoint.sh && chmod 0644 /opt/trial/sshd_config \\
+ && install -d -m 0755 -o root -g root {sshd_dir} \\
  && echo '[ -r "$HOME/.trial/env.sh" ] && . "$HOME/.trial/env.sh"' > /etc/profile.d/trial.sh \\
  && echo '[ "$PWD" = "$HOME" ] && cd {workspace}' >> /etc/profile.d/trial.sh \\
  && echo '[ -r "$HOME/.trial/env.sh" ] && . "$HOME/.trial/env.sh"' >> /etc/bash.bashrc
 {agent}
+# No setuid or setgid program: no-new-privileges already makes them inert, but a backend
+# without it would hand the candidate a way back to root.
+RUN find / -xdev -perm /6000 -type f -exec chmod ug-s {{}} +
 USER {user}
 ENV HOME={home}
 WORKDIR {workspace}
@@ -115,10 +130,11 @@ def sandbox_request(template: Template, agent: AgentSpec, base_tag: str, setting
     files = agent.context_files(cache)
     snippet = agent.dockerfile_snippet()
     dockerfile = SANDBOX_LAYER.format(base=base_tag, user=SANDBOX_USER, workspace=WORKSPACE, home=HOME,
-                                      agent=snippet)
+                                      sshd_dir=SSHD_DIR, agent=snippet)
     digest = hashlib.sha256(b"trial-sandbox-v1\0")
     digest.update(dockerfile.encode())
     digest.update(ENTRYPOINT.read_bytes())
+    digest.update(SSHD_CONFIG.read_bytes())
     for rel, source in sorted(files.items()):
         digest.update(rel.encode() + b"\0")
         _digest_tree(digest, source, cheap=True)
@@ -126,6 +142,7 @@ def sandbox_request(template: Template, agent: AgentSpec, base_tag: str, setting
     (context / "trial").mkdir(parents=True)
     (context / "Dockerfile").write_text(dockerfile)
     shutil.copy2(ENTRYPOINT, context / "trial" / "entrypoint.sh")
+    shutil.copy2(SSHD_CONFIG, context / "trial" / "sshd_config")
     for rel, source in files.items():
         target = context / "agent" / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from orchestrator.config import Settings, load_settings
 from orchestrator.gateway.log import log_path
 from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef, SandboxSpec
 from orchestrator.sandbox.docker import DockerBackend
-from orchestrator.sandbox.home import env_sh, home_tar, ssh_environment
+from orchestrator.sandbox.home import env_sh, home_tar
 from orchestrator.sandbox.images import build_sandbox_image
 from orchestrator.store import Store, Trial, utcnow
 from tests.conftest import BASE_IMAGE, free_port
@@ -333,7 +333,7 @@ def sandbox(backend: DockerBackend, gateway: Gateway, template: Template, shared
                                          volumes={"workspace": WORKSPACE, "home": HOME}))
         started.append(ref)
         backend.copy_in(ref, HOME, home_tar({
-            ".trial/env.sh": (env_sh(env), 0o600), ".ssh/environment": (ssh_environment(env), 0o600),
+            ".trial/env.sh": (env_sh(env), 0o600),
             ".gitconfig": ("[user]\n\tname = Octo Cat\n\temail = octocat@users.noreply.github.com\n"
                            "[init]\n\tdefaultBranch = main\n", 0o644),
             **agent.home_files(base, token)}))

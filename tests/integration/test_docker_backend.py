@@ -430,6 +430,7 @@ def test_operations_on_a_missing_container_raise_sandbox_errors(
         backend.create(sandbox_spec(trial_id, image, volumes={"../etc": "/etc"}))
 
 
+@pytest.mark.docker
 def test_host_only_network_has_no_nat_and_isolates_sandboxes_from_each_other(
         backend: DockerBackend, engine: Any, image: str, trial_id: str) -> None:
     network = f"trial-test-no-egress-{trial_id}"
@@ -453,9 +454,12 @@ def test_host_only_network_has_no_nat_and_isolates_sandboxes_from_each_other(
     finally:
         backend.remove(server)
         backend.remove(client)
-        engine.networks.get(network).remove()
+        for resource in backend.list_managed():
+            if resource.kind == "network" and resource.name == network:
+                backend.remove_resource(resource)  # the network and its host firewall rules
 
 
+@pytest.mark.docker
 def test_copy_out_stops_at_its_cap(backend: DockerBackend, image: str, trial_id: str) -> None:
     ref = backend.start(backend.create(sandbox_spec(trial_id, image)))
     backend.exec(ref, ["sh", "-c", "head -c 3000000 /dev/urandom > /workspace/big.bin"])
