@@ -111,7 +111,7 @@ def event_rows(events: list[dict[str, Any]], labels: dict[int, list[str]]) -> li
                      "source": event.get("source", ""), "kind": event.get("kind", ""),
                      "text": text[:_TEXT_LIMIT] + ("…" if len(text) > _TEXT_LIMIT else ""),
                      "flagged": _unwitnessed(event), "missing": bool(data.get(MISSING_FROM_GATEWAY)),
-                     "witness": witness(event), "labels": labels.get(index, []),
+                     "witness": witness(event), "late": bool(data.get("late")), "labels": labels.get(index, []),
                      "sha": data.get("sha") if event.get("kind") == "commit" else None})
     return rows
 

@@ -196,3 +196,17 @@ def test_links_keep_the_comment_under_githubs_limit() -> None:
     text = render_markdown(report, html_url=HTML_URL)
     assert len(text) <= GITHUB_COMMENT_LIMIT and text.startswith(MARKER)
     assert text.index("[!CAUTION]") < text.index("**Overall:") and "For reviewers" in text
+
+
+def test_event_rows_say_who_witnessed_them_and_mark_late_pushes() -> None:
+    events = [{"ts": "2025-03-03T09:00:00Z", "source": "claude-code", "kind": "user_prompt", "session": "s",
+               "text": "typed into a transcript", "data": {}, "witness": "transcript"},
+              {"ts": "2025-03-03T09:01:00Z", "source": "gateway", "kind": "user_prompt", "session": "s",
+               "text": "seen by the gateway", "data": {"gateway_seq": 1}, "witness": "gateway"},
+              {"ts": "2025-03-03T10:30:00Z", "source": "forge", "kind": "push", "session": "",
+               "text": "push refs/heads/feature", "data": {"late": True, "after": "e" * 40}, "witness": "host"}]
+    html = render_html(Report(trial={"id": "t1"}, bundle_sha256=""), events)
+    rows = {int(i): row for i, row in re.findall(r'<tr id="event-(\d+)"(.*?)</tr>', html, re.S)}
+    assert 'class="flagged"' in rows[0] and "transcript only: not scored" in rows[0]
+    assert 'class="flagged"' not in rows[1] and "<td>gateway</td>" in rows[1]
+    assert "after the deadline: not graded" in rows[2] and "<td>host</td>" in rows[2]
