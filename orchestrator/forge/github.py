@@ -825,12 +825,3 @@ def _git_reason(exc: git.GitCommandError) -> str:
 
 def _deploy_key_title(repo: RepoRef) -> str:
     return f"trial sandbox {repo.trial_id or repo.name}"
-
-
-def _known_hosts_name(ssh_url: str) -> str:
-    """`git@github.com:o/r.git` → github.com; `ssh://git@host:2222/o/r.git` → [host]:2222."""
-    if "://" in ssh_url:
-        parts = urlsplit(ssh_url)
-        host = parts.hostname or ""
-        return f"[{host}]:{parts.port}" if parts.port and parts.port != 22 else host
-    return ssh_url.split("@", 1)[-1].split(":", 1)[0]

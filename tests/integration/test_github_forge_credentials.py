@@ -13,7 +13,6 @@ from orchestrator.forge.github import (
     AppCredentials,
     GitHubForge,
     TokenCredentials,
-    _known_hosts_name,
     credentials_from_env,
 )
 from orchestrator.store import Store
@@ -71,13 +70,3 @@ def test_make_forge_reads_the_environment_when_the_forge_is_github(monkeypatch: 
     forge = make_forge(settings, store)
     assert isinstance(forge, GitHubForge) and forge.name == "github" and forge.org == "acme"
     store.close()
-
-
-@pytest.mark.parametrize(("ssh_url", "host"), [
-    ("git@github.com:acme/trial.git", "github.com"),
-    ("git@ghe.example.com:acme/trial.git", "ghe.example.com"),
-    ("ssh://git@ghe.example.com:2222/acme/trial.git", "[ghe.example.com]:2222"),
-    ("ssh://git@ghe.example.com/acme/trial.git", "ghe.example.com"),
-])
-def test_known_hosts_names_the_host_as_ssh_will_look_it_up(ssh_url: str, host: str) -> None:
-    assert _known_hosts_name(ssh_url) == host

@@ -249,3 +249,28 @@ def test_a_push_over_the_repository_quota_is_cut_off_before_it_lands(tmp_path: P
         held = proxy.world.fake.repo(repo.full_name)
         assert gitops.rev(held.path, "refs/heads/big") is None
         assert gitops.rev(held.path, "refs/heads/small") is not None
+
+
+def test_as_a_github_app_the_proxy_keeps_one_installation_token_while_it_lasts(tmp_path: Path) -> None:
+    with FakeGitHub(tmp_path / "github") as fake:
+        world = GitHubWorld.create(fake)
+        home = tmp_path / "home"
+        settings = Settings(home=home, templates_dir=REPO_ROOT / "trial_templates", forge=world.settings())
+        store = Store.open(home)
+        forge = world.app_forge()
+        forge = GitHubForge(forge.settings, forge.credentials, service=settings.service,
+                            state_dir=settings.forge_dir / "github")
+        app = create_app(settings, store, forge=lambda: forge, sandbox=NoSandbox, watch_deadlines=False)
+        with serving(app) as url:
+            proxy = Proxied(world, forge, store, settings, url)
+            repo, token = proxy.launch("tgh000001", "trial-mine", tmp_path)
+            minted = fake.minted_installation_tokens
+            clone = tmp_path / "clone"
+            git("clone", "-q", proxy.git_url(repo, token), str(clone), cwd=tmp_path)
+            for n in range(3):
+                git("commit", "-q", "--allow-empty", "-m", f"work {n}", cwd=clone)
+                git("push", "-q", "origin", f"HEAD:refs/heads/work-{n}", cwd=clone)
+            assert fake.minted_installation_tokens == minted + 1  # eight requests, one token
+            held = fake.repo(repo.full_name)
+            assert [e["actor"] for e in gitops.activity(held.path)][-1] == "trial-app[bot]"
+        store.close()

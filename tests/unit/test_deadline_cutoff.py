@@ -113,6 +113,16 @@ def test_the_watcher_wakes_at_the_deadline_and_follows_an_extension(store: Store
     assert str(iso(moved.new_deadline)) <= cutoff["at"] <= str(iso(moved.new_deadline + timedelta(seconds=1)))
 
 
+def test_a_restarted_service_cuts_off_what_came_due_while_it_was_down(store: Store) -> None:
+    active(store, "tcut00001", timedelta(minutes=-10))
+    active(store, "tcut00002", timedelta(minutes=10))
+    forge, sandbox = Forge(), Sandbox()
+    fresh = DeadlineWatcher(store, lambda: forge, lambda: sandbox, tick_s=5)  # nothing carried over
+    wait = asyncio.run(fresh.pass_once())
+    assert sandbox.stopped == ["container-of-tcut00001"]
+    assert wait == 5  # the other deadline is further away than a tick
+
+
 def test_late_pushes_are_those_after_the_deadline() -> None:
     deadline = utcnow()
     pushes = [{"ts": iso(deadline - timedelta(seconds=1)), "ref": "refs/heads/a"},
