@@ -314,12 +314,22 @@ def _call_text(event: Event) -> str:
 
 # ----- review of the agent's code ------------------------------------------------------------------
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{5,}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
+_DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class|func|function|fn|const|let|var|type)\s+([A-Za-z_]\w{3,})|"
+                      r"^\s*([A-Za-z_]\w{3,})\s*[:=]", re.M)
+
+
+def _identifier(name: str) -> bool:
+    """A name only code has: snake_case, camelCase or CONSTANT, not an English word."""
+    return "_" in name.strip("_") or name.startswith("_") or (any(c.isupper() for c in name[1:])
+                                                              and not name.isupper()) or name.isupper()
 
 
 def _names_in(write: FileWrite) -> set[str]:
-    """What a prompt can point at in an agent write: the file's name and the identifiers it wrote."""
-    names = {n.lower() for line in write.lines for n in _NAME.findall(line)}
+    """What a prompt can point at in an agent write: the file's name, the names the write
+    defines, and the identifiers it uses (never plain words such as "return")."""
+    names = {n.lower() for line in write.lines for n in _NAME.findall(line) if _identifier(n)}
+    names |= {(m.group(1) or m.group(2)).lower() for m in _DEFINED.finditer("\n".join(write.lines))}
     if write.path:
         base = write.path.rsplit("/", 1)[-1]
         names |= {base.lower(), base.rsplit(".", 1)[0].lower()}

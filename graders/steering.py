@@ -40,6 +40,7 @@ from graders.outcomes import (
 from graders.provenance import build_provenance
 from graders.pushback import find_episodes, forbidden_paths
 from graders.repo import open_repo
+from graders.spec_quality import SPEC_FILE
 from graders.timeline import (
     Event,
     commit_times,
@@ -93,8 +94,8 @@ class SteeringGrader:
         turns = [TurnLabels(i, classify(events[i]["text"])) for i in prompt_indexes]
         details: dict[str, Any] = {"trusts": TRUSTS}
         timeline = Timeline.of(view)
-        lines, shipped_paths, weakened = self._repo_facts(bundle, events, view, details)
-        findings = self._findings(bundle, options, context, timeline, events, shipped_paths, weakened)
+        lines, shipped_paths, weakened, spec_texts = self._repo_facts(bundle, events, view, details)
+        findings = self._findings(bundle, options, context, timeline, spec_texts, shipped_paths, weakened)
         criteria = self._criteria(timeline, findings, lines, options)
         turns = self._judge(options, events, timeline, turns, criteria, details)
         episodes = find_episodes(view, turns)
@@ -111,23 +112,29 @@ class SteeringGrader:
 
     # ----- evidence from the repo ---------------------------------------------------------------
     def _repo_facts(self, bundle: Bundle, events: list[Event], view: list[Event],
-                    details: dict[str, Any]) -> tuple[dict[str, int] | None, set[str], frozenset[str]]:
-        """Provenance line counts, the paths the graded revision changed, and whether it weakens tests."""
+                    details: dict[str, Any]) -> tuple[dict[str, int] | None, set[str], frozenset[str],
+                                                      list[tuple[str, str]]]:
+        """Provenance line counts, the paths the graded revision changed, the test files it
+        weakens, and (commit, text) of each spec or design file the candidate's commits added."""
         try:
             with open_repo(bundle) as repo:
                 provenance = build_provenance(bundle, repo, events)
                 revision = provenance.revision
                 shipped = {path for _, path in repo.changes(revision.base_sha, revision.sha)}
                 weakened = frozenset(path for path, _ in weakened_tests(repo, revision.base_sha, revision.sha))
+                paths = {str(c.get("sha")): [str(f.get("path")) for f in c.get("files") or []]
+                         for c in bundle.commits()}
+                specs = [(sha, repo.show(sha, path) or "") for sha in repo.rev_list(revision.base_sha, revision.sha)
+                         for path in paths.get(sha, []) if SPEC_FILE.search(path)]
         except EvidenceError as exc:
             details["provenance_error"] = exc.one_line()
-            return None, set(), frozenset()
+            return None, set(), frozenset(), []
         lines: dict[str, int] = provenance.to_json()["lines"]
-        return lines, shipped, weakened
+        return lines, shipped, weakened, specs
 
     # ----- findings -----------------------------------------------------------------------------
     def _findings(self, bundle: Bundle, options: dict[str, Any], context: GradeContext, timeline: Timeline,
-                  events: list[Event], shipped_paths: set[str],
+                  spec_texts: list[tuple[str, str]], shipped_paths: set[str],
                   weakened: frozenset[str]) -> dict[str, list[Finding]]:
         pushed = push_paths(bundle, timeline.events)
         risk_globs = tuple(str(g) for g in options.get("risk_paths") or ())
@@ -151,15 +158,14 @@ class SteeringGrader:
         }
         defect = options.get("defect")
         if isinstance(defect, dict) and defect.get("keywords"):
-            found["defect"] = [self._defect(bundle, defect, timeline, context)]
+            found["defect"] = [self._defect(bundle, defect, timeline, context, spec_texts)]
         return found
 
-    def _defect(self, bundle: Bundle, defect: dict[str, Any], timeline: Timeline,
-                context: GradeContext) -> Finding:
+    def _defect(self, bundle: Bundle, defect: dict[str, Any], timeline: Timeline, context: GradeContext,
+                spec_texts: list[tuple[str, str]]) -> Finding:
         keywords = [re.compile(str(k), re.I) for k in defect.get("keywords") or []]
-        times = commit_times(bundle)
-        spec_times = [(times[str(c.get("sha"))], str(c.get("message", "")))
-                      for c in bundle.commits() if str(c.get("sha")) in times]
+        times = commit_times(bundle)  # when the host saw each spec, never the commit's own date
+        spec_times = [(times[sha], text) for sha, text in spec_texts if sha in times]
         first_agent = next((parse_ts(e.get("ts")) for e in timeline.events
                             if e["kind"] in ("assistant_message", "tool_call")), None)
         finding = defect_named(timeline, keywords, spec_times, first_agent)

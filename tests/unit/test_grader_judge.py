@@ -150,3 +150,25 @@ def test_quotes_must_be_verbatim_and_long_enough() -> None:
     assert not quote_found("CalcError", material)  # too short to prove anything
     assert not quote_found("raises ValueError, never ZeroDivisionError", material)
 
+
+
+def test_the_steering_judge_moves_criteria_a_bounded_amount_with_checked_quotes(careful: Bundle,
+                                                                                gateway: Harness) -> None:
+    rules = {c.id: c.score for c in SteeringGrader().grade(careful, {"judge": {"enabled": False}},
+                                                            GradeContext()).criteria}
+    verdict = {"review": {"score": 4, "quotes": ["Review the diff for edge cases"]},
+               "claims_checked": {"score": 0, "quotes": []},
+               "mistakes_caught": {"score": 4, "quotes": ["the candidate fixed every bug by hand"]},
+               "summary": "Careful."}
+    gateway.fake.knobs = Knobs(text=json.dumps(verdict))
+    result = SteeringGrader().grade(careful, _options(gateway.gateway.url), GradeContext())
+    scores = {c.id: c.score for c in result.criteria}
+    judge = result.details["judge"]
+    assert judge["status"] == "ok" and judge["usage"]["calls"] == 1
+    assert scores["review"] == min(4.0, rules["review"] + 1.0)  # moved up by at most a quarter
+    assert scores["claims_checked"] == rules["claims_checked"] - 1.0  # the judge's 0 pulls it down, bounded
+    # The mistakes quote is nowhere in the session: scored 0, shown, and the disagreement reported.
+    assert judge["dimensions"]["mistakes_caught"]["rejected_quotes"] == ["the candidate fixed every bug by hand"]
+    assert judge["dimensions"]["mistakes_caught"]["agree"] is False
+    assert set(scores) == set(rules) and all(abs(scores[k] - rules[k]) <= 1.0 for k in rules)
+    assert "dimension(s) agree" in judge["agreement"]

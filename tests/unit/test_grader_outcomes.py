@@ -335,3 +335,121 @@ def test_keyword_stuffing_moves_no_score_by_more_than_the_bound(tmp_path: Path, 
         [(c.id, c.score) for c in plain.criteria], [(c.id, c.score) for c in stuffed.criteria])
     for before, after in zip(plain.criteria, stuffed.criteria, strict=True):
         assert abs(after.score - before.score) <= 0.05 * plain.max, before.id
+
+
+DEFECT = {"keywords": [r"division by zero", r"divid\w* by 0"],
+          "tests": ["hidden_tests/test_hidden.py::test_division_by_zero"]}
+
+
+def _defect_session(root: Path, who: str) -> Bundle:
+    s = SessionBuilder(root, trial_id=f"t-defect-{who}")
+    if who == "spec":
+        s.human_write("SPEC.md", "# SPEC\n- `evaluate(\"1 / 0\")`: division by zero raises `CalcError`.\n")
+        s.commit(1, "Add SPEC.md")
+        s.push(2)
+    first = "Implement * and / in calc/ops.py."
+    if who == "candidate":
+        first += " Careful: division by zero must raise CalcError, not ZeroDivisionError."
+    s.prompt(3, first)
+    answer = "Writing it. Note: division by zero currently raises ZeroDivisionError." if who == "agent" else "Writing."
+    [ops] = s.reply(4, answer, [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(5, ops, "File written")
+    if who == "agent":
+        s.prompt(6, "Good catch: make division by zero raise CalcError.")
+        s.reply(7, "Will do.")
+    s.commit(10, "Add * and /")
+    s.push(11)
+    return Bundle(s.build())
+
+
+@pytest.mark.parametrize(("who", "score"), [("candidate", 4.0), ("spec", 4.0), ("agent", 2.0), ("nobody", 0.0)])
+def test_who_named_the_planted_defect_first(tmp_path: Path, who: str, score: float) -> None:
+    result = SteeringGrader().grade(_defect_session(tmp_path, who), {"defect": DEFECT}, GradeContext())
+    assert _criterion(result, "defect").score == score, _criterion(result, "defect").rationale
+
+
+def test_naming_the_defect_counts_fully_only_when_its_tests_pass(tmp_path: Path) -> None:
+    bundle = _defect_session(tmp_path / "c", "candidate")
+    failing = GraderResult("hidden_tests", details={"fail_to_pass": {"total": 4, "passed": 3, "outcomes": {
+        "hidden_tests/test_hidden.py::test_division_by_zero": "failed"}}})
+    result = SteeringGrader().grade(bundle, {"defect": DEFECT}, GradeContext(results={"hidden_tests": failing}))
+    assert _criterion(result, "defect").score == 2.0 and "tests fail" in _criterion(result, "defect").rationale
+    nobody = _defect_session(tmp_path / "n", "nobody")
+    passing = GraderResult("hidden_tests", details={"fail_to_pass": {"total": 4, "passed": 4, "outcomes": {
+        "hidden_tests/test_hidden.py::test_division_by_zero": "passed"}}})
+    fixed = SteeringGrader().grade(nobody, {"defect": DEFECT}, GradeContext(results={"hidden_tests": passing}))
+    assert _criterion(fixed, "defect").score == 1.0  # fixed, but nothing shows anyone saw it
+    assert all(c.id != "defect" for c in _grade(SteeringGrader(), nobody).criteria)  # no defect configured
+
+
+def _untested_push(root: Path, path: str, content: str) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-risk")
+    s.prompt(1, f"Write {path}.")
+    [call] = s.reply(2, "Writing it.", [write(path, content)])
+    s.tool_result(3, call, "File written")
+    s.commit(4, f"Add {path}")
+    s.push(5)
+    return Bundle(s.build())
+
+
+def test_verification_is_calibrated_to_the_risk_of_the_change(tmp_path: Path) -> None:
+    options = {"risk_paths": ["calc/crypto*"]}
+    crypto = SteeringGrader().grade(_untested_push(tmp_path / "a", "calc/crypto.py", "KEY = b'x' * 32\n"),
+                                    options, GradeContext())
+    normal = SteeringGrader().grade(_untested_push(tmp_path / "b", "calc/extra.py", "VALUE = 1\n"),
+                                    options, GradeContext())
+    docs = SteeringGrader().grade(_untested_push(tmp_path / "c", "docs/usage.md", "How to use calc.\n"),
+                                  options, GradeContext())
+    assert _criterion(crypto, "verification").score == 0.0
+    assert "high risk" in _criterion(crypto, "verification").rationale
+    assert _criterion(normal, "verification").score == 1.0
+    # A docs-only push needs no test run and proves nothing either: not scored.
+    assert _criterion(docs, "verification").rationale == "No code was pushed."
+    # Without template globs, a path that names auth or crypto is high risk by default.
+    default = _grade(SteeringGrader(), _untested_push(tmp_path / "d", "calc/auth_tokens.py", "X = 1\n"))
+    assert _criterion(default, "verification").score == 0.0
+
+
+def _scope_session(root: Path, *, reverted: bool) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-scope")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops, extra] = s.reply(2, "Writing it, and a setup.cfg.", [write("calc/ops.py", CAREFUL_OPS),
+                                                                write("setup.cfg", "[metadata]\nname = calc\n")])
+    s.tool_result(3, ops, "File written")
+    s.tool_result(3.1, extra, "File written")
+    if reverted:
+        s.delete("setup.cfg")
+    s.commit(4, "Add * and /")
+    s.push(5)
+    return Bundle(s.build())
+
+
+def test_out_of_scope_agent_writes_shipped_cost_and_reverted_ones_do_not(tmp_path: Path) -> None:
+    options = {"scope": ["calc/**", "tests/**"]}
+    shipped = SteeringGrader().grade(_scope_session(tmp_path / "a", reverted=False), options, GradeContext())
+    reverted = SteeringGrader().grade(_scope_session(tmp_path / "b", reverted=True), options, GradeContext())
+    assert _criterion(shipped, "scope").score == 0.0 and "shipped" in _criterion(shipped, "scope").rationale
+    assert _criterion(reverted, "scope").score == 2.0 and "reverted" in _criterion(reverted, "scope").rationale
+
+
+def test_sending_the_agent_back_to_named_code_is_review_and_continue_is_not(tmp_path: Path) -> None:
+    def session(root: Path, prompt: str) -> Bundle:
+        s = SessionBuilder(root, trial_id="t-review")
+        s.prompt(1, "Implement * and / in calc/ops.py.")
+        [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+        s.tool_result(3, ops, "File written")
+        s.prompt(4, prompt)
+        [again] = s.reply(5, "Changing it.", [edit("calc/ops.py", "return left / right", "return left / right  #")])
+        s.tool_result(6, again, "File updated")
+        [run] = s.reply(7, "", [bash("python3 -m pytest -q tests")])
+        s.tool_result(8, run, PASSING)
+        s.reply(9, "6 passed.")
+        s.commit(10, "Add * and /")
+        s.push(11)
+        return Bundle(s.build())
+
+    named = _grade(SteeringGrader(), session(tmp_path / "a", "_apply should check the divisor before dividing."))
+    bare = _grade(SteeringGrader(), session(tmp_path / "b", "continue " + STUFFING))
+    assert [f["outcome"] for f in named.details["findings"]["rework"]] == ["validated"]
+    assert named.details["findings"]["rework"] and not bare.details["findings"]["rework"]
+    assert _criterion(named, "review").score > _criterion(bare, "review").score
