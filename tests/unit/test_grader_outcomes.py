@@ -453,3 +453,70 @@ def test_sending_the_agent_back_to_named_code_is_review_and_continue_is_not(tmp_
     assert [f["outcome"] for f in named.details["findings"]["rework"]] == ["validated"]
     assert named.details["findings"]["rework"] and not bare.details["findings"]["rework"]
     assert _criterion(named, "review").score > _criterion(bare, "review").score
+
+
+def _rework_session(root: Path, *, open_spec: bool) -> Bundle:
+    """The agent builds; the candidate sends it back, with something the spec had not said, or
+    only repeating what it had said (then the spec was fine and the agent ignored it)."""
+    s = SessionBuilder(root, trial_id="t-rework")
+    s.prompt(1, "Implement * and / in calc/ops.py: `evaluate(\"7 / 2\") == 3.5`, `evaluate(\"1 / 0\")` raises "
+                "`CalcError`, and `_apply` is the one place that knows the operators.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    if open_spec:
+        s.prompt(4, "In _apply, also support `%` as modulo and make `evaluate(\"7 % 2\") == 1`.")
+    else:
+        s.prompt(4, "In _apply, `evaluate(\"1 / 0\")` raises `CalcError`: you missed that.")
+    [again] = s.reply(5, "Changing it.", [edit("calc/ops.py", "return left / right", "return left / right  #")])
+    s.tool_result(6, again, "File updated")
+    s.commit(7, "Add * and /")
+    s.push(8)
+    return Bundle(s.build())
+
+
+def test_rework_on_what_the_spec_left_open_costs_and_repeating_the_spec_does_not(tmp_path: Path) -> None:
+    gap = _grade(SpecQualityGrader(), _rework_session(tmp_path / "a", open_spec=True))
+    ignored = _grade(SpecQualityGrader(), _rework_session(tmp_path / "b", open_spec=False))
+    assert _criterion(gap, "rework_avoided").score == 3.0 and gap.details["rework_rounds"]
+    assert _criterion(ignored, "rework_avoided").score == 4.0 and not ignored.details["rework_rounds"]
+
+
+def test_constraints_count_by_what_shipped(tmp_path: Path) -> None:
+    def session(root: Path, *, broken: bool) -> Bundle:
+        s = SessionBuilder(root, trial_id="t-constraints")
+        s.prompt(1, "Implement * and / in calc/ops.py. Don't touch calc/__init__.py. No new dependencies.")
+        calls = [write("calc/ops.py", CAREFUL_OPS)]
+        if broken:
+            calls.append(write("calc/__init__.py", '"""calc."""\nfrom calc.ops import evaluate as run\n'))
+        ids = s.reply(2, "Writing it.", calls)
+        for number, call in enumerate(ids):
+            s.tool_result(3 + number / 10, call, "File written")
+        s.commit(5, "Add * and /")
+        s.push(6)
+        return Bundle(s.build())
+
+    held = _criterion(_grade(SpecQualityGrader(), session(tmp_path / "a", broken=False)), "constraints_honoured")
+    broke = _criterion(_grade(SpecQualityGrader(), session(tmp_path / "b", broken=True)), "constraints_honoured")
+    assert held.score == 2.0 and "leave calc/__init__.py alone" in held.rationale
+    assert broke.score == 0.0 and "broken" in broke.rationale
+
+
+def test_acceptance_items_count_only_once_checked(tmp_path: Path) -> None:
+    def session(root: Path, *, tested: bool) -> Bundle:
+        s = SessionBuilder(root, trial_id="t-acceptance")
+        s.prompt(1, "Implement * and / in calc/ops.py: `evaluate(\"7 / 2\") == 3.5`, `evaluate(\"1 / 0\")` "
+                    "raises `CalcError`, `evaluate(\"2 + 3 * 4\") == 14`.")
+        calls = [write("calc/ops.py", CAREFUL_OPS)]
+        if tested:
+            calls.append(edit("tests/test_calc.py", TESTS_OLD, TESTS_OLD + CAREFUL_TESTS))
+        ids = s.reply(2, "Writing it.", calls)
+        for number, call in enumerate(ids):
+            s.tool_result(3 + number / 10, call, "File written")
+        s.commit(5, "Add * and /")
+        s.push(6)
+        return Bundle(s.build())
+
+    checked = _criterion(_grade(SpecQualityGrader(), session(tmp_path / "a", tested=True)), "acceptance_checked")
+    unchecked = _criterion(_grade(SpecQualityGrader(), session(tmp_path / "b", tested=False)), "acceptance_checked")
+    assert checked.score == 4.0
+    assert unchecked.score < checked.score
