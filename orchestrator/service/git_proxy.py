@@ -36,23 +36,41 @@ RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "Expires", "Pragma")
 UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=600)
 
 
-class PushRefused(Exception):
+class QuotaExceeded(Exception):
     """Raised inside the request body stream: aiohttp then cuts the upstream connection, so
-    GitHub receives no complete push and changes nothing."""
+    GitHub receives no complete pack and changes nothing."""
 
 
-class QuotaExceeded(PushRefused):
-    pass
-
-
-def check_commands(push: PushRequest, default_branch: str) -> None:
-    """What the sandbox may not do although the bot's credentials could: upstream, the proxy
-    pushes as the bot, which branch protection lets change the default branch."""
+def refused_refs(push: PushRequest, default_branch: str) -> dict[str, str]:
+    """{ref: reason} for what the sandbox may not do although the bot's credentials could:
+    upstream the proxy pushes as the bot, whom branch protection lets change the default branch."""
+    refused: dict[str, str] = {}
     for command in push.commands:
         if command.ref == f"refs/heads/{default_branch}":
-            raise PushRefused(f"{default_branch} is protected; push a branch and open a pull request")
-        if not command.ref.startswith(("refs/heads/", "refs/tags/")):
-            raise PushRefused(f"{command.ref}: only branches and tags may be pushed")
+            refused[command.ref] = f"{default_branch} is protected: push a branch and open a pull request"
+        elif not command.ref.startswith(("refs/heads/", "refs/tags/")):
+            refused[command.ref] = "only branches and tags may be pushed"
+    return refused
+
+
+def refusal_report(push: PushRequest, refused: dict[str, str]) -> bytes:
+    """A receive-pack answer refusing the whole push, so git names the reason per ref
+    (`! [remote rejected] main -> main (main is protected ...)`)."""
+    lines = [pkt(b"unpack ok\n")]
+    for command in push.commands:
+        reason = refused.get(command.ref, "not pushed: another ref in this push was refused")
+        lines.append(pkt(f"ng {command.ref} {reason}\n".encode()))
+    report = b"".join(lines) + FLUSH_PKT
+    if push.side_band:
+        return pkt(b"\x01" + report) + FLUSH_PKT
+    return report
+
+
+def pkt(payload: bytes) -> bytes:
+    return f"{len(payload) + 4:04x}".encode() + payload
+
+
+FLUSH_PKT = b"0000"
 
 
 class GitHubProxy:
@@ -101,15 +119,31 @@ class GitHubProxy:
         pushing = request.method == "POST" and tail == "git-receive-pack"
         push = PushRequest() if pushing else None
         remaining = self._remaining(repo) if pushing else None
-        body: AsyncIterator[bytes] | None = None
-        if request.method == "POST":
-            body = self._watched(request, push, remaining, repo.default_branch)
+        held: list[bytes] = []
+        if push is not None:
+            # The commands come first and are small: read them all before GitHub hears of the push.
+            try:
+                while not push.commands_read and (chunk := await request.content.readany()):
+                    held.append(chunk)
+                    push.feed(chunk)
+            except ProtocolError as exc:
+                return web.Response(status=400, text=f"not a git push: {exc}\n")
+            refused = refused_refs(push, repo.default_branch)
+            if refused:
+                return await self._refuse(request, trial, push, refused)
+        body = self._streamed(request, held, push, remaining) if request.method == "POST" else None
+        return await self._relay(request, trial, repo, f"{url}/{tail}", headers, body, push, remaining)
+
+    async def _relay(self, request: web.Request, trial: Trial, repo: RepoRef, target: str,
+                     headers: dict[str, str], body: AsyncIterator[bytes] | None, push: PushRequest | None,
+                     remaining: int | None) -> web.StreamResponse:
+        """Send the request on to GitHub and its answer back, both streamed; log an accepted push."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=UPSTREAM_TIMEOUT, auto_decompress=True)
         try:
-            async with self._session.request(request.method, f"{url}/{tail}", params=request.query,
+            async with self._session.request(request.method, target, params=request.query,
                                              headers=headers, data=body, allow_redirects=False) as upstream:
-                if upstream.status in (401, 403) and not pushing:
+                if upstream.status in (401, 403, 404):
                     log.warning("git_proxy.upstream_refused", trial_id=trial.id, status=upstream.status)
                 status = 502 if upstream.status == 401 else upstream.status
                 response = web.StreamResponse(status=status, headers={
@@ -125,18 +159,28 @@ class GitHubProxy:
                     await response.write(chunk)
                 await response.write_eof()
         except aiohttp.ClientError as exc:
-            if isinstance(exc.__cause__, PushRefused):
-                quota = isinstance(exc.__cause__, QuotaExceeded)
-                log.info("git_proxy.push_refused", trial_id=trial.id, reason=str(exc.__cause__),
-                         pack_bytes=push.pack_bytes if push else 0, remaining=remaining)
-                return web.Response(status=413 if quota else 403, text=f"push refused: {exc.__cause__}\n")
-            if isinstance(exc.__cause__, ProtocolError):
-                return web.Response(status=400, text=f"not a git push: {exc.__cause__}\n")
+            if isinstance(exc.__cause__, QuotaExceeded):
+                log.info("git_proxy.over_quota", trial_id=trial.id, pack_bytes=push.pack_bytes if push else 0,
+                         remaining=remaining)
+                return web.Response(status=413, text=f"push refused: {exc.__cause__}\n")
             log.warning("git_proxy.upstream_failed", trial_id=trial.id, error=type(exc).__name__)
             return web.Response(status=502, text="GitHub could not be reached; try the push again\n")
         if push is not None and report is not None:
             await self._record(repo, trial, push, report)
         return response
+
+    @staticmethod
+    async def _refuse(request: web.Request, trial: Trial, push: PushRequest,
+                      refused: dict[str, str]) -> web.StreamResponse:
+        log.info("git_proxy.push_refused", trial_id=trial.id, refs=sorted(refused))
+        if not {"report-status", "report-status-v2"} & push.capabilities:
+            return web.Response(status=403, text="push refused: " + "; ".join(
+                f"{ref}: {why}" for ref, why in refused.items()) + "\n")
+        async for _ in request.content.iter_chunked(CHUNK):
+            pass  # git reads the answer only once it has sent the pack
+        return web.Response(body=refusal_report(push, refused),
+                            headers={"Content-Type": "application/x-git-receive-pack-result",
+                                     "Cache-Control": "no-cache"})
 
     def _remaining(self, repo: RepoRef) -> int | None:
         if self.quota_bytes <= 0:
@@ -144,32 +188,20 @@ class GitHubProxy:
         return self.quota_bytes - _read_int(self.forge().proxy_usage_path(repo))
 
     @staticmethod
-    async def _watched(request: web.Request, push: PushRequest | None, remaining: int | None,
-                       default_branch: str) -> AsyncIterator[bytes]:
-        """The request body, streamed; a push's commands are held back until all have arrived
-        and are allowed, so a refused push sends GitHub nothing it could act on."""
-        held: list[bytes] = []
-        checked = False
-        async for chunk in request.content.iter_chunked(CHUNK):
-            if push is None:
-                yield chunk
-                continue
-            push.feed(chunk)
-            if not push.commands_read:
-                held.append(chunk)
-                continue
-            if not checked:
-                check_commands(push, default_branch)
-                checked = True
-            if remaining is not None and push.pack_bytes > remaining:
-                raise QuotaExceeded(f"the pack is over the {max(remaining, 0)} bytes left "
-                                    "of this trial's repository size quota")
-            if held:
-                yield b"".join(held)
-                held = []
-            yield chunk
+    async def _streamed(request: web.Request, held: list[bytes], push: PushRequest | None,
+                        remaining: int | None) -> AsyncIterator[bytes]:
+        """The request body as it arrives (what was read ahead first), a push's pack counted
+        against what is left of the quota."""
         if held:
-            yield b"".join(held)  # a body that never finished its commands: GitHub answers for it
+            if remaining is not None and push is not None and push.pack_bytes > remaining:
+                raise QuotaExceeded(_over(remaining))
+            yield b"".join(held)
+        async for chunk in request.content.iter_chunked(CHUNK):
+            if push is not None:
+                push.feed(chunk)
+                if remaining is not None and push.pack_bytes > remaining:
+                    raise QuotaExceeded(_over(remaining))
+            yield chunk
 
     async def _record(self, repo: RepoRef, trial: Trial, push: PushRequest, report: PushReport) -> None:
         if report.unpack_ok is False:
@@ -188,6 +220,10 @@ class GitHubProxy:
             if usage is not None:
                 await asyncio.to_thread(_write_int, usage, _read_int(usage) + push.pack_bytes)
         log.info("git_proxy.push", trial_id=trial.id, refs=len(lines), pack_bytes=push.pack_bytes)
+
+
+def _over(remaining: int) -> str:
+    return f"the pack is over the {max(remaining, 0)} bytes left of this trial's repository size quota"
 
 
 def _read_int(path: Path | None) -> int:

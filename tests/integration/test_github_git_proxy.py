@@ -164,9 +164,15 @@ def test_the_sandbox_clones_and_pushes_through_the_host_with_the_trial_token_onl
     main_before = gitops.rev(held.path, "refs/heads/main")
     (clone / "README.md").write_text("straight to main\n")
     git("commit", "-qam", "direct", cwd=clone)
-    for refspec in ("HEAD:main", ":main", "HEAD:refs/pull/1/head", "HEAD:refs/notes/x"):
+    for refspec, reason in (("HEAD:main", "main is protected"), (":main", "main is protected"),
+                            ("HEAD:refs/pull/1/head", "only branches and tags"),
+                            ("HEAD:refs/notes/x", "only branches and tags")):
         refused = git("push", "origin", refspec, cwd=clone, check=False)
-        assert refused.returncode != 0 and "403" in refused.stderr, refspec
+        assert refused.returncode != 0 and "[remote rejected]" in refused.stderr, refspec
+        assert reason in refused.stderr, refused.stderr
+    # Refused whole: the allowed ref of a mixed push does not land either.
+    mixed = git("push", "origin", "HEAD:main", "HEAD:refs/heads/sneaky", cwd=clone, check=False)
+    assert mixed.returncode != 0 and gitops.rev(held.path, "refs/heads/sneaky") is None
     assert gitops.rev(held.path, "refs/heads/main") == main_before
     assert len(pushlog.read(log_path)) == 1
     git("reset", "-q", "--hard", "HEAD~1", cwd=clone)
