@@ -192,7 +192,7 @@ class SpecQualityGrader:
             self._upfront(bundle, timeline, files, prompts, spec_items | references),
             self._acceptance(timeline, initial, spec_items, shipped, details),
             self._constraints(timeline, sources, shipped, details),
-            self._rework(timeline, spec_items | references, details),
+            self._rework(timeline, spec_items, references, details),
         ]
         self._judge(options, sources, criteria, details)
         summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
@@ -277,7 +277,8 @@ class SpecQualityGrader:
                + (f"; {len(broken)} broken: {'; '.join(broken[:4])}" if broken else "") + ".")
         return Criterion("constraints_honoured", title, score, 4.0, why, sorted(set(refs))[:20])
 
-    def _rework(self, timeline: Timeline, concrete: set[str], details: dict[str, Any]) -> Criterion:
+    def _rework(self, timeline: Timeline, items: set[str], references: set[str],
+                details: dict[str, Any]) -> Criterion:
         title = "The spec made corrections unnecessary"
         if not timeline.writes:
             return Criterion("rework_avoided", title, 0.0, 4.0, "The agent built nothing from the spec.", [])
@@ -285,7 +286,7 @@ class SpecQualityGrader:
         for finding in rework_rounds(timeline):
             said = concrete_items(timeline.events[finding.index]["text"])
             # A round that only repeats what the spec said is the agent ignoring it, not a gap in it.
-            if not said or not said <= concrete:
+            if not said or not said <= items | references:
                 open_rounds.append(finding.index)
         questions = [i for i, e in enumerate(timeline.events)
                      if e["kind"] == "assistant_message" and e["text"].rstrip().endswith("?")
@@ -293,12 +294,13 @@ class SpecQualityGrader:
                      and any(w.index > i for w in timeline.writes)]
         rounds = sorted({*open_rounds, *questions})
         details["rework_rounds"] = rounds
-        # Without concrete requirements there was no spec to make rework unnecessary.
-        substance = min(1.0, len(concrete) / 3)
+        # Without concrete requirements there was no spec to make rework unnecessary (naming
+        # files is not specifying what they should do).
+        substance = min(1.0, len(items) / 3)
         score = round(max(0.0, 4.0 - 1.0 * len(rounds)) * substance, 2)
         why = (f"{len(rounds)} round(s) of clarification or rework on what the spec left open"
                + (f" (events {', '.join(map(str, rounds[:6]))})" if rounds else "")
-               + f"; the spec carried {len(concrete)} concrete requirement(s) or reference(s).")
+               + f"; the spec carried {len(items)} concrete requirement(s).")
         return Criterion("rework_avoided", title, score, 4.0, why, [f"event:{i}" for i in rounds][:20])
 
     # ----- the judge ----------------------------------------------------------------------------
