@@ -47,7 +47,7 @@ def _register() -> None:
 
     cli.add_command(templates.templates)
     for command in (trials.launch, trials.ls, trials.status, trials.shell, trials.restart, trials.collect,
-                    trials.teardown, trials.gc, trials.candidate_push, grade.grade, serve.serve,
+                    trials.teardown, trials.gc, trials.candidate_push, trials.candidate_play, grade.grade, serve.serve,
                     gateway.verify, gateway.usage, deadlines.extend, deadlines.reap, scores.scores):
         cli.add_command(command)
 

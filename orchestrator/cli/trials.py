@@ -225,3 +225,20 @@ def candidate_push(state: CliState, trial_id: str, patch_file: str | None, branc
         emit_json("candidate-push", {"branch": pushed.branch, "sha": pushed.sha})
     else:
         out.print(f"pushed {pushed.branch} at {pushed.sha[:12]} from inside the sandbox")
+
+
+@click.command("candidate-play", hidden=True)
+@click.argument("trial_id")
+@click.argument("session", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@pass_state
+def candidate_play(state: CliState, trial_id: str, session: str, as_json: bool) -> None:
+    """Stand in for the candidate (demo, corpus): play a session's [[candidate]] prompts and commands."""
+    from orchestrator.candidate_script import play
+
+    with progress("playing the candidate", quiet=as_json) as say:
+        results = play(state.services, trial_id, Path(session), say)
+    if as_json:
+        emit_json("candidate-play", [result.to_json() for result in results])
+    else:
+        out.print(f"played {len(results)} candidate actions inside the sandbox")
