@@ -156,7 +156,8 @@ tr.flagged td{background:#fff1f0}tr:target td{background:#fff8c5}
 .alert.critical{border:2px solid #cf222e;background:#ffebe9;color:#82071e}
 .alert.warning,.notice.warning{border-color:#d4a72c;background:#fff8c5;color:#6f4b00}
 .alert.info,.notice.info{border-color:#54aeff;background:#ddf4ff;color:#0a3069}
-.alert a{color:inherit}.notice ul{margin:4px 0 0 0}.trusts{color:#57606a;margin:4px 0}
+.alert a{color:inherit}.alert ul.evidence{margin:6px 0 0 0;padding-left:20px}.alert pre{color:#1b1f24}
+.notice ul{margin:4px 0 0 0}.trusts{color:#57606a;margin:4px 0}
 .ok{color:#1a7f37}.warn{color:#9a6700}.bad{color:#cf222e}
 pre{white-space:pre-wrap;margin:0;font:12px/1.4 ui-monospace,monospace}
 svg text{font:12px system-ui,sans-serif;fill:#57606a}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 _MENTION = re.compile(r"@(?=[\w-])")
 
@@ -40,6 +41,13 @@ class Links:
         if kind == "test":
             return value, self.anchor(fragment_for_test(value), in_html=in_html)
         return ref, None
+
+    def file_at(self, sha: str, path: str, line: int = 0) -> str | None:
+        """A file (and line) of a commit on the forge; None where the forge has no web page (local)."""
+        if not self.repo_url or not re.fullmatch(r"[0-9a-f]{7,64}", sha) or not path:
+            return None
+        # Paths are the candidate's: quoted, so no `)` or space can end or bend a Markdown link.
+        return f"{self.repo_url}/blob/{sha}/{quote(path, safe='/')}" + (f"#L{line}" if line > 0 else "")
 
     def anchor(self, name: str, *, in_html: bool) -> str | None:
         """A place in report.html: a fragment inside the page, or the page's URL plus the fragment."""

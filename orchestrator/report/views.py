@@ -6,6 +6,7 @@ renderings say the same thing.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +81,23 @@ ALERT_TITLES = {"hidden_tests_tampered": "Hidden tests tampered with",
                 "test_harness_tampered": "Test harness changed",
                 "missing_from_gateway": "Transcript events the gateway never saw",
                 "transcript_only_events": "Transcript-only events (shown, never scored)",
-                "reaches_for_test_runner": "Code reaches for the test runner"}
-ALERT_LABELS = {"critical": "Tampering", "warning": "Warning", "info": "For review"}
+                "reaches_for_test_runner": "Code reaches for the test runner",
+                "hidden_tests_missing": "Hidden-test results missing"}
+TAMPERING = frozenset({"hidden_tests_tampered", "test_harness_tampered", "missing_from_gateway"})
+ALERT_LABELS = {"critical": "Alert", "warning": "Warning", "info": "For review"}
 GITHUB_ALERT = {"critical": "CAUTION", "warning": "WARNING", "info": "NOTE"}
 """GitHub's Markdown alert types: CAUTION renders red, WARNING amber, NOTE blue."""
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One record from an alert's structured `evidence` (a tampering finding, a flagged line, a run
+    that left no results), as a title, its sentence, a link where there is one and the raw detail."""
+
+    title: str
+    text: str
+    url: str | None = None
+    detail: str = ""
 
 
 @dataclass
@@ -94,10 +108,12 @@ class AlertView:
     message: str
     refs: list[tuple[str, str | None]]
     more_refs: int
+    items: list[EvidenceItem] = field(default_factory=list)
+    more_items: int = 0
 
     @property
     def label(self) -> str:
-        return ALERT_LABELS[self.severity]
+        return "Tampering" if self.kind in TAMPERING and self.severity == "critical" else ALERT_LABELS[self.severity]
 
     @property
     def github_type(self) -> str:
@@ -107,14 +123,43 @@ class AlertView:
 def alert_views(report: Report, links: Links, *, in_html: bool, max_refs: int) -> list[AlertView]:
     """Alerts, most severe first (critical, warning, info), each with its evidence resolved to links."""
     views = []
+    sha = str((report.revision or {}).get("sha") or "")
     for alert in report.alerts:
         kind = str(alert.get("kind") or "alert")
         refs = [str(ref) for ref in alert.get("evidence_refs") or []]
+        raw = alert.get("evidence")
+        records = raw if isinstance(raw, list) else [raw] if raw else []
+        items = [_evidence_item(record, links, sha) for record in records]
         views.append(AlertView(kind, alert_severity(alert), ALERT_TITLES.get(kind, title(kind)),
                                str(alert.get("message") or ""),
                                [links.resolve(ref, in_html=in_html) for ref in refs[:max_refs]],
-                               max(0, len(refs) - max_refs)))
+                               max(0, len(refs) - max_refs), items[:max_refs], max(0, len(items) - max_refs)))
     return sorted(views, key=lambda view: SEVERITIES.index(view.severity))
+
+
+_DETAIL_LIMIT = 4000
+
+
+def _evidence_item(record: Any, links: Links, sha: str) -> EvidenceItem:
+    if not isinstance(record, dict):
+        return EvidenceItem("", " ".join(str(record).split()))
+    if record.get("path"):  # a flagged file or line of the submission
+        path, line = str(record["path"]), _int(record.get("line"))
+        where = f"{path}:{line}" if line > 0 else path
+        text = " · ".join(str(record[key]) for key in ("pattern", "text") if record.get(key))
+        return EvidenceItem(where, text, links.file_at(sha, path, line))
+    heading = " ".join(str(record[key]).replace("_", " ") for key in ("kind", "run") if record.get(key))
+    rest = record.get("evidence", {k: v for k, v in record.items() if k not in ("kind", "run", "message")})
+    detail = json.dumps(rest, indent=1, sort_keys=True, default=str) if rest else ""
+    return EvidenceItem(heading, str(record.get("message") or ""), None,
+                        detail[:_DETAIL_LIMIT] + ("…" if len(detail) > _DETAIL_LIMIT else ""))
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def hidden_test_rows(entry: GraderEntry) -> list[dict[str, str]]:

@@ -211,3 +211,34 @@ def test_event_rows_say_who_witnessed_them_and_mark_late_pushes() -> None:
     assert 'class="flagged"' in rows[0] and "transcript only: not scored" in rows[0]
     assert 'class="flagged"' not in rows[1] and "<td>gateway</td>" in rows[1]
     assert "after the deadline: not graded" in rows[2] and "<td>host</td>" in rows[2]
+
+
+def test_structured_alert_evidence_is_shown_and_linked(careful: tuple[Bundle, Report]) -> None:
+    """The hidden-tests grader's findings (graders.verifier, graders.runner_reach) as the runner carries them."""
+    bundle, report = careful
+    sha = str((report.revision or {}).get("sha"))
+    tampered = {"kind": "hidden_tests_tampered", "evidence_refs": [],
+                "message": "Hidden-test results were tampered with; hidden tests scored 0.",
+                "evidence": [{"kind": "canary_passed", "message": "A test written to fail was reported as passing.",
+                              "evidence": {"run": "hidden", "canaries": ["test_zz_canary_3f2a"]}}]}
+    missing = {"kind": "hidden_tests_missing", "severity": "critical", "evidence_refs": [],
+               "message": "The hidden run ended without results.",
+               "evidence": [{"run": "hidden", "message": "No JUnit XML after the candidate's code ran.",
+                             "evidence": {"exit_code": 0, "output_tail": "<script>alert(1)</script> bye"}}]}
+    reaches = {"kind": "reaches_for_test_runner", "evidence_refs": [], "message": "2 lines reach for the runner",
+               "evidence": [{"path": "calc/a (b).py", "line": 12, "pattern": "atexit", "text": "atexit.register(f)"},
+                            {"path": "conftest.py", "line": 0, "pattern": "runner file",
+                             "text": "adds or changes conftest.py"}]}
+    alerted = _with(report, alerts=[reaches, tampered, missing])
+    text = render_markdown(alerted, html_url=HTML_URL)
+    head = text[: text.index("**Overall:")]
+    assert head.index("**Tampering: Hidden tests tampered with.**") < head.index("[!NOTE]")
+    assert "**Alert: Hidden-test results missing.**" in head  # a failure with an alert, not called tampering
+    assert "canary passed: A test written to fail was reported as passing." in head
+    assert f"[calc/a (b).py:12](https://github.com/acme/t-careful/blob/{sha}/calc/a%20%28b%29.py#L12)" in head
+    assert f"(https://github.com/acme/t-careful/blob/{sha}/conftest.py)" in head
+    assert "<script>" not in text
+    html = render_html(alerted, bundle.events())
+    assert "test_zz_canary_3f2a" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html
+    assert f'href="https://github.com/acme/t-careful/blob/{sha}/calc/a%20%28b%29.py#L12"' in html
