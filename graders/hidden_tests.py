@@ -65,6 +65,43 @@ def pass_to_pass_command(template: Template, options: dict[str, Any]) -> str | N
     return None
 
 
+def run_hidden_tests(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
+                     replace: dict[str, str | None]) -> Run:
+    """The hidden tests against `tree`, in the template's shape (graders.verifier); VerifierFailure: infra."""
+    tests = template.config.tests
+    hidden = hidden_files(template)
+    hidden_prefix = tests.hidden_dir.strip("/") + "/"
+    protected = {hidden_prefix + path: data for path, data in hidden.items()}
+    expected = tuple(t for t in (*tests.fail_to_pass, *tests.pass_to_pass) if t.startswith(hidden_prefix))
+    if tests.shape == "service" and tests.service is not None:
+        # The tests' container holds the hidden tests and nothing of the candidate's.
+        job = Job("hidden", tests.hidden, tests.timeout_s, workspace_tar(None, {}, hidden, tests.hidden_dir),
+                  protected, sealed=(tests.hidden_dir.strip("/"),), expected=expected)
+        program = workspace_tar(tree, replace, {}, tests.hidden_dir)
+        service = ServiceSpec(tests.service.command, tests.service.port, tests.service.ready_timeout_s, program)
+        return run_service(sandbox, image, trial_id, job, service)
+    canaries = make_canaries(tests.hidden_dir)
+    protected.update(canaries.files)
+    protected.update({path: content.encode() for path, content in replace.items() if content is not None})
+    job = Job("hidden", tests.hidden, tests.timeout_s,
+              workspace_tar(tree, replace, hidden, tests.hidden_dir, extra=canaries.files), protected,
+              sealed=(tests.hidden_dir.strip("/"),), expected=expected, canaries=canaries)
+    return run_library(sandbox, image, trial_id, job)
+
+def run_starter_tests(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
+                      replace: dict[str, str | None], command: str, starter_files: tuple[str, ...],
+                      starter_ids: tuple[str, ...]) -> Run:
+    """The starter's own tests (they import the code whatever the shape), under canaries of their own."""
+    tests = template.config.tests
+    canaries = make_canaries(posixpath.dirname(starter_files[0]))
+    protected = {path: content.encode() for path, content in replace.items() if content is not None}
+    protected.update(canaries.files)
+    job = Job("pass_to_pass", command, tests.timeout_s,
+              workspace_tar(tree, replace, {}, tests.hidden_dir, extra=canaries.files), protected,
+              expected=starter_ids, canaries=canaries)
+    return run_library(sandbox, image, trial_id, job)
+
+
 class HiddenTestsGrader:
     name = "hidden_tests"
 
@@ -100,8 +137,8 @@ class HiddenTestsGrader:
                                    "collateral": collateral.to_json(), "restored_before_run": sorted(replace),
                                    "reaches_for_test_runner": reaches}
         try:
-            hidden_run = self._hidden_run(context.sandbox, context.image, trial_id, template, tree, replace)
-            p2p_run = (self._p2p_run(context.sandbox, context.image, trial_id, template, tree, replace,
+            hidden_run = run_hidden_tests(context.sandbox, context.image, trial_id, template, tree, replace)
+            p2p_run = (run_starter_tests(context.sandbox, context.image, trial_id, template, tree, replace,
                                      p2p_command, starter_files, starter_ids) if p2p_command else None)
         except VerifierFailure as exc:
             return self._infra(str(exc), details)
@@ -124,44 +161,6 @@ class HiddenTestsGrader:
                 criterion.score = 0.0
                 criterion.rationale = "Results tampered with: scored 0 (see the alert). " + criterion.rationale
         return GraderResult(self.name, criteria=criteria, summary=summary + ".", details=details)
-
-    # ----- the runs ---------------------------------------------------------------------------------
-    @staticmethod
-    def _hidden_run(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
-                    replace: dict[str, str | None]) -> Run:
-        tests = template.config.tests
-        hidden = hidden_files(template)
-        hidden_prefix = tests.hidden_dir.strip("/") + "/"
-        protected = {hidden_prefix + path: data for path, data in hidden.items()}
-        expected = tuple(t for t in (*tests.fail_to_pass, *tests.pass_to_pass) if t.startswith(hidden_prefix))
-        if tests.shape == "service" and tests.service is not None:
-            # The tests' container holds the hidden tests and nothing of the candidate's.
-            job = Job("hidden", tests.hidden, tests.timeout_s, workspace_tar(None, {}, hidden, tests.hidden_dir),
-                      protected, sealed=(tests.hidden_dir.strip("/"),), expected=expected)
-            program = workspace_tar(tree, replace, {}, tests.hidden_dir)
-            service = ServiceSpec(tests.service.command, tests.service.port, tests.service.ready_timeout_s, program)
-            return run_service(sandbox, image, trial_id, job, service)
-        canaries = make_canaries(tests.hidden_dir)
-        protected.update(canaries.files)
-        protected.update({path: content.encode() for path, content in replace.items() if content is not None})
-        job = Job("hidden", tests.hidden, tests.timeout_s,
-                  workspace_tar(tree, replace, hidden, tests.hidden_dir, extra=canaries.files), protected,
-                  sealed=(tests.hidden_dir.strip("/"),), expected=expected, canaries=canaries)
-        return run_library(sandbox, image, trial_id, job)
-
-    @staticmethod
-    def _p2p_run(sandbox: SandboxBackend, image: str, trial_id: str, template: Template, tree: bytes,
-                 replace: dict[str, str | None], command: str, starter_files: tuple[str, ...],
-                 starter_ids: tuple[str, ...]) -> Run:
-        """The starter's own tests (they import the code whatever the shape), under canaries of their own."""
-        tests = template.config.tests
-        canaries = make_canaries(posixpath.dirname(starter_files[0]))
-        protected = {path: content.encode() for path, content in replace.items() if content is not None}
-        protected.update(canaries.files)
-        job = Job("pass_to_pass", command, tests.timeout_s,
-                  workspace_tar(tree, replace, {}, tests.hidden_dir, extra=canaries.files), protected,
-                  expected=starter_ids, canaries=canaries)
-        return run_library(sandbox, image, trial_id, job)
 
     # ----- scoring --------------------------------------------------------------------------------
     def _fail_to_pass(self, expected: tuple[str, ...], run: Run, details: dict[str, Any]) -> Criterion:

@@ -109,7 +109,7 @@ def _hidden_test_alerts(details: dict[str, Any]) -> list[dict[str, Any]]:
                        "message": " ".join(str(m.get("message", "")) for m in details["missing_results"][:2])})
     if details.get("reaches_for_test_runner"):
         flags = details["reaches_for_test_runner"]
-        alerts.append({"kind": "reaches_for_test_runner", "severity": "info", "evidence": flags,
+        alerts.append({"kind": "reaches_for_test_runner", "evidence": flags,
                        "evidence_refs": [],
                        "message": f"{len(flags)} added line(s) or file(s) reach for the test runner (" + ", ".join(
                            sorted({f"{f['pattern']} in {f['path']}" for f in flags})[:6]) + "): not scored; read "

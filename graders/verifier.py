@@ -283,8 +283,11 @@ class Verifier:
             raise VerifierFailure(f"verifier exec failed: {exc.one_line()}") from exc
         return result.exit_code, result.stdout + result.stderr
 
-    def preflight(self, command: str) -> None:
-        """Fail as infrastructure when the runner itself is missing, before any candidate code is here."""
+    def preflight(self, command: str, *, module: bool = True) -> None:
+        """Fail as infrastructure when the runner itself is missing, before any candidate code is here.
+
+        `module`: also check that `python -m X`'s X is installed (not for a program's command,
+        whose module is the candidate's own code)."""
         line = command.replace("{junit}", "/dev/null")
         try:
             words = shlex.split(line)
@@ -295,7 +298,7 @@ class Verifier:
         code, out = self._exec(["sh", "-c", 'command -v "$1" >/dev/null', "sh", program], user=AS_TESTS)
         if code != 0:
             raise VerifierFailure(f"`{command}` could not run in the verifier: `{program}`: command not found")
-        if posixpath.basename(program).startswith("python") and len(words) > 2 and words[1] == "-m":
+        if module and posixpath.basename(program).startswith("python") and len(words) > 2 and words[1] == "-m":
             probe = "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 3)"
             code, out = self._exec([program, "-c", probe, words[2]], user=AS_TESTS)
             if code != 0:
@@ -406,6 +409,16 @@ def run_library(sandbox: SandboxBackend, image: str, trial_id: str, job: Job) ->
     return _judge(job, outcome, changed)
 
 
+def run_command(sandbox: SandboxBackend, image: str, trial_id: str, workspace: bytes, command: str,
+                timeout_s: int) -> Run:
+    """A command for its exit code alone (`trial templates check` runs the starter's tests so)."""
+    with Verifier(sandbox, image, trial_id) as verifier:
+        verifier.preflight(command)
+        verifier.load(workspace)
+        outcome = verifier.run(command, timeout_s)
+    return Run(command, outcome.exit_code, outcome.seconds, outcome.tail, None)
+
+
 def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, service: ServiceSpec) -> Run:
     """The candidate's program in one container, the tests in another, on a private network."""
     network = f"trial-{trial_id}-net-{secrets.token_hex(4)}"
@@ -417,7 +430,7 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
     try:
         with Verifier(sandbox, image, trial_id, network=network) as verifier:
             verifier.preflight(job.command)
-            verifier.preflight(service.command)
+            verifier.preflight(service.command, module=False)
             host = f"trial-{trial_id}-service"
             spec = SandboxSpec(trial_id=trial_id, image=image, role="service", internal_network=network,
                                extra_hosts={}, command=("sh", "-c", service.command), volumes={}, user=AS_TESTS,

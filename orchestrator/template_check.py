@@ -1,9 +1,12 @@
 """`trial templates check NAME`: prove a template before any candidate sees it.
 
-Four facts, each in a fresh verifier container from the template's own image:
-the image builds; the starter's tests pass on the starter; the hidden tests' FAIL_TO_PASS
-ids fail on the starter (and its PASS_TO_PASS ids pass); with the reference solution
-applied, the starter's tests and every listed hidden test pass.
+Each fact from fresh verifier containers from the template's own image, the same runs the
+hidden-tests grader makes (graders.hidden_tests), in the template's shape: the image builds;
+the starter's tests pass on the starter; the hidden tests' FAIL_TO_PASS ids fail on the
+starter (and its PASS_TO_PASS ids pass); with the reference solution applied, the starter's
+tests and every listed hidden test pass; and on both, the runs show no sign of tampering
+(for a library template: its per-run canaries come back as written, which proves the
+hidden command collects them and leaves nothing out).
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graders.hidden_tests import hidden_files
+from graders.hidden_tests import pass_to_pass_command, run_hidden_tests, run_starter_tests
 from graders.junit import TestCase, lookup
-from graders.verifier import Run, Verifier, VerifierFailure, workspace_tar
+from graders.verifier import Run, VerifierFailure, run_command, workspace_tar
 from orchestrator.agents import get_agent
 from orchestrator.catalog import Template
 from orchestrator.errors import TemplateError, TrialError
@@ -102,7 +105,6 @@ def check_template(services: Services, name: str) -> TemplateCheck:
     result.image = image.tag
     result.checks.append(Check("image builds", True, image.tag))
     tests = template.config.tests
-    hidden = hidden_files(template)
     with tempfile.TemporaryDirectory(prefix="trial-check-") as tmp:
         try:
             reference = reference_tree(template, Path(tmp))
@@ -115,18 +117,41 @@ def check_template(services: Services, name: str) -> TemplateCheck:
         for label, tree in trees:
             services.progress(f"tests on the {label}")
             try:
-                # Its own verifier name: two checks of one template may run at once.
-                with Verifier(services.sandbox, image.tag, f"check-{secrets.token_hex(4)}") as verifier:
-                    verifier.load(workspace_tar(tree, {}, hidden, tests.hidden_dir))
-                    starter_run = verifier.run(tests.starter, tests.timeout_s, junit=False)
-                    hidden_run = verifier.run(tests.hidden, tests.timeout_s, junit=True)
+                # Its own verifier names: two checks of one template may run at once.
+                trial_id = f"check-{secrets.token_hex(4)}"
+                starter_run = run_command(services.sandbox, image.tag, trial_id,
+                                          workspace_tar(tree, {}, {}, tests.hidden_dir), tests.starter,
+                                          tests.timeout_s)
+                hidden_run = run_hidden_tests(services.sandbox, image.tag, trial_id, template, tree, {})
+                runs = [hidden_run, *_starter_runs(services, image.tag, trial_id, template, tree)]
             except VerifierFailure as exc:
                 result.checks.append(Check(f"tests on the {label}", False, str(exc)))
                 continue
             # PASS_TO_PASS ids outside the hidden folder are the starter's own: the starter run covers them.
             hidden_p2p = tuple(t for t in tests.pass_to_pass if t.startswith(tests.hidden_dir.strip("/") + "/"))
             result.checks += _judge(label, tests.fail_to_pass, hidden_p2p, starter_run, hidden_run)
+            result.checks.append(_trust(label, template.config.tests.shape, runs))
     return result
+
+
+def _starter_runs(services: Services, image: str, trial_id: str, template: Template, tree: bytes) -> list[Run]:
+    """The grader's run of the starter's own PASS_TO_PASS tests, when the template names any."""
+    tests = template.config.tests
+    starter_ids = tuple(t for t in tests.pass_to_pass if not t.startswith(tests.hidden_dir.strip("/") + "/"))
+    command = pass_to_pass_command(template, {}) if starter_ids else None
+    if command is None:
+        return []
+    files = tuple(sorted({test_id.split("::", 1)[0] for test_id in starter_ids}))
+    return [run_starter_tests(services.sandbox, image, trial_id, template, tree, {}, command, files, starter_ids)]
+
+
+def _trust(label: str, shape: str, runs: list[Run]) -> Check:
+    """On honest code the runs must look honest: a false alarm here would be one on every candidate."""
+    problems = [f"{entry['kind']}: {entry['message']}" for run in runs for entry in run.tampering]
+    problems += [str(run.missing["message"]) for run in runs if run.missing]
+    what = "canaries come back as written" if shape == "library" else "results come from the tests' container"
+    return Check(f"results can be trusted on the {label}", not problems,
+                 "; ".join(problems)[:600] if problems else f"{shape} shape: {what}, hidden files unchanged")
 
 
 def _judge(label: str, f2p: tuple[str, ...], p2p: tuple[str, ...], starter_run: Run,

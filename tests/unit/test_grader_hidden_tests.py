@@ -288,7 +288,10 @@ def test_the_runner_raises_alerts_from_the_hidden_tests_evidence() -> None:
     assert alerts["hidden_tests_tampered"]["evidence"] == details["tampering"]
     assert "A canary passed." in alerts["hidden_tests_tampered"]["message"]
     assert alerts["hidden_tests_missing"]["severity"] == "critical"
-    assert alerts["reaches_for_test_runner"]["severity"] == "info"
+    from orchestrator.report.model import alert_severity
+
+    assert alert_severity(alerts["reaches_for_test_runner"]) != "critical"  # for review, never scored
+    assert alert_severity(alerts["hidden_tests_tampered"]) == "critical"
     assert "atexit in calc/ops.py" in alerts["reaches_for_test_runner"]["message"]
 
 

@@ -1,0 +1,123 @@
+"""Service-shaped hidden tests on the real engine: the candidate's program in one container, the
+hidden tests in another, on a private network the grader makes and removes.
+
+The template is tests/fixtures/service_template (a stdlib HTTP greeter). Whatever the candidate's
+program does to its own container, the tests' process and its JUnit XML are out of its reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from graders.base import GradeContext, GraderResult
+from graders.hidden_tests import HiddenTestsGrader
+from orchestrator.agents import get_agent
+from orchestrator.catalog import Template, load_template
+from orchestrator.config import load_settings
+from orchestrator.evidence.bundle import Bundle
+from orchestrator.sandbox.docker import DockerBackend
+from orchestrator.sandbox.images import build_sandbox_image
+from tests.conftest import BASE_IMAGE
+from tests.fixtures.bundle_builder import SessionBuilder
+
+pytestmark = pytest.mark.docker
+
+SERVICE_TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "service_template"
+
+
+@pytest.fixture(scope="module")
+def setup(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[DockerBackend, Template, str]:
+    home = tmp_path_factory.mktemp("service-home")
+    settings = load_settings(env={"TRIAL_HOME": str(home), "TRIAL_SANDBOX_BASE_IMAGE": BASE_IMAGE}, cwd=home)
+    backend = DockerBackend(settings.sandbox)
+    template = load_template(SERVICE_TEMPLATE)
+    return backend, template, build_sandbox_image(backend, template, get_agent("none"), settings).tag
+
+
+def _bundle(root: Path, trial_id: str, *, patch: bool = False, edits: dict[str, str] | None = None) -> Bundle:
+    session = SessionBuilder(root, trial_id=trial_id, template_dir=SERVICE_TEMPLATE)
+    if patch:
+        subprocess.run(["git", "apply", str(SERVICE_TEMPLATE / "reference" / "solution.patch")], cwd=session.work,
+                       check=True)
+    for path, code in (edits or {}).items():
+        session.human_write(path, session.read(path) + code)
+    session.commit(10, "Add /sum")
+    session.push(11)
+    session.open_pr(12, "Add /sum", "Adds the endpoint.")
+    return Bundle(session.build())
+
+
+def _grade(bundle: Bundle, setup: tuple[DockerBackend, Template, str]) -> GraderResult:
+    backend, template, image = setup
+    result = HiddenTestsGrader().grade(bundle, {}, GradeContext(template=template, sandbox=backend, image=image))
+    trial_id = str(bundle.trial["id"])
+    for role in ("verifier", "service"):
+        assert backend.find(trial_id, role) is None
+    networks = docker.from_env().networks.list(filters={"label": f"trial.id={trial_id}"})
+    assert networks == []  # the private network is gone with the run
+    return result
+
+
+def test_the_reference_program_passes_over_the_private_network(setup: tuple[DockerBackend, Template, str],
+                                                               tmp_path: Path) -> None:
+    result = _grade(_bundle(tmp_path, "t-svc-ref", patch=True), setup)
+    assert result.status == "ok", result.summary
+    assert result.details["shape"] == "service"
+    assert result.details["fail_to_pass"]["passed"] == 2 == result.details["fail_to_pass"]["total"]
+    assert result.details["pass_to_pass"]["passed"] == 2
+    assert result.fraction == 1.0
+    assert not result.details["tampering"] and not result.details["missing_results"]
+    assert "canaries" not in result.details["hidden_run"]  # nothing of the candidate's ran beside the tests
+
+
+FORGER = '''
+import atexit, glob, os, sys
+
+print("hidden_tests/test_sum.py::test_sum_adds_two_integers PASSED", flush=True)
+for path in glob.glob("/workspace/hidden_tests/*.py") + glob.glob("/var/tmp/trial-*/*"):
+    try:
+        with open(path, "w") as handle:
+            handle.write("<testsuites><testsuite><testcase classname='hidden_tests.test_sum' "
+                         "name='test_sum_adds_two_integers'/></testsuite></testsuites>")
+    except OSError:
+        pass
+atexit.register(lambda: os._exit(0))
+'''
+
+
+def test_a_program_that_forges_everything_it_can_reach_earns_nothing(
+        setup: tuple[DockerBackend, Template, str], tmp_path: Path) -> None:
+    result = _grade(_bundle(tmp_path, "t-svc-forge", edits={"greeter/__init__.py": FORGER}), setup)
+    assert result.status == "ok"
+    assert result.details["fail_to_pass"]["passed"] == 0
+    assert result.details["pass_to_pass"]["outcomes"]["hidden_tests/test_sum.py::test_greeting_still_works"] == (
+        "passed")  # the starter's program, really tested over HTTP
+    assert result.score == 0.0
+
+
+def test_a_program_that_will_not_start_fails_its_tests_and_is_not_infrastructure(
+        setup: tuple[DockerBackend, Template, str], tmp_path: Path) -> None:
+    result = _grade(_bundle(tmp_path, "t-svc-crash", edits={"greeter/__init__.py": "raise SystemExit(3)\n"}), setup)
+    assert result.status == "ok", result.summary
+    assert result.details["fail_to_pass"]["passed"] == 0 and result.score == 0.0
+    assert "did not stay up" in result.details["hidden_run"]["problem"]
+
+
+def test_the_service_template_proves_itself(tmp_path: Path) -> None:
+    templates = tmp_path / "tpl"
+    shutil.copytree(SERVICE_TEMPLATE, templates / "greeter")
+    env = {**os.environ, "TRIAL_TEMPLATES_DIR": str(templates)}
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "templates", "check", "greeter", "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    checks = {c["name"]: c["ok"] for c in json.loads(done.stdout)["data"]["checks"]}
+    assert done.returncode == 0, checks
+    assert checks["hidden tests fail on the starter"] and checks["hidden tests pass with the reference"]
+    assert checks["results can be trusted on the starter"] and checks["results can be trusted on the reference"]
