@@ -151,6 +151,8 @@ class _Shipped:
     changed: set[str]
     test_lines: str
     """Added lines of test files in the shipped diff, normalized."""
+    starter: frozenset[str] = frozenset()
+    """The starter's files: a constraint on a file that does not exist constrains nothing."""
 
 
 class SpecQualityGrader:
@@ -170,12 +172,13 @@ class SpecQualityGrader:
                 revision = choose_revision(bundle, repo)
                 files = spec_sources(repo, revision, bundle.commits())
                 vocabulary = starter_vocabulary(repo, revision)
+                starter_files = frozenset(repo.files(revision.starter_sha))
                 changed = {path for _, path in repo.changes(revision.base_sha, revision.sha)}
                 tests = " ".join(_norm(line.text) for line in repo.added_lines(revision.base_sha, revision.sha)
                                  if TEST_PATH.search(line.path))
         except EvidenceError as exc:
             return GraderResult(self.name, status="infra_error", summary=exc.one_line())
-        shipped = _Shipped(changed, tests)
+        shipped = _Shipped(changed, tests, starter_files)
         timeline = Timeline.of(witnessed_view(events))
         first_edit = timeline.edits[0] if timeline.edits else None
         # The spec: every spec file and the prompts sent before the agent's first edit.
@@ -248,12 +251,14 @@ class SpecQualityGrader:
         broken: list[str] = []
         refs: list[str] = []
         for source in sources:
-            for path in sorted(p for p in forbidden_paths(source.text) if not SPEC_FILE.search(p)):
+            for path in sorted(p for p in forbidden_paths(source.text)
+                               if not SPEC_FILE.search(p) and (p in shipped.starter or p in shipped.changed)):
                 (broken if path in shipped.changed else honoured).append(f"leave {path} alone")
                 refs.append(source.ref)
             for match in _ONLY_CHANGE.finditer(source.text):
                 allowed = {p.rstrip(".,:;)`'\"").strip("`'\"") for p in _PATHISH.findall(match.group(1))}
-                if not allowed:
+                if not allowed or not any(a in shipped.starter or any(f.startswith(a.rstrip("/") + "/")
+                                                                       for f in shipped.starter) for a in allowed):
                     continue
                 outside = sorted(p for p in shipped.changed if not SPEC_FILE.search(p)
                                  and not any(p == a or fnmatch(p, a) or p.startswith(a.rstrip("/") + "/")

@@ -520,3 +520,15 @@ def test_acceptance_items_count_only_once_checked(tmp_path: Path) -> None:
     unchecked = _criterion(_grade(SpecQualityGrader(), session(tmp_path / "b", tested=False)), "acceptance_checked")
     assert checked.score == 4.0
     assert unchecked.score < checked.score
+
+
+def test_constraints_on_files_that_do_not_exist_earn_nothing(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-fakeconstraints")
+    s.prompt(1, "Implement * and / in calc/ops.py. Don't touch legacy/billing.py, never modify vendor/lib.py, "
+                "do not change old/setup.cfg.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    s.commit(4, "Add * and /")
+    s.push(5)
+    result = _grade(SpecQualityGrader(), Bundle(s.build()))
+    assert _criterion(result, "constraints_honoured").score == 0.0
