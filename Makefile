@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TRIAL_BASE_IMAGE ?= trial-base:bookworm
 
-.PHONY: setup venv engine base-image test test-fast lint demo bench clean
+.PHONY: setup venv engine browser base-image test test-fast lint demo bench clean
 
 setup: engine venv base-image  ## Docker engine, virtualenv, local base image
 
@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import orchestrator, graders, docker, github, aiohttp" && touch $@
 
+browser:  ## Chromium, for the HTML report test only (the demo does not need it)
+	@bash scripts/ensure-host-tools.sh --browser
+
 base-image: engine
 	@bash scripts/build-base-image.sh
 
@@ -27,13 +30,13 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: setup lint  ## set up, lint, and run the whole suite (what CI runs)
+test: setup browser lint  ## set up, lint, and run the whole suite (what CI runs)
 	$(VENV)/bin/pytest -q --durations=15
 
 test-fast: venv  ## unit tests only, no Docker
 	$(VENV)/bin/pytest -q -m unit
 
-demo: setup  ## one whole trial on the embedded defaults: launch → candidate push → collect → grade
+demo: setup  ## one whole trial, offline: Claude Code on the scripted model, a scripted candidate → collect → grade
 	@PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/demo.sh
 
 bench: setup  ## benchmarks, printed as ratios against a baseline measured in the same run
