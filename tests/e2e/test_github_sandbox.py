@@ -30,15 +30,35 @@ from tests.fakes.github_server import FakeGitHub
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def github(trial_home: Path, service_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[GitHubWorld]:
+@pytest.fixture(params=["token", "app"])
+def github(request: pytest.FixtureRequest, trial_home: Path, service_port: int, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubWorld]:
+    """The operator's GitHub as a PAT or as a GitHub App (installation tokens minted on the host)."""
     with FakeGitHub(tmp_path / "github") as fake:
         world = GitHubWorld.create(fake)
-        for name, value in {"TRIAL_FORGE_KIND": "github", "TRIAL_FORGE_ORG": ORG, "TRIAL_FORGE_API_URL": fake.api_url,
-                            "TRIAL_FORGE_THROTTLE": "false", "GITHUB_TOKEN": world.bot_token}.items():
+        env = {"TRIAL_FORGE_KIND": "github", "TRIAL_FORGE_ORG": ORG, "TRIAL_FORGE_API_URL": fake.api_url,
+               "TRIAL_FORGE_THROTTLE": "false"}
+        if request.param == "app":
+            world.app_forge()
+            assert world.app is not None
+            env |= {"TRIAL_GITHUB_APP_ID": str(world.app.app_id),
+                    "TRIAL_GITHUB_APP_INSTALLATION_ID": str(world.app.installation_id),
+                    "TRIAL_GITHUB_APP_PRIVATE_KEY": world.app.private_key}
+            monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+        else:
+            env["GITHUB_TOKEN"] = world.bot_token
+        for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield world
+
+
+def operator_secrets(world: GitHubWorld) -> list[str]:
+    """Every token the fake GitHub ever issued (the bot's PAT, each installation token the host
+    minted) and the App's private key."""
+    secrets = list(world.fake.tokens)
+    if world.app is not None:
+        secrets.append(world.app.private_key.strip().splitlines()[1])
+    return secrets
 
 
 def trial(*args: str, ok: bool = True) -> dict[str, Any]:
@@ -49,8 +69,8 @@ def trial(*args: str, ok: bool = True) -> dict[str, Any]:
     return envelope
 
 
-def _holds(blob: bytes, secret: str) -> bool:
-    return secret.encode() in blob
+def _holds(blob: bytes, secrets: list[str]) -> bool:
+    return any(secret.encode() in blob for secret in secrets)
 
 
 def test_the_sandbox_pushes_to_github_through_the_host_and_holds_no_github_credential(
@@ -72,7 +92,9 @@ def test_the_sandbox_pushes_to_github_through_the_host_and_holds_no_github_crede
         ref = backend.find(trial_id)
         assert ref is not None
         token = backend.exec(ref, ["cat", "/home/candidate/.trial/token"]).stdout.strip()
-        secret = github.bot_token
+        secret = operator_secrets(github)
+        # The bot's, the candidate's and the reviewer's PATs, or those and the App's key and installation tokens.
+        assert len(secret) >= (5 if github.app is not None else 3)
 
         # Nowhere in the sandbox: its environment, its files (container layer and both volumes),
         # the image's config and history, git's config.
@@ -92,7 +114,7 @@ def test_the_sandbox_pushes_to_github_through_the_host_and_holds_no_github_crede
 
         # Another trial's repo, even with this trial's token, is refused from inside the sandbox.
         settings = load_settings()
-        forge = GitHubForge(settings.forge, TokenCredentials(secret))
+        forge = GitHubForge(settings.forge, TokenCredentials(github.bot_token))
         other = forge.create_repo("tother0001", "trial-other", "another trial")
         store = Store.open(settings.home)
         store.create_trial(Trial("tother0001", "api-keys", "mallory", "none", "active", utcnow(), utcnow(), 1, 10,
