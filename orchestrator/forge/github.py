@@ -10,8 +10,9 @@ Credentials come only from the environment, never from trial.toml:
     TRIAL_GITHUB_APP_PRIVATE_KEY         the PEM key itself, or
     TRIAL_GITHUB_APP_PRIVATE_KEY_FILE    a path to it
 
-The bot needs, on the org's repositories: administration (create, protect, deploy keys,
-collaborators, archive), contents (push, fetch), issues and pull requests, all write.
+The bot needs, on the org's repositories: administration (create, protect, collaborators,
+archive), contents (push, fetch; also the sandbox's pushes, through the host service's proxy),
+issues and pull requests, all write.
 
 Git never sees the token in a URL or on disk: pushes and fetches pass it as an HTTP header
 through git's environment (GIT_CONFIG_*), and an App's token is minted fresh before each.
