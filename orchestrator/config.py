@@ -115,7 +115,7 @@ class ReviewSettings(_Section):
     """The operator's name on the local forge (who may score there); None: the user running trial."""
     report_base_url: str | None = None
     """Where reviewers reach the host service's report pages (e.g. https://trial.example.com behind a
-    proxy); None: http://<service.public_host>:<service.port>."""
+    proxy). None: http://<service.public_host>:<service.port> on the local forge, and no link on GitHub."""
     report_links: bool = True
     """Link the PR comment to report.html, served read-only by the host service under a per-trial link."""
 

@@ -34,6 +34,8 @@ def grade(ctx: click.Context, state: CliState, trial_id: str, post: bool, as_jso
             out.print(f"  {name}: {path}")
         if link:
             out.print(f"  reviewers' link: {link} (served by `trial serve`)")
+        elif services.settings.review.report_links:
+            out.print("  reviewers' link: none; set [review] report_base_url to where reviewers reach `trial serve`")
         if outcome.comment_url:
             out.print(f"  posted: {outcome.comment_url}")
     if outcome.exit_code:

@@ -31,18 +31,24 @@ def report_path(trial_id: str, token: str) -> str:
     return f"/reports/{trial_id}/{token}/{REPORT_FILE}"
 
 
-def base_url(settings: Settings) -> str:
+def base_url(settings: Settings) -> str | None:
+    """Where reviewers reach the host service: `[review] report_base_url`, or on the local forge (whose
+    reviewers sit at the host) the service's own address. On GitHub only the operator knows how
+    reviewers reach the host (a proxy, a public bind), so without the setting there is no link."""
     if settings.review.report_base_url:
         return settings.review.report_base_url.rstrip("/")
+    if settings.forge.kind != "local":
+        return None
     host = settings.service.public_host
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.service.port}"
 
 
 def report_url(settings: Settings, store: Store, trial_id: str) -> str | None:
-    """Where reviewers open this trial's report.html; None when report links are turned off."""
-    if not settings.review.report_links or not TRIAL_ID.fullmatch(trial_id):
+    """Where reviewers open this trial's report.html; None when there is no such place (see base_url)."""
+    base = base_url(settings)
+    if base is None or not settings.review.report_links or not TRIAL_ID.fullmatch(trial_id):
         return None
-    return base_url(settings) + report_path(trial_id, report_token(store, trial_id))
+    return base + report_path(trial_id, report_token(store, trial_id))
 
 
 def report_file(settings: Settings, store: Store, trial_id: str, token: str) -> Path | None:

@@ -144,9 +144,12 @@ def test_links_can_be_turned_off_and_moved_behind_a_proxy(trial_home: Path) -> N
     store = Store.open(load_settings().home)
     off = load_settings({"review.report_links": False})
     assert report_url(off, store, "t-one") is None
-    proxied = load_settings({"review.report_base_url": "https://trial.example.com/"})
+    proxied = load_settings({"review.report_base_url": "https://trial.example.com/", "forge.kind": "github",
+                             "forge.org": "acme"})
     url = report_url(proxied, store, "t-one")
     assert url == f"https://trial.example.com/reports/t-one/{report_token(store, 't-one')}/report.html"
+    # On GitHub a link to the host's own address would be dead for reviewers: none unless configured.
+    assert report_url(load_settings({"forge.kind": "github", "forge.org": "acme"}), store, "t-one") is None
     assert len(report_token(store, "t-one")) == 32 and report_token(store, "t-one") != report_token(store, "t-two")
     store.close()
 
