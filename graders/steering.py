@@ -45,6 +45,7 @@ from graders.timeline import (
     Event,
     commit_times,
     file_writes,
+    idle_pushes,
     is_revert_command,
     push_paths,
     test_runs,
@@ -94,6 +95,8 @@ class SteeringGrader:
         turns = [TurnLabels(i, classify(events[i]["text"])) for i in prompt_indexes]
         details: dict[str, Any] = {"trusts": TRUSTS}
         timeline = Timeline.of(view)
+        idle = idle_pushes(bundle, events)
+        timeline.pushes = [p for p in timeline.pushes if p not in idle]
         lines, shipped_paths, weakened, spec_texts = self._repo_facts(bundle, events, view, details)
         findings = self._findings(bundle, options, context, timeline, spec_texts, shipped_paths, weakened)
         criteria = self._criteria(timeline, findings, lines, options)

@@ -369,6 +369,22 @@ def _pushed_commits(bundle: Bundle) -> list[tuple[dict[str, Any], list[str]]]:
     return found
 
 
+def idle_pushes(bundle: Bundle, events: list[Event]) -> set[int]:
+    """Event indexes of pushes that shipped no work: the starter pushed at launch, a branch
+    deleted, a ref moved to commits the forge already had."""
+    parents = {str(c.get("sha")) for c in bundle.commits()}
+    idle_keys = {(str(push.get("ts")), str(push.get("after"))) for push, shas in _pushed_commits(bundle)
+                 if not shas and (str(push.get("after") or "").strip("0") == "" or str(push.get("after")) in parents)}
+    found: set[int] = set()
+    for index, event in enumerate(events):
+        if event["kind"] == "push":
+            data = event.get("data") or {}
+            moment = parse_ts(data.get("ts") or event.get("ts"))
+            if any(after == str(data.get("after")) and parse_ts(ts) == moment for ts, after in idle_keys):
+                found.add(index)
+    return found
+
+
 def commit_times(bundle: Bundle) -> dict[str, datetime]:
     """sha → when the host saw the commit: the time of the first push that brought it.
 

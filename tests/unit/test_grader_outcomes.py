@@ -532,3 +532,20 @@ def test_constraints_on_files_that_do_not_exist_earn_nothing(tmp_path: Path) -> 
     s.push(5)
     result = _grade(SpecQualityGrader(), Bundle(s.build()))
     assert _criterion(result, "constraints_honoured").score == 0.0
+
+
+def test_a_push_that_ships_no_work_is_not_judged(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-idle")
+    s.pushes.append({"ts": "2025-03-03T08:59:00Z", "ref": "refs/heads/main", "before": "0" * 40,
+                     "after": s.starter_sha, "forced": False, "pusher": "trial-bot"})  # the starter, at launch
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    [run] = s.reply(4, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, PASSING)
+    s.reply(6, "6 passed.")
+    s.commit(7, "Add * and /")
+    s.push(8)
+    result = _grade(SteeringGrader(), Bundle(s.build()))
+    assert [f["outcome"] for f in result.details["findings"]["pushes"]] == ["tested"]
+    assert _criterion(result, "verification").score == 4.0
