@@ -113,19 +113,54 @@ def sort_events(events: list[Event]) -> list[Event]:
     return sorted(events, key=lambda item: item["ts"])
 
 
-def jsonl_records(raw: bytes) -> list[dict[str, Any]]:
-    """Records of a JSONL file; a torn last line (agent killed mid-write) is skipped, not fatal."""
+MAX_LINE_BYTES = 16 << 20
+"""A transcript line longer than this is skipped: no real record comes near it."""
+MAX_DEPTH = 64
+"""Records nested deeper are skipped: real ones are a few levels deep, and deep ones break recursion."""
+
+
+def jsonl_records(raw: bytes, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Records of a JSONL file. A line that is not one sane JSON object (torn by a killed agent,
+    binary, huge, nested past MAX_DEPTH: the candidate writes these files) is skipped, never fatal;
+    `skipped` gets a reason per skipped line."""
     records = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
+    for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
+        reason = ""
+        if len(line) > MAX_LINE_BYTES:
+            reason = f"longer than {MAX_LINE_BYTES >> 20} MiB"
+        else:
+            try:
+                record = json.loads(line.decode("utf-8", errors="replace"))
+            except RecursionError:
+                reason = "nested too deep to parse"
+            except ValueError:
+                reason = "not JSON"
+            else:
+                if not isinstance(record, dict):
+                    reason = "not a JSON object"
+                elif too_deep(record, MAX_DEPTH):
+                    reason = f"nested deeper than {MAX_DEPTH} levels"
+                else:
+                    records.append(record)
+        if reason and skipped is not None:
+            skipped.append(f"line {number}: {reason}")
     return records
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def tool_arguments(raw: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from orchestrator.agents.base import AgentSpec, Event
+from orchestrator.agents.events import jsonl_records
 from orchestrator.errors import EvidenceError, SandboxError
 from orchestrator.evidence.bundle import TRANSCRIPTS_DIR
 from orchestrator.sandbox.base import HOME, SandboxBackend, SandboxRef
@@ -48,12 +49,14 @@ def select(files: Mapping[str, bytes], globs: Iterable[str]) -> dict[str, bytes]
 
 
 def read_tree(root: Path, globs: Iterable[str]) -> dict[str, bytes]:
-    """Transcripts under a folder laid out like the sandbox home (a bundle's copy, a fixture)."""
+    """Transcripts under a folder laid out like the sandbox home (a bundle's copy, a fixture).
+
+    Regular files only: a symlink is never followed (it could point anywhere on the host)."""
     patterns = tuple(globs)
     found: dict[str, bytes] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        if path.is_file() and matches(rel, patterns):
+        if not path.is_symlink() and path.is_file() and matches(rel, patterns):
             found[rel] = path.read_bytes()
     return found
 
@@ -71,7 +74,11 @@ def collect(backend: SandboxBackend, ref: SandboxRef, agent: AgentSpec,
         try:
             # The tar adds headers and padding: allow some room over the transcripts' own cap.
             archive = backend.copy_out(ref, source, max_bytes=MAX_TRANSCRIPT_BYTES + (16 << 20))
-            files.update(_untar(archive, root, agent.transcript_globs))
+            files.update(_untar(archive, root, agent.transcript_globs, problems))
+        except tarfile.TarError as exc:
+            if problems is None:
+                raise EvidenceError(f"the copy of ~/{root} is not a readable archive: {exc}") from exc
+            problems.append(f"~/{root}: the copy is not a readable archive ({exc}); its transcripts were left out")
         except SandboxError as exc:
             if isinstance(exc, LookupError):
                 continue  # the agent was never started: no folder, no transcripts
@@ -85,7 +92,7 @@ def collect(backend: SandboxBackend, ref: SandboxRef, agent: AgentSpec,
     return files
 
 
-def _untar(archive: bytes, root: str, globs: tuple[str, ...]) -> dict[str, bytes]:
+def _untar(archive: bytes, root: str, globs: tuple[str, ...], problems: list[str] | None = None) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     total = 0
     # `docker cp` names members after the copied folder's own name: map them back under home.
@@ -93,14 +100,18 @@ def _untar(archive: bytes, root: str, globs: tuple[str, ...]) -> dict[str, bytes
     parent = "" if parent == "." else parent
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar:
-            if not member.isfile():
-                continue  # links could point anywhere; transcripts are plain files
             name = member.name.removeprefix("./")
             if root == ".":
                 rel = name.split("/", 1)[1] if "/" in name else name  # drop the home folder's own name
             else:
                 rel = f"{parent}/{name}" if parent else name
             if not matches(rel, globs):
+                continue
+            if not member.isfile() or ".." in PurePosixPath(rel).parts or rel.startswith("/"):
+                # Links could point anywhere, fifos and devices hold no transcript, and a name
+                # that climbs out of home would be written outside the bundle.
+                if problems is not None and not member.isdir():
+                    problems.append(f"~/{rel}: {_member_kind(member)}, not a plain file under home; left out")
                 continue
             total += member.size
             if total > MAX_TRANSCRIPT_BYTES:
@@ -112,14 +123,21 @@ def _untar(archive: bytes, root: str, globs: tuple[str, ...]) -> dict[str, bytes
     return files
 
 
-def write_raw(bundle_dir: Path, agent_name: str, files: Mapping[str, bytes]) -> list[Path]:
-    """Store transcripts as `transcripts/<agent>/<path under home>`, byte for byte."""
+def write_raw(bundle_dir: Path, agent_name: str, files: Mapping[str, bytes],
+              problems: list[str] | None = None) -> list[Path]:
+    """Store transcripts as `transcripts/<agent>/<path under home>`, byte for byte.
+
+    A name that would land outside that folder is left out (named in `problems`), never written."""
     base = bundle_dir / TRANSCRIPTS_DIR / agent_name
+    base.mkdir(parents=True, exist_ok=True)
     written = []
     for rel, data in sorted(files.items()):
         target = (base / rel).resolve()
-        if not target.is_relative_to(base.resolve()):
-            raise EvidenceError(f"transcript path {rel!r} leaves {base}", "a transcript name must stay under home")
+        if not target.is_relative_to(base.resolve()) or target == base.resolve():
+            if problems is None:
+                raise EvidenceError(f"transcript path {rel!r} leaves {base}", "a transcript name must stay under home")
+            problems.append(f"~/{rel}: the name leaves the transcripts folder; left out")
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         written.append(target)
@@ -130,6 +148,54 @@ def read_raw(bundle_dir: Path, agent: AgentSpec) -> dict[str, bytes]:
     return read_tree(bundle_dir / TRANSCRIPTS_DIR / agent.name, agent.transcript_globs)
 
 
-def parse_raw(bundle_dir: Path, agent: AgentSpec) -> list[Event]:
+def parse_raw(bundle_dir: Path, agent: AgentSpec, problems: list[str] | None = None) -> list[Event]:
     """Normalized events from the raw transcripts in a bundle (re-runnable: `trial grade` needs no sandbox)."""
-    return agent.parse(read_raw(bundle_dir, agent))
+    return safe_parse(agent, read_raw(bundle_dir, agent), problems)
+
+
+# What a parser may raise on input it was not written for; anything else is our bug and surfaces.
+_PARSE_ERRORS = (RecursionError, ValueError, TypeError, KeyError, AttributeError, IndexError, UnicodeError)
+
+
+def safe_parse(agent: AgentSpec, files: Mapping[str, bytes], problems: list[str] | None = None) -> list[Event]:
+    """The agent's events from its transcripts, whatever the candidate put in them.
+
+    Lines that are not sane JSON records are skipped (and counted in `problems`); a file the
+    parser still cannot read is left out and named, and the others are parsed without it:
+    no transcript can stop a collect or a grade.
+    """
+    notes = problems if problems is not None else []
+    for rel, data in sorted(files.items()):
+        if rel.endswith(".jsonl"):
+            skipped: list[str] = []
+            jsonl_records(data, skipped)
+            if skipped:
+                shown = "; ".join(skipped[:3]) + (f"; … {len(skipped) - 3} more" if len(skipped) > 3 else "")
+                notes.append(f"~/{rel}: {len(skipped)} line(s) skipped ({shown})")
+    usable = dict(files)
+    try:
+        return agent.parse(usable)
+    except _PARSE_ERRORS:
+        pass
+    for rel in sorted(files):
+        try:
+            agent.parse({rel: files[rel]})
+        except _PARSE_ERRORS as exc:
+            notes.append(f"~/{rel}: the {agent.name} parser could not read it ({type(exc).__name__}); left out")
+            usable.pop(rel)
+    try:
+        return agent.parse(usable)
+    except _PARSE_ERRORS as exc:
+        notes.append(f"the {agent.name} transcripts could not be read together ({type(exc).__name__}); "
+                     "all left out of the timeline (the raw files are in the bundle)")
+        return []
+
+
+def _member_kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return f"a link to {member.linkname!r}"
+    if member.isfifo():
+        return "a fifo"
+    if member.ischr() or member.isblk():
+        return "a device"
+    return "a name outside home" if member.isfile() else "not a regular file"

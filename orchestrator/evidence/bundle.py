@@ -59,6 +59,22 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_jsonl_tolerant(path: Path) -> list[dict[str, Any]]:
+    """`read_jsonl` that skips lines that are not JSON objects (a torn tail, a damaged copy)."""
+    if not path.exists():
+        return []
+    records = []
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
 class Bundle:
     """Read access to one bundle; `verify` proves nothing changed since collect."""
 

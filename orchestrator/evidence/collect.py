@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.agents import get_agent, transcripts
 from orchestrator.deadlines import DEADLINE_REF_PREFIX, heads_at, late_pushes, repo_size
+from orchestrator.errors import TrialError
 from orchestrator.evidence import bundle as files
 from orchestrator.evidence.atif import to_atif
 from orchestrator.evidence.gitlog import commit_records, refs, write_bundle
@@ -98,19 +99,37 @@ class CollectSteps:
         pulls_dir = self.bundle_dir / files.PULLS_DIR
         shutil.rmtree(pulls_dir, ignore_errors=True)
         pulls_dir.mkdir(parents=True)
+        # What cannot be read is left out and named: the repository is already in the bundle,
+        # so the trial stays gradable whatever the candidate's branches hold.
+        forge = self.services.forge
+        left_out: list[dict[str, str]] = []
         numbers = []
-        for pr in self.services.forge.pull_requests(self.repo):
+        try:
+            pulls = forge.pull_requests(self.repo)
+        except TrialError as exc:
+            pulls = []
+            left_out.append({"what": "pull requests", "why": exc.one_line()})
+        left_out += [{"what": "pull requests", "why": str(note)} for note in getattr(forge, "left_out", [])]
+        for pr in pulls:
             (pulls_dir / f"{pr.number}.json").write_text(json.dumps(pr.to_json(), indent=2, sort_keys=True))
-            diff = self.services.forge.pull_request_diff(self.repo, pr.number)
-            (pulls_dir / f"{pr.number}.diff").write_text(diff)
+            try:
+                diff = forge.pull_request_diff(self.repo, pr.number)
+            except TrialError as exc:
+                left_out.append({"what": f"pulls/{pr.number}.diff", "why": exc.one_line()})
+            else:
+                (pulls_dir / f"{pr.number}.diff").write_text(diff)
             numbers.append(pr.number)
-        pushes = self.services.forge.push_events(self.repo)
+        pushes = forge.push_events(self.repo)
         # Pushes after the deadline are kept and marked: shown in the report, never graded.
         late = late_pushes(pushes, self.trial.deadline)
-        files.write_jsonl(self.bundle_dir / files.PUSHES, [{**p, "late": p in late} for p in pushes])
+        # Who logged each push (orchestrator.evidence.events.push_witness): the local forge's hook
+        # and the host service's git proxy are the host; GitHub's activity log is the forge's word.
+        witness = "host" if forge.name == "local" else "forge"
+        files.write_jsonl(self.bundle_dir / files.PUSHES,
+                          [{**p, "late": p in late, "witness": p.get("witness") or witness} for p in pushes])
         # What each branch held when time ran out, even if the reaper came late.
         at_deadline = heads_at(pushes, self.trial.deadline) if self.trial.deadline else {}
-        return {"pulls": numbers, "refs_at_deadline": at_deadline, "late_pushes": late}
+        return {"pulls": numbers, "refs_at_deadline": at_deadline, "late_pushes": late, "left_out": left_out}
 
     def gateway_log(self, ctx: StepContext) -> dict[str, Any]:
         from orchestrator.gateway.log import log_path, verify_chain
@@ -133,18 +152,20 @@ class CollectSteps:
         shutil.rmtree(self.bundle_dir / files.TRANSCRIPTS_DIR / self.agent.name, ignore_errors=True)
         problems: list[str] = []
         raw = transcripts.collect(self.services.sandbox, ref, self.agent, problems) if ref is not None else {}
-        transcripts.write_raw(self.bundle_dir, self.agent.name, raw)
-        ctx.scratch["agent_events"] = self.agent.parse(raw)
+        written = set(transcripts.write_raw(self.bundle_dir, self.agent.name, raw, problems))
+        base = self.bundle_dir / files.TRANSCRIPTS_DIR / self.agent.name
+        kept = {rel: data for rel, data in raw.items() if (base / rel).resolve() in written}
+        ctx.scratch["agent_events"] = transcripts.safe_parse(self.agent, kept, problems)
         for problem in problems:
             log.warning("collect.transcripts_left_out", trial_id=self.trial.id, problem=problem)
-        return {"files": sorted(raw), "left_out": problems}
+        return {"files": sorted(kept), "left_out": problems}
 
     def events(self, ctx: StepContext) -> dict[str, Any]:
         from orchestrator.evidence.events import build_events
 
         agent_events = ctx.scratch.get("agent_events")
         if agent_events is None:  # resumed after the transcripts step: parse the bundle's raw copies
-            agent_events = transcripts.parse_raw(self.bundle_dir, self.agent)
+            agent_events = transcripts.parse_raw(self.bundle_dir, self.agent, [])
         timeline = build_events(self.bundle_dir, agent_events)
         files.write_jsonl(self.bundle_dir / files.EVENTS, timeline)
         # The same timeline in Harbor's ATIF, so existing trajectory viewers can open it.
@@ -169,12 +190,55 @@ class CollectSteps:
             "repo_size": ctx.results.get("fetch_repo", {}).get("repo_size"),
             "cutoff": current.data.get("cutoff"),
             "gateway": ctx.results.get("gateway_log", {}),
+            "times": self.times(ctx),
+            "left_out": self.left_out(ctx),
             "transcripts_left_out": ctx.results.get("transcripts", {}).get("left_out", []),
             "collector": {"trial": __version__, "forge": self.services.forge.name,
                           "sandbox": self.services.sandbox.name},
         }
         written = files.write_manifest(self.bundle_dir, header)
         return {"files": len(written["files"])}
+
+    def times(self, ctx: StepContext) -> dict[str, str | None]:
+        """Host-witnessed moments only: the store's launch steps, the gateway log and the push log."""
+        current = self.services.store.get_trial(self.trial.id)
+        launch = {record.name: record for record in self.services.store.steps(self.trial.id, "launch")}
+        activated = launch.get("activate")
+        launched = activated.finished_at if activated and activated.finished_at else None
+        bots = {self.services.settings.forge.bot_name, "trial-bot"}
+        return host_times(self.bundle_dir, launched_at=iso(launched) if launched else None,
+                          deadline=iso(current.deadline) if current.deadline else None,
+                          frozen_at=ctx.result("freeze", "frozen_at"), bot_pushers=bots)
+
+    def left_out(self, ctx: StepContext) -> list[dict[str, str]]:
+        """Everything collection did not take, and why: the manifest's list, which the report shows."""
+        notes: list[dict[str, str]] = list(ctx.results.get("pull_requests", {}).get("left_out", []))
+        notes += [{"what": "transcripts", "why": str(problem)}
+                  for problem in ctx.results.get("transcripts", {}).get("left_out", [])]
+        gateway = ctx.results.get("gateway_log", {})
+        if gateway.get("chain_ok") is False:
+            notes.append({"what": "gateway log", "why": f"hash chain broken ({gateway.get('reason')}): records "
+                                                        "from there on cannot be trusted"})
+        return notes
+
+
+def host_times(bundle_dir: Path, *, launched_at: str | None, deadline: str | None, frozen_at: str | None,
+               bot_pushers: set[str]) -> dict[str, str | None]:
+    """`manifest.times`: when the candidate got the sandbox, the deadline, the first request the
+    gateway logged, the candidate's first and last push the forge logged, and when collect ran.
+    `started_at` is `launched_at` under the name graders read."""
+    from orchestrator.evidence.events import format_ts, parse_ts
+
+    def first_last(values: list[Any]) -> tuple[str | None, str | None]:
+        moments = sorted(m for m in (parse_ts(v) for v in values) if m)
+        return (format_ts(moments[0]), format_ts(moments[-1])) if moments else (None, None)
+
+    gateway_first, _ = first_last([r.get("ts") for r in files.read_jsonl_tolerant(bundle_dir / files.GATEWAY_LOG)])
+    pushes = [p for p in files.read_jsonl_tolerant(bundle_dir / files.PUSHES) if p.get("pusher") not in bot_pushers]
+    first_push, last_push = first_last([p.get("ts") for p in pushes])
+    return {"launched_at": launched_at, "started_at": launched_at, "deadline": deadline,
+            "first_gateway_request": gateway_first, "first_push": first_push, "last_push": last_push,
+            "frozen_at": frozen_at, "collected_at": iso(utcnow())}
 
 
 def collect_steps(services: Services, trial: Trial, bundle_dir: Path) -> list[Step]:

@@ -36,6 +36,10 @@ MAX_PR_COMMITS = 2000
 MAX_PULLS = 1000
 """Branches read as pull requests, most recently pushed first: a hostile repo cannot make collect endless."""
 MAX_CACHED_DIFF = 8 << 20
+MAX_DIFF_BUDGET = 32 << 20
+"""Characters of diff read per `pull_requests` call; past it, pull requests list their files only."""
+MAX_PR_FILES = 3000
+MAX_FILES_PAST_BUDGET = 300
 PUSH_LOG = "trial-pushes.tsv"
 """The host push log (orchestrator/forge/pushlog.py format), written by the post-receive hook."""
 
@@ -95,6 +99,7 @@ class LocalForge:
         self.left_out: list[str] = []
         """What the last `pull_requests` call did not read, and why (collect puts it in the manifest)."""
         self._diff_cache: dict[int, tuple[str, str]] = {}
+        self._over_budget: set[int] = set()
 
     # -- paths and metadata -------------------------------------------------------------
     def repo_path(self, name: str) -> Path:
@@ -304,8 +309,11 @@ class LocalForge:
             pushed.setdefault(str(event["ref"]).removeprefix("refs/heads/"), []).append(str(event["ts"]))
         self.left_out = []
         self._diff_cache = {}
+        self._over_budget = set()
+        budget = MAX_DIFF_BUDGET
+        # Most recently pushed first: caps and the diff budget go to the work graded first.
+        candidates.sort(key=lambda b: ((pushed.get(b) or [""])[-1], numbers[b]), reverse=True)
         if len(candidates) > MAX_PULLS:
-            candidates.sort(key=lambda b: ((pushed.get(b) or [""])[-1], numbers[b]), reverse=True)
             self.left_out.append(f"{len(candidates) - MAX_PULLS} of {len(candidates)} branches not read as pull "
                                  f"requests (only the {MAX_PULLS} pushed last are); all are in repo.bundle")
             candidates = candidates[:MAX_PULLS]
@@ -325,9 +333,14 @@ class LocalForge:
                 number=number, title=subject.strip(), body=body.strip(), state="open",
                 head_ref=branch, head_sha=head, base_ref=base_ref, base_sha=base,
                 author=str(first["author"]), created_at=times[0], updated_at=times[-1],
-                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head, number),
+                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head, number, budget > 0),
                 commits=commits[:MAX_PR_COMMITS], comments=list(comments.get(str(number), [])),
             ))
+            budget -= sum(len(f["patch"]) for f in pulls[-1].files) + len(self._diff_cache.get(number, ("", ""))[1])
+        if self._over_budget:
+            self.left_out.append(f"{len(self._over_budget)} pull request(s) past the {MAX_DIFF_BUDGET >> 20} MiB diff "
+                                 "budget: files listed without line counts, patches or diff, at most "
+                                 f"{MAX_FILES_PAST_BUDGET} each (the commits are in repo.bundle)")
         return sorted(pulls, key=lambda pr: pr.number)
 
     def _merge_base(self, path: Path, base: str, head: str) -> str:
@@ -356,19 +369,27 @@ class LocalForge:
         return self._git(*BIG_FILES, "diff", *gitenv.DIFF_FLAGS, "--no-renames", *args, base or EMPTY_TREE, head,
                          cwd=path)
 
-    def _files(self, path: Path, base: str, head: str, number: int) -> list[dict[str, Any]]:
-        # Two diffs for the whole branch (status and line counts together, then the patch); git
-        # lists files in the same order in both.
+    def _files(self, path: Path, base: str, head: str, number: int, full_read: bool) -> list[dict[str, Any]]:
+        """Two diffs for the whole branch (status and line counts together, then the patch); git
+        lists files in the same order in both. Past the diff budget (`full_read` False), one
+        tree-only diff: names and statuses, no blob is read."""
         statuses: list[str] = []
+        names: list[str] = []
         counts: list[tuple[str, str, str]] = []  # (added, deleted, name)
-        tokens = iter(self._diff(path, base, head, "--raw", "--numstat", "-z").split("\0"))
+        tokens = iter(self._diff(path, base, head, "--raw", *(("--numstat",) if full_read else ()), "-z")
+                      .split("\0"))
         for token in tokens:  # every raw entry (status, then its path), then every numstat entry
             if token.startswith(":"):
                 statuses.append(token.split()[-1][:1])
-                next(tokens, None)
+                names.append(next(tokens, ""))
             elif token.count("\t") >= 2:
                 added, deleted, name = token.split("\t", 2)
                 counts.append((added, deleted, name))
+        if not full_read:
+            self._over_budget.add(number)
+            return [{"filename": name, "status": {"A": "added", "D": "removed"}.get(code, "modified"),
+                     "additions": 0, "deletions": 0, "patch": "", "counted": False}
+                    for code, name in list(zip(statuses, names, strict=False))[:MAX_FILES_PAST_BUDGET]]
         entries = [(statuses[i] if i < len(statuses) else "M", *count) for i, count in enumerate(counts)]
         full = self._diff(path, base, head)
         if len(full) <= MAX_CACHED_DIFF:
@@ -376,7 +397,7 @@ class LocalForge:
         patches = _split_patch(full)
         aligned = len(patches) == len(entries)
         files = []
-        for position, (code, added, deleted, filename) in enumerate(entries):
+        for position, (code, added, deleted, filename) in enumerate(entries[:MAX_PR_FILES]):
             patch = patches[position] if aligned else ""
             hunks = patch.find("\n@@")
             text = patch[hunks + 1:] if hunks >= 0 else ""
@@ -392,6 +413,9 @@ class LocalForge:
         return files
 
     def pull_request_diff(self, repo: RepoRef, number: int) -> str:
+        if number in self._over_budget:
+            raise ForgeError(f"the diff of pull request #{number} was not read: past the "
+                             f"{MAX_DIFF_BUDGET >> 20} MiB diff budget of this collect")
         path = self.repo_path(repo.name)
         branch = next((b for b, n in self._read_meta(repo.name).get("pulls", {}).items() if n == number), None)
         cached = self._diff_cache.get(number)
