@@ -40,9 +40,13 @@ _PATCH_FILE = re.compile(r"^\*\*\* (Add|Update) File: (.+)$")
 # /dev/null), heredocs, in-place editors, tee, inline Python, copies and patches.
 _SHELL_WRITE = re.compile(
     r"(<<-?\s*['\"]?\w+|\bsed\s+(?:-\w+\s+)*-i|\bsed\s+--in-place|\bperl\s+-\w*i|\btee\b|"
-    r"\bpython3?\s+(?:-\w+\s+)*-c\b|\bnode\s+-e\b|(?<![<>0-9&])>>?\s*(?!&|/dev/null)['\"]?[\w./~-]|"
-    r"\b(cp|mv|rm|touch|truncate|install|ln)\s|\bgit\s+(apply|am|checkout|restore|revert|reset|stash)\b|"
-    r"\bpatch\s+-p|\bapply_patch\b)")
+    r"(?<![<>0-9&])>>?\s*(?!&|/dev/null)['\"]?[\w./~-]|"
+    r"\b(cp|mv|rm|touch|truncate|install|ln)\s|\bgit\s+(?:(?:apply|am|restore|revert)\b|checkout\s+--\s|"
+    r"reset\s+--hard\b|stash\s+(?:pop|apply)\b)|\bpatch\s+-p|\bapply_patch\b)")
+# Inline Python or Node writes files only when it says so; `python3 -c "import x"` is a check.
+_INLINE_CODE = re.compile(r"\b(python3?\s+(?:-\w+\s+)*-c|node\s+-e)\b")
+_INLINE_WRITE = re.compile(r"open\([^)]*['\"][wax]b?\+?['\"]|\.write(_text|_bytes)?\(|writeFileSync|\bos\.(replace|"
+                           r"rename|remove|unlink)\(|shutil\.|\.unlink\(|\.rename\(")
 _HEREDOC = re.compile(r"^(?P<head>[^\n]*?)<<-?\s*(?P<q>['\"]?)(?P<tag>\w+)(?P=q)(?P<rest>[^\n]*)\n"
                       r"(?P<body>.*?)^\s*(?P=tag)\s*$", re.M | re.S)
 _REDIRECT_TARGET = re.compile(r"(?:(?<![<>0-9&])>>?|\btee\s+(?:-a\s+)?)\s*['\"]?([^\s'\"<>|;&()]+)")
@@ -269,7 +273,11 @@ def _patch_writes(patch: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...
 
 def shell_writes_files(command: str) -> bool:
     """Whether a shell command (not a test run) changes files in the work tree."""
-    return bool(command) and not _TEST_COMMAND.search(command) and bool(_SHELL_WRITE.search(command))
+    if not command or _TEST_COMMAND.search(command):
+        return False
+    if _INLINE_CODE.search(command) and _INLINE_WRITE.search(command):
+        return True
+    return bool(_SHELL_WRITE.search(command))
 
 
 def _command_lines(text: str) -> tuple[str, ...]:
