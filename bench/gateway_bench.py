@@ -243,8 +243,11 @@ def main() -> None:
         relay, relay_url = spawn([sys.executable, str(Path(__file__).resolve()), "--relay", fake_url], env)
         processes.append(relay)
         token = make_trial(home)
+        # One trial drives all CONCURRENCY clients here, past the per-trial in-flight cap a real
+        # trial lives under: lift the cap so the figure measures the gateway, not its refusals.
         gateway_env = {**env, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "TRIAL_GATEWAY_ANTHROPIC_BASE_URL": fake_url,
-                       "TRIAL_GATEWAY_OPENAI_BASE_URL": fake_url}
+                       "TRIAL_GATEWAY_OPENAI_BASE_URL": fake_url,
+                       "TRIAL_GATEWAY_MAX_IN_FLIGHT_PER_TRIAL": str(CONCURRENCY * 2)}
         gateway, gateway_url = spawn([sys.executable, "-m", "orchestrator.gateway"], gateway_env)
         processes.append(gateway)
         common = {"content-type": "application/json", "anthropic-version": "2023-06-01"}

@@ -80,6 +80,12 @@ class GatewaySettings(_Section):
     provider: str | None = Field(default=None, pattern=r"^(anthropic|openai|script:.+)$")
     """Where models come from for trials that do not say: `anthropic` or `openai` (the real provider
     behind each route, the default) or `script:FILE`, a scripted model (orchestrator/gateway/scripted.py)."""
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    """Largest request body relayed; larger ones get 413 (orchestrator/gateway/limits.py)."""
+    max_in_flight_per_trial: int = Field(default=16, ge=1)
+    """Requests one trial may have in flight at once; more get a retryable 429."""
+    log_quota_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
+    """Size of one trial's gateway log beyond which its requests are refused."""
 
 
 class SandboxSettings(_Section):
@@ -98,6 +104,9 @@ class SandboxSettings(_Section):
     sandboxes included; an opt-out that every launch warns about)."""
     ssh_port_range: tuple[int, int] = (0, 0)
     """Host port for sandbox sshd; (0, 0) lets Docker choose a free one."""
+    volume_quota_mb: float = Field(default=10240.0, ge=0)
+    """Disk limit of each of a trial's volumes (workspace, home) in MiB (0: none). Docker cannot
+    enforce it on overlay2/ext4, so it is watched (`orchestrator.sandbox.quota`) and alerted."""
 
 
 class DefaultSettings(_Section):

@@ -2,7 +2,7 @@
 
 The sandbox is the candidate's, so every request is input from an adversary who has read
 this file. Each limit bounds one resource a trial could otherwise take from the host or
-from the other trials:
+from the other trials (the first three are operator settings, `[gateway]` in trial.toml):
 
 - `max_request_bytes`: one body (memory while it is read, the log line it becomes).
   Anthropic's own Messages limit is 32 MB; a larger body is refused with 413 and the
@@ -13,6 +13,8 @@ from the other trials:
   refused with 429 (not worth a retry) and the refusals logged, small, until
   `refusal_slack_bytes` more; refusals beyond that are counted in the service log only,
   so a flood cannot grow the file without bound.
+  Requests admitted together are each checked against the size before them, so the
+  file can pass the quota by at most `max_in_flight` records.
 - `refused_head_chars`: a refused request is logged as its size, its sha256 and this
   many characters of its start, never whole.
 - `default_output_tokens`: the output cap assumed for a request that names none, for the

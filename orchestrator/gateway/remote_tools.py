@@ -11,7 +11,10 @@ names what was stripped. Function (client-side) tools are never touched: the age
 those inside the sandbox, where everything they do is the sandbox's.
 
 A `tool_choice` that names a stripped tool is dropped with it (the provider would refuse
-the request otherwise); a tool list left empty is removed with its choice.
+the request otherwise); a tool list left empty is removed with its choice. Some OpenAI
+models search the web by themselves, with no tool in the request (`gpt-4o-search-preview`,
+`gpt-5-search-api`, the `deep-research` models): there is nothing to strip, so requests
+for them are refused instead, on the same condition.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ _ANTHROPIC_PREFIXES = ("web_search_", "web_fetch_", "mcp_toolset")
 _OPENAI_PREFIXES = ("web_search", "mcp", "file_search")
 _TOP_LEVEL = {"anthropic.messages": ("mcp_servers",), "openai.chat": ("web_search_options",),
               "openai.responses": ()}
+
+
+def searches_by_itself(provider: str, model: str | None) -> bool:
+    """A model that reaches the internet whatever the request says (OpenAI's search models)."""
+    if provider != "openai" or not model:
+        return False
+    parts = model.lower().replace("_", "-").split("-")
+    return "search" in parts or "deep-research" in model.lower()
 
 
 def _remote(kind: str, tool: Any) -> bool:

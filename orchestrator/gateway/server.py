@@ -46,7 +46,7 @@ from orchestrator.gateway.limits import Limits
 from orchestrator.gateway.log import GatewayLogs, TrialLog
 from orchestrator.gateway.prices import PriceTable
 from orchestrator.gateway.provider_errors import Provider, error_response
-from orchestrator.gateway.remote_tools import strip_remote_tools
+from orchestrator.gateway.remote_tools import searches_by_itself, strip_remote_tools
 from orchestrator.gateway.scripted import ScriptedModels
 from orchestrator.gateway.sse import SSEParser
 from orchestrator.gateway.urls import ANTHROPIC_PREFIX, OPENAI_PREFIX, ROUTES, Route, upstream_base
@@ -130,7 +130,9 @@ class Gateway:
         self.tokens = TokenCache(store, templates_dir=settings.templates_dir)
         self.logs = GatewayLogs(settings.home)
         self.budgets = Budgets()
-        self.limits = Limits()
+        self.limits = Limits(max_request_bytes=config.max_request_bytes,
+                             max_in_flight=config.max_in_flight_per_trial,
+                             log_quota_bytes=config.log_quota_bytes)
         self.trial_in_flight: dict[str, int] = {}
         """Exchanges being handled right now, per trial (the cap of limits.max_in_flight)."""
         self.unlogged_refusals: dict[str, int] = {}
@@ -276,6 +278,9 @@ class Gateway:
             return (400, "background responses are not relayed: they finish outside the exchange, where the "
                     "trial gateway can neither log nor bill them; send the request without \"background\"",
                     "refused_background", False)
+        if not grant.allow_remote_tools and searches_by_itself(route.provider, ex.model):
+            return (400, f"model {ex.model} searches the web by itself, which this trial's template does not "
+                    "allow (allow_remote_tools); use a model without built-in search", "refused_remote_model", False)
         if not grant.allow_remote_tools:
             clean, stripped = strip_remote_tools(route.kind, payload)
             if stripped:

@@ -346,6 +346,13 @@ def test_provider_side_tools_that_reach_the_internet_are_stripped_and_the_log_sa
         assert r_record["stripped_tools"] == ["tools[0]:web_search_preview", "tools[1]:web_search", "tools[2]:mcp",
                                               "tools[3]:file_search", "tool_choice"]
         assert c_record["stripped_tools"] == ["web_search_options"]
+        # A model that searches by itself has nothing to strip: it is refused.
+        for model in ("gpt-4o-search-preview", "gpt-5-search-api", "o4-mini-deep-research"):
+            with pytest.raises(openai.BadRequestError) as refused:
+                openai_client(gw).chat.completions.create(model=model, messages=MESSAGES)
+            assert "searches the web" in refused.value.message
+        assert len(gw.fake.requests) == 3
+        assert records(gw.openai_log)[-1]["outcome"] == "refused_remote_model"
         assert verify_chain(gw.log).ok and verify_chain(gw.openai_log).ok
 
 
@@ -360,3 +367,4 @@ def test_a_template_may_allow_remote_tools(tmp_path: Path) -> None:
         messages, responses, chat = (request.body for request in gw.fake.requests)
         assert messages == ANTHROPIC_REMOTE and responses == RESPONSES_REMOTE and chat == CHAT_REMOTE
         assert "stripped_tools" not in records(gw.log)[0]
+        openai_client(gw).chat.completions.create(model="gpt-4o-search-preview", messages=MESSAGES)

@@ -135,3 +135,33 @@ def test_estimate_never_lowers_reported_counts_and_marks_itself() -> None:
     reported = Usage(input_tokens=30, output_tokens=50)
     assert estimate(reported, request_bytes=4000, output_chars=30) == Usage(
         input_tokens=30, output_tokens=50, estimated=True)
+
+
+def test_worst_case_prices_the_prompt_at_its_dearest_rate_and_the_whole_output_cap(table: PriceTable) -> None:
+    # claude-sonnet-4-5: a 1-hour cache write ($6/M) is the dearest way to bill a prompt; output $15/M.
+    assert table.worst_case("claude-sonnet-4-5", 10_000, 4_000) == pytest.approx((10_000 * 6 + 4_000 * 15) / 1e6)
+    # Past 200k prompt tokens the long-context tier applies: $12/M prompt, $22.5/M output.
+    assert table.worst_case("claude-sonnet-4-5", 300_000, 0) == pytest.approx(300_000 * 12 / 1e6)
+    # An unknown model at the table's highest rates; the worst case never undercuts the real price.
+    assert table.worst_case("mystery", 1_000, 1_000) >= table.price("mystery", Usage(1_000, 1_000)).cost_usd
+    for model in ("claude-sonnet-4-5", "gpt-5.4", "claude-opus-4-1"):
+        usage = Usage(input_tokens=400, output_tokens=900, cache_read_tokens=100, cache_write_tokens=300,
+                      cache_write_1h_tokens=200)
+        assert table.worst_case(model, usage.prompt_tokens, usage.output_tokens) >= table.price(model, usage).cost_usd
+
+
+@pytest.mark.parametrize(("kind", "payload", "expected"), [
+    ("anthropic.messages", {"max_tokens": 4096}, (4096, True)),
+    ("anthropic.messages", {}, (32_768, False)),
+    ("openai.chat", {"max_completion_tokens": 100, "max_tokens": 50}, (100, True)),
+    ("openai.chat", {"max_tokens": 50, "n": 4}, (200, True)),
+    ("openai.chat", {"n": 2}, (65_536, False)),
+    ("openai.responses", {"max_output_tokens": 777}, (777, True)),
+    ("openai.responses", {"max_output_tokens": True}, (32_768, False)),  # a bool is not a count
+    ("openai.responses", {"max_output_tokens": -5}, (32_768, False)),
+])
+def test_output_cap_reads_each_wire_formats_field(kind: str, payload: dict[str, object],
+                                                  expected: tuple[int, bool]) -> None:
+    from orchestrator.gateway.usage import output_cap
+
+    assert output_cap(kind, payload, 32_768) == expected
