@@ -8,6 +8,7 @@ import http.client
 import inspect
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +19,14 @@ import pytest
 from aiohttp import web
 
 from orchestrator.config import Settings, load_settings
+from orchestrator.forge.local import LocalForge
 from orchestrator.grading import grade
 from orchestrator.report.access import report_path, report_token, report_url
 from orchestrator.service.app import create_app
 from orchestrator.services import Services
 from orchestrator.store import Store, Trial, utcnow
 from tests.conftest import free_port
+from tests.fakes.github.world import commit_tree
 from tests.fixtures.bundle_builder import MINI_TEMPLATE, careful_session
 
 pytestmark = pytest.mark.unit
@@ -160,16 +163,29 @@ def test_trial_grade_puts_the_served_link_in_the_comment(trial_home: Path, tmp_p
     settings = load_settings({"service.public_host": "127.0.0.1", "service.port": port})
     store = Store.open(settings.home)
     now = utcnow()
+    forge = LocalForge(settings, store)
+    repo = forge.create_repo("t-careful", "t-careful", "the PR the report is posted on")
+    work = tmp_path / "work"
+    commit_tree(work, {"README.md": "# calc\n"}, "Starter")
+    forge.push(repo, work, "main")
+    identity = ["-c", "user.name=Carol", "-c", "user.email=carol@example.com"]
+    subprocess.run(["git", "checkout", "-q", "-b", "feature"], cwd=work, check=True)
+    subprocess.run(["git", *identity, "commit", "-q", "--allow-empty", "-m", "Work"], cwd=work, check=True)
+    forge.push(repo, work, "feature")
     store.create_trial(Trial(id="t-careful", template="mini", candidate="carol", agent="claude-code",
-                             state="collected", created_at=now, updated_at=now, hours=1.0, budget_usd=1.0, data={}))
+                             state="collected", created_at=now, updated_at=now, hours=1.0, budget_usd=1.0,
+                             data={"repo": repo.to_json()}))
     settings.evidence_dir.mkdir(parents=True)
     shutil.move(careful_session(tmp_path / "session"), settings.evidence_dir / "t-careful")
     templates = tmp_path / "templates"
     shutil.copytree(MINI_TEMPLATE, templates / "mini")
     services = Services.from_settings(settings.model_copy(update={"templates_dir": templates}),
                                       sandbox=object())  # type: ignore[arg-type]  # no image: hidden tests not run
-    outcome = grade(services, "t-careful")
+    outcome = grade(services, "t-careful", post=True)
     text = (outcome.bundle / "report.md").read_text()
+    # What reviewers read on the PR is this report, link included.
+    [pull] = forge.pull_requests(repo)
+    assert [c["body"] for c in pull.comments] == [text] and outcome.comment_url
     [url] = re.findall(r"\[full report with timeline\]\((http://[^)]+)\)", text)
     assert url == report_url(settings, store, "t-careful")
     with serving(_app(settings, store), port):
