@@ -133,13 +133,13 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
     template = services.catalog.get(request.template)
     candidate = validate_login(request.candidate)
     agent = get_agent(request.agent or template.config.agent)
+    provider = _gateway_provider(services, template, request.provider)
     services.sandbox.ping()
     services.forge.check()
     if not services.forge.user_exists(candidate):
         raise UsageError(f"candidate '{candidate}' does not exist on {services.forge.name}",
                          "check the spelling of --candidate")
     keys = _candidate_keys(services, candidate, request.ssh_keys)
-    provider = _gateway_provider(services, template, request.provider)
     hours = request.hours if request.hours is not None else template.config.hours
     if hours <= 0:
         raise UsageError(f"--hours must be positive (got {hours})", "e.g. --hours 4")

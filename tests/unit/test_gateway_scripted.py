@@ -383,3 +383,18 @@ def test_apply_patch_text_for_a_new_file_and_an_edit() -> None:
         "*** Begin Patch\n*** Add File: a/b.py\n+x = 1\n*** End Patch\n")
     assert apply_patch_text(Call(edit="c.py", old="a\nb", new="c"), None, "/workspace") == (
         "*** Begin Patch\n*** Update File: c.py\n@@\n-a\n-b\n+c\n*** End Patch\n")
+
+
+def test_launch_with_an_unusable_provider_is_one_line_and_creates_nothing(trial_home: Path, tmp_path: Path) -> None:
+    from tests.unit.test_cli_errors import assert_nothing_created, assert_one_line_error, trial
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[step]]\ntext = ""\n')
+    # Checked before Docker or the forge is asked anything: an unreachable engine is never reached.
+    env = {"DOCKER_HOST": "tcp://127.0.0.1:1"}
+    for provider, fragments in ((f"script:{bad}", (str(bad), "needs a text, calls or both")),
+                                (f"script:{tmp_path / 'none.toml'}", ("cannot be read",)),
+                                ("gemini", ("provider 'gemini' is not one the gateway knows", "script:FILE"))):
+        result = trial("launch", "api-keys", "--candidate", "octocat", "--provider", provider, env=env)
+        assert_one_line_error(result, 2, *fragments)
+    assert_nothing_created(trial_home)
