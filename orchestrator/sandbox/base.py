@@ -115,6 +115,14 @@ class ManagedResource:
     """The `trial.instance` label: the data dir that made it (None on resources older than the label)."""
 
 
+@dataclass(frozen=True)
+class VolumeUsage:
+    name: str
+    trial_id: str | None
+    size_bytes: int
+    """As the engine measures it on the host (root), whatever the candidate did to permissions."""
+
+
 SandboxStatus = Literal["created", "running", "paused", "restarting", "exited", "dead", "missing"]
 
 
@@ -156,6 +164,9 @@ class SandboxBackend(Protocol):
     def find(self, trial_id: str, role: str = "sandbox") -> SandboxRef | None: ...
 
     def list_managed(self) -> list[ManagedResource]: ...
+
+    def volume_usage(self) -> list[VolumeUsage]:
+        """Disk used by each volume this data dir's trials have (quotas are watched with it)."""
 
     def create_network(self, name: str, trial_id: str) -> None:
         """An internal network (no route beyond it) for one verification run; labelled like the rest."""

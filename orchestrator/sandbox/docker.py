@@ -83,6 +83,7 @@ from orchestrator.sandbox.base import (
     SandboxRef,
     SandboxSpec,
     SandboxStatus,
+    VolumeUsage,
 )
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -351,7 +352,8 @@ class DockerBackend:
             return False
         labels = attrs.get("Labels") or {}
         ports = tuple(int(port) for port in str(labels.get(LABEL_HOST_PORTS, "")).split(",") if port)
-        if firewall.ensure(_bridge_name(attrs), ports, str(attrs.get("Name", ""))):
+        within = labels.get(LABEL_EGRESS) == "internal"
+        if firewall.ensure(_bridge_name(attrs), ports, str(attrs.get("Name", "")), within=within):
             self._log.info("sandbox.egress.enforced", network=attrs.get("Name"), bridge=_bridge_name(attrs),
                            host_ports=list(ports))
         return True
@@ -377,14 +379,18 @@ class DockerBackend:
 
     def create_network(self, name: str, trial_id: str) -> None:
         _check_name("network", name)
-        labels = {LABEL_TRIAL: trial_id, LABEL_MANAGED: MANAGED_BY, **self._instance_label()}
+        # `internal` stops forwarding but not the host's own addresses: the filter closes those.
+        labels = {LABEL_TRIAL: trial_id, LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "internal",
+                  **self._instance_label()}
         with _engine_errors(f"create network {name}"):
-            self.client.networks.create(name, driver="bridge", internal=True, labels=labels)
+            network = self.client.networks.create(name, driver="bridge", internal=True, labels=labels)
+            network.reload()
+            self._enforce_egress(network.attrs)
 
     def remove_network(self, name: str) -> None:
         with _engine_errors(f"remove network {name}"):
             try:
-                self.client.networks.get(name).remove()
+                self._remove_network(self.client.networks.get(name))
             except docker.errors.NotFound:
                 return
 
@@ -452,7 +458,7 @@ class DockerBackend:
             for network_name in ((container.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
                 with suppress(docker.errors.NotFound):
                     network = self.client.networks.get(network_name)
-                    if (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) == "host-only":
+                    if (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) in ("host-only", "internal"):
                         self._enforce_egress(network.attrs)
             try:
                 container.start()
@@ -699,6 +705,21 @@ class DockerBackend:
                 if bridge not in bridges and not firewall.bridge_exists(bridge):
                     found.append(ManagedResource(kind="firewall", id=bridge, name=f"egress rules of {bridge}",
                                                  trial_id=None, status="unused"))
+        return found
+
+    def volume_usage(self) -> list[VolumeUsage]:
+        # `docker system df`: the engine sizes volumes as root on the host (no exec in the sandbox,
+        # where an unreadable directory would hide from `du`). Engines before API 1.42 size them all.
+        with _engine_errors("measure the volumes (docker system df)"):
+            volumes = self.client.df().get("Volumes") or []
+        found: list[VolumeUsage] = []
+        for volume in volumes:
+            labels = volume.get("Labels") or {}
+            if labels.get(LABEL_MANAGED) != MANAGED_BY or labels.get(LABEL_INSTANCE) != self.instance:
+                continue
+            size = int((volume.get("UsageData") or {}).get("Size") or 0)
+            found.append(VolumeUsage(name=str(volume["Name"]), trial_id=labels.get(LABEL_TRIAL),
+                                     size_bytes=max(size, 0)))
         return found
 
     def remove_resource(self, resource: ManagedResource) -> None:

@@ -11,7 +11,8 @@ such bridge gets two chains of its own in the host's `filter` table:
     DOCKER-USER -i BRIDGE → TRIAL-FWD-BRIDGE: replies pass (a published port is DNATed
                 inbound and answered through conntrack); everything else the bridge would
                 send through the host (other containers, other networks, the internet) is
-                dropped.
+                dropped, except, on an `internal` network whose containers work together
+                (a service template's program and its tests), traffic within the bridge.
 
 The chains are (re)written in one `iptables-restore --noflush` transaction, so there is never
 a moment with an empty chain; the jumps carry a comment naming the network. Writing them again
@@ -52,22 +53,24 @@ def fwd_chain(bridge: str) -> str:
     return FWD_PREFIX + bridge
 
 
-def chain_rules(bridge: str, ports: Sequence[int]) -> dict[str, list[str]]:
+def chain_rules(bridge: str, ports: Sequence[int], *, within: bool = False) -> dict[str, list[str]]:
     """The body of both chains, as `iptables -S CHAIN` prints it (so it can be compared)."""
     inbound = in_chain(bridge)
     forward = fwd_chain(bridge)
     rules_in = [f"-A {inbound} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
     rules_in += [f"-A {inbound} -p tcp -m tcp --dport {port} -j ACCEPT" for port in sorted(set(ports))]
     rules_in.append(f"-A {inbound} -j DROP")
-    rules_fwd = [f"-A {forward} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-                 f"-A {forward} -j DROP"]
+    rules_fwd = [f"-A {forward} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
+    if within:
+        rules_fwd.append(f"-A {forward} -o {bridge} -j RETURN")
+    rules_fwd.append(f"-A {forward} -j DROP")
     return {inbound: rules_in, forward: rules_fwd}
 
 
-def restore_script(bridge: str, ports: Sequence[int], jumps: Sequence[str]) -> str:
+def restore_script(bridge: str, ports: Sequence[int], jumps: Sequence[str], *, within: bool = False) -> str:
     """An `iptables-restore --noflush` transaction: declaring a chain creates or flushes it, and
     the new rules and the missing jumps land in the same commit."""
-    rules = chain_rules(bridge, ports)
+    rules = chain_rules(bridge, ports, within=within)
     lines = ["*filter", *(f":{chain} - [0:0]" for chain in rules)]
     for body in rules.values():
         lines += body
@@ -88,18 +91,20 @@ class HostFirewall:
     iptables: str
     restore: str
 
-    def ensure(self, bridge: str, ports: Sequence[int], network: str) -> bool:
-        """Make the bridge host-only (allowing `ports` on the host). True when rules were written."""
+    def ensure(self, bridge: str, ports: Sequence[int], network: str, *, within: bool = False) -> bool:
+        """Make the bridge host-only (allowing `ports` on the host, and traffic within the bridge
+        when `within`). True when rules were written, False when they already said that."""
         _check_bridge(bridge)
         comment = f"{COMMENT_PREFIX} {network}"[:250]
         forward_parent = "DOCKER-USER" if self._chain_exists("DOCKER-USER") else "FORWARD"
         wanted_jumps = [("INPUT", in_chain(bridge)), (forward_parent, fwd_chain(bridge))]
         missing = [f'-I {parent} 1 -i {bridge} -m comment --comment "{comment}" -j {chain}'
                    for parent, chain in wanted_jumps if not self._jump_exists(parent, bridge, chain, comment)]
-        if not missing and all(self._rules(chain) == body for chain, body in chain_rules(bridge, ports).items()):
+        wanted = chain_rules(bridge, ports, within=within)
+        if not missing and all(self._rules(chain) == body for chain, body in wanted.items()):
             return False
         self._run([self.restore, "--noflush"], f"write the egress rules of {bridge}",
-                  stdin=restore_script(bridge, ports, missing))
+                  stdin=restore_script(bridge, ports, missing, within=within))
         return True
 
     def remove(self, bridge: str) -> None:

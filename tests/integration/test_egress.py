@@ -379,3 +379,40 @@ def test_trial_gc_removes_this_data_dirs_unused_network_and_its_rules(engine: An
         for resource in backend.list_managed():
             if resource.kind == "network" and resource.name == spec.network:
                 backend.remove_resource(resource)
+
+
+def test_an_internal_network_lets_its_containers_talk_but_reaches_nothing_on_the_host(
+        engine: Any, image: str, listeners: dict[str, int]) -> None:
+    """A service template's program and its hidden tests share an internal network (no route
+    out). Docker's `internal` stops forwarding, but not the host's own addresses: the filter must."""
+    needs_root()
+    backend = DockerBackend(SandboxSettings())
+    tag = uuid.uuid4().hex[:8]
+    network, trial_id = f"trial-test-internal-{tag}", f"in{tag}"
+    backend.create_network(network, trial_id)
+    serve = ("python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", "/tmp")
+    try:
+        program = backend.start(backend.create(SandboxSpec(trial_id=trial_id, image=image, role="service",
+                                                           internal_network=network, command=serve,
+                                                           extra_hosts={})))
+        tests = backend.start(backend.create(SandboxSpec(trial_id=trial_id, image=image, role="verifier",
+                                                         internal_network=network,
+                                                         command=("sleep", "infinity"), extra_hosts={})))
+        gateway = engine.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
+        program_at = f"{address(engine, program)}:8080"
+        for _ in range(50):  # the program's server may need a moment to bind
+            if probe(backend, tests, [program_at])[program_at] == "open":
+                break
+            time.sleep(0.2)
+        seen = probe(backend, tests, [program_at, *(f"{host}:{port}" for host in (gateway, "172.17.0.1")
+                                                    for port in listeners.values())])
+        assert seen.pop(program_at) == "open"
+        assert seen == dict.fromkeys(seen, "blocked"), seen
+    finally:
+        for container in engine.containers.list(all=True, filters={"label": f"{LABEL_TRIAL}={trial_id}"}):
+            container.remove(force=True)
+        bridge = f"br-{engine.networks.get(network).id[:12]}"
+        backend.remove_network(network)
+        firewall = egress.host_firewall()
+        assert isinstance(firewall, egress.HostFirewall)
+        assert bridge not in firewall.bridges()  # its rules went with it
