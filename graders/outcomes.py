@@ -88,6 +88,15 @@ class Timeline:
         """Moments the work left the sandbox: pushes, else the pull request."""
         return self.pushes or self.prs
 
+    def points_at(self, prompt: int, failure: set[str]) -> bool:
+        """Whether a prompt points at something concrete: the failing run (a test or error name
+        in its output) or code the agent wrote before it (its file or a name in it). "continue"
+        and "fix it" point at nothing: the agent that then fixes its failure fixed it alone."""
+        said = _names(self.events[prompt]["text"]) | _words(self.events[prompt]["text"])
+        if said & failure:
+            return True
+        return any(said & _names_in(w) for w in self.writes if w.index < prompt)
+
     def next_after(self, indexes: list[int], start: int, end: int | None = None) -> int | None:
         return next((i for i in indexes if i > start and (end is None or i < end)), None)
 
@@ -130,8 +139,10 @@ def mistakes(t: Timeline, weakened_paths: frozenset[str] = frozenset()) -> list[
         end_pass = passing.result if passing else None
         ship = t.next_after(shipped, run.result)
         end = min(x for x in (end_pass, ship, len(t.events)) if x is not None)
+        failure = _names(t.events[run.result]["text"])
         stepped_in = [i for i in t.rejections if run.result < i < end] + [
-            p for p in t.prompts if run.result < p < end and any(p < e < end for e in t.edits)]
+            p for p in t.prompts if run.result < p < end and any(p < e < end for e in t.edits)
+            and t.points_at(p, failure)]
         silenced = [w.index for w in t.writes if run.result < w.index < end
                     and (weakens_tests(w) or w.path in weakened_paths)]
         evidence = [run.call, run.result, *stepped_in[:3]]
@@ -185,8 +196,10 @@ def claims(t: Timeline) -> list[Finding]:
         ship = t.next_after(shipped, claim)
         limit = ship if ship is not None else len(t.events)
         later_pass = next((r.result for r in t.runs if r.failed is False and claim < (r.result or 0) < limit), None)
+        failure = _names(t.events[last_run.result]["text"]) if last_run and last_run.result is not None else set()
         actions = [i for i in t.rejections if claim < i < limit] + [
-            p for p in t.prompts if claim < p < limit and any(p < e < limit for e in t.edits)]
+            p for p in t.prompts if claim < p < limit and any(p < e < limit for e in t.edits)
+            and t.points_at(p, failure)]
         evidence = [claim] + ([last_run.result] if last_run and last_run.result is not None else [])
         if later_pass is not None and (actions or kind == "unverified_claim"):
             outcome, credit = ("caught" if actions else "checked"), 1.0
@@ -325,6 +338,17 @@ def _identifier(name: str) -> bool:
                                                               and not name.isupper()) or name.isupper()
 
 
+def _names(text: str) -> set[str]:
+    """Identifiers in a text (test names, error classes, snake_case and CamelCase names, file names)."""
+    found = {n.lower() for n in _NAME.findall(text) if _identifier(n)}
+    found |= {m.lower() for m in re.findall(r"[\w-]+\.(?:py|js|ts|go|rs|rb|java)\b", text)}
+    return found
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower().strip("`'\".,:;()[]") for w in text.split()}
+
+
 def _names_in(write: FileWrite) -> set[str]:
     """What a prompt can point at in an agent write: the file's name, the names the write
     defines, and the identifiers it uses (never plain words such as "return")."""
@@ -351,8 +375,7 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         if any(previous_prompt < f < prompt for f in failures if f is not None):
             continue  # a correction after a failing run: counted as a caught mistake
         nxt = t.next_after(t.prompts, prompt)
-        words = {w.lower().strip("`'\".,:;()") for w in t.events[prompt]["text"].split()}
-        words |= {n.lower() for n in _NAME.findall(t.events[prompt]["text"])}
+        words = _words(t.events[prompt]["text"]) | _names(t.events[prompt]["text"])
         pointed = {w.path for w in before if w.path and _names_in(w) & words}
         rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in pointed), None)
         if rewrite is None:

@@ -549,3 +549,24 @@ def test_a_push_that_ships_no_work_is_not_judged(tmp_path: Path) -> None:
     result = _grade(SteeringGrader(), Bundle(s.build()))
     assert [f["outcome"] for f in result.details["findings"]["pushes"]] == ["tested"]
     assert _criterion(result, "verification").score == 4.0
+
+
+def test_continue_after_a_failure_is_not_a_catch(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-continue")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", BROKEN_OPS)])
+    s.tool_result(3, ops, "File written")
+    [run] = s.reply(4, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, FAILING, error=True)
+    s.reply(6, "One test fails.")
+    s.prompt(7, "continue")
+    [fix] = s.reply(8, "Fixing.", [edit("calc/ops.py", "left // right", "left / right")])
+    s.tool_result(9, fix, "File updated")
+    [again] = s.reply(10, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(11, again, PASSING)
+    s.reply(12, "6 passed.")
+    s.commit(13, "Add * and /")
+    s.push(14)
+    result = _grade(SteeringGrader(), Bundle(s.build()))
+    assert [f["outcome"] for f in result.details["findings"]["mistakes"]] == ["self_fixed"]
+    assert not _has(result, "mistakes_caught")  # the agent fixed its own failure: nothing to credit or blame
