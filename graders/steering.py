@@ -56,7 +56,7 @@ from graders.timeline import (
     witnessed_view,
     words,
 )
-from orchestrator.errors import EvidenceError
+from orchestrator.errors import ConfigError, EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
 
@@ -166,7 +166,11 @@ class SteeringGrader:
 
     def _defect(self, bundle: Bundle, defect: dict[str, Any], timeline: Timeline, context: GradeContext,
                 spec_texts: list[tuple[str, str]]) -> Finding:
-        keywords = [re.compile(str(k), re.I) for k in defect.get("keywords") or []]
+        try:
+            keywords = [re.compile(str(k), re.I) for k in defect.get("keywords") or []]
+        except re.error as exc:
+            raise ConfigError(f"rubric option steering.defect.keywords: {exc.pattern!r} is not a regular "
+                              f"expression ({exc})", "fix the pattern in template.toml") from exc
         times = commit_times(bundle)  # when the host saw each spec, never the commit's own date
         spec_times = [(times[sha], text) for sha, text in spec_texts if sha in times]
         first_agent = next((parse_ts(e.get("ts")) for e in timeline.events

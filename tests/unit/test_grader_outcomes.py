@@ -570,3 +570,11 @@ def test_continue_after_a_failure_is_not_a_catch(tmp_path: Path) -> None:
     result = _grade(SteeringGrader(), Bundle(s.build()))
     assert [f["outcome"] for f in result.details["findings"]["mistakes"]] == ["self_fixed"]
     assert not _has(result, "mistakes_caught")  # the agent fixed its own failure: nothing to credit or blame
+
+
+def test_a_bad_defect_pattern_is_a_configuration_error_naming_the_option(tmp_path: Path) -> None:
+    from orchestrator.errors import ConfigError
+
+    bundle = _defect_session(tmp_path, "nobody")
+    with pytest.raises(ConfigError, match=r"steering\.defect\.keywords"):
+        SteeringGrader().grade(bundle, {"defect": {"keywords": ["(unclosed"]}}, GradeContext())
