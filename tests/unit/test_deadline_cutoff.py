@@ -174,3 +174,18 @@ def test_graders_grade_the_pull_request_as_it_stood_at_the_deadline(tmp_path: Pa
     write_manifest(bundle_dir, {"trial": {"repo": REPO}})  # collected without a deadline: heads at collect
     with open_repo(bundle) as repo:
         assert choose_revision(bundle, repo).sha == late
+
+
+def test_collect_measures_the_repository_against_its_quota(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    _git("init", "-q", "-b", "main", cwd=work)
+    (work / "blob.bin").write_bytes(os.urandom(300 * 1024))
+    _git("add", ".", cwd=work)
+    _git("commit", "-q", "-m", "blob", cwd=work)
+    git_dir = work / ".git"
+    size = deadlines.repo_size(git_dir, quota_mb=0.25)
+    assert size["bytes"] >= 300 * 1024 and size["quota_bytes"] == 256 * 1024 and size["over_quota"] is True
+    assert deadlines.repo_size(git_dir, quota_mb=1)["over_quota"] is False
+    assert deadlines.repo_size(git_dir, quota_mb=0) | {"bytes": 0} == {"bytes": 0, "quota_bytes": None,
+                                                                        "over_quota": False}
