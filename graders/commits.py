@@ -19,7 +19,7 @@ from typing import Any
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.outcomes import ASSERTION, SKIP_MARKER
 from graders.repo import Repo, choose_revision, open_repo
-from graders.timeline import commit_times
+from graders.timeline import commit_times, witnessed
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
@@ -154,7 +154,7 @@ class CommitsGrader:
         # Distinct host moments: commits pushed together arrived together, whatever their dates say.
         moments = sorted({times[str(c["sha"])] for c in commits if str(c["sha"]) in times})
         activity = sorted(m for m in (parse_ts(e.get("ts")) for e in bundle.events()
-                                      if e["source"] not in ("git", "forge")) if m)
+                                      if e["source"] not in ("git", "forge") and witnessed(e)) if m)
         if len(moments) < 2:
             return Criterion("spread", "Committed as the work progressed", 0.0, 4.0,
                              "Fewer than two pushes bringing commits: no progression the host saw.",
