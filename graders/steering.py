@@ -48,7 +48,9 @@ from graders.timeline import (
     idle_pushes,
     is_revert_command,
     push_paths,
+    results_by_tool_use,
     test_runs,
+    tool_use_id,
     transcript_only,
     unverifiable,
     without_agent,
@@ -151,7 +153,11 @@ class SteeringGrader:
         forbidden: set[str] = set()
         for index in timeline.prompts:
             forbidden |= forbidden_paths(timeline.events[index]["text"])
-        rejected = [w for w in file_writes(timeline.events) if not w.applied]
+        # Stopped by the candidate: a witnessed rejection, not an edit that merely failed to apply.
+        outcomes = results_by_tool_use(timeline.events)
+        rejected = [w for w in file_writes(timeline.events) if not w.applied
+                    and timeline.events[outcomes.get(tool_use_id(timeline.events[w.index]), w.index)]["kind"]
+                    == "tool_rejected"]
         found: dict[str, list[Finding]] = {
             "mistakes": mistakes(timeline, weakened),
             "claims": claims(timeline),
