@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -155,9 +156,10 @@ def test_the_sandbox_clones_and_pushes_through_the_host_with_the_trial_token_onl
     assert (logged["ref"], logged["after"], logged["pusher"]) == ("refs/heads/feature/hash-keys", head,
                                                                   "trial:tgh000001")
     events = proxy.forge.push_events(repo)
-    assert [(e["ref"], e["witness"]) for e in events] == [("refs/heads/main", "forge"),
-                                                         ("refs/heads/feature/hash-keys", "host")]
-    assert events[1]["ts"] == logged["ts"] and events[1]["kind"] == "branch_creation"
+    assert {e["ref"]: e["witness"] for e in events} == {"refs/heads/main": "forge",  # the bot's starter
+                                                       "refs/heads/feature/hash-keys": "host"}
+    (through,) = [e for e in events if e["witness"] == "host"]
+    assert through["ts"] == logged["ts"] and through["kind"] == "branch_creation"
 
     # Upstream the proxy pushes as the bot, whom protection lets change main: the proxy refuses
     # it (and deleting main, and refs outside branches and tags) before GitHub sees a byte.
@@ -280,3 +282,29 @@ def test_as_a_github_app_the_proxy_keeps_one_installation_token_while_it_lasts(t
             held = fake.repo(repo.full_name)
             assert [e["actor"] for e in gitops.activity(held.path)][-1] == "trial-app[bot]"
         store.close()
+
+
+def test_a_push_only_github_saw_after_the_deadline_is_late_and_the_forges_word(
+        proxy: Proxied, tmp_path: Path) -> None:
+    from orchestrator.deadlines import heads_at, late_pushes
+
+    repo, token = proxy.launch("tgh000001", "trial-mine", tmp_path)
+    proxy.forge.grant(repo, CANDIDATE)
+    proxy.world.accept_invitations()
+    clone = tmp_path / "clone"
+    git("clone", "-q", proxy.git_url(repo, token), str(clone), cwd=tmp_path)
+    git("checkout", "-q", "-b", "work", cwd=clone)
+    git("commit", "-q", "--allow-empty", "-m", "in time", cwd=clone)
+    git("push", "-q", "origin", "work", cwd=clone)
+    in_time = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+
+    deadline = utcnow()
+    time.sleep(1.1)  # push logs keep whole seconds
+    git("commit", "-q", "--allow-empty", "-m", "from the laptop, late", cwd=clone)
+    direct = proxy.world.git("push", "-q", proxy.world.clone_url(repo.full_name), "HEAD:refs/heads/work",
+                             cwd=clone, token=proxy.world.candidate_token)
+    assert direct.returncode == 0
+    events = proxy.forge.push_events(repo)
+    (late,) = late_pushes(events, deadline)
+    assert (late["ref"], late["witness"], late["pusher"]) == ("refs/heads/work", "forge", CANDIDATE)
+    assert heads_at(events, deadline)["refs/heads/work"] == in_time
