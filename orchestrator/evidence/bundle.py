@@ -35,6 +35,9 @@ TRANSCRIPTS_DIR = "transcripts"
 EVENTS = "events.jsonl"
 TRAJECTORY = "trajectory.json"
 REPORT_FILES = ("report.json", "report.md", "report.html")
+MANIFEST_SIG = "manifest.sig"
+"""The operator's signature over manifest.json (orchestrator.evidence.signing)."""
+_NOT_LISTED = frozenset({MANIFEST, MANIFEST_SIG, *REPORT_FILES})
 MANIFEST_VERSION = 1
 
 
@@ -141,7 +144,7 @@ class Bundle:
                 problems.append(f"{rel}: sha256 differs from the manifest")
         for path in sorted(self.path.rglob("*")):
             rel = path.relative_to(self.path).as_posix()
-            if path.is_file() and rel not in listed and rel != MANIFEST and rel not in REPORT_FILES:
+            if path.is_file() and rel not in listed and rel not in _NOT_LISTED and not _transient(rel):
                 problems.append(f"{rel}: not in the manifest")
         return problems
 
@@ -151,10 +154,17 @@ def write_manifest(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
     for item in sorted(path.rglob("*")):
         rel = item.relative_to(path).as_posix()
-        if item.is_file() and rel != MANIFEST and rel not in REPORT_FILES:
+        if item.is_symlink():
+            continue  # the collector writes none; whatever put one here, it is not evidence
+        if item.is_file() and rel not in _NOT_LISTED and not _transient(rel):
             files[rel] = {"size": item.stat().st_size, "sha256": sha256_file(item)}
     manifest = {"version": MANIFEST_VERSION, **header, "files": files}
     tmp = path / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path / MANIFEST)
     return manifest
+
+
+def _transient(rel: str) -> bool:
+    """A writer's temporary file at the top of the bundle (`.report.md.tmp`, `manifest.json.tmp`)."""
+    return "/" not in rel and rel.endswith(".tmp") and rel.startswith((".", MANIFEST))

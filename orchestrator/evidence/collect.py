@@ -17,6 +17,7 @@ from orchestrator.agents import get_agent, transcripts
 from orchestrator.deadlines import DEADLINE_REF_PREFIX, heads_at, late_pushes, repo_size
 from orchestrator.errors import TrialError
 from orchestrator.evidence import bundle as files
+from orchestrator.evidence import signing
 from orchestrator.evidence.atif import to_atif
 from orchestrator.evidence.gitlog import commit_records, refs, write_bundle
 from orchestrator.forge.base import RepoRef
@@ -197,7 +198,11 @@ class CollectSteps:
                           "sandbox": self.services.sandbox.name},
         }
         written = files.write_manifest(self.bundle_dir, header)
-        return {"files": len(written["files"])}
+        # Signed over the manifest's bytes, which hold every file's sha256 and the gateway
+        # chain's head: `trial verify ID` then proves the whole bundle unchanged.
+        key = signing.operator_key(self.services.settings.home)
+        signing.sign_bundle(self.bundle_dir, key)
+        return {"files": len(written["files"]), "signed_by": signing.fingerprint(key.public_key())}
 
     def times(self, ctx: StepContext) -> dict[str, str | None]:
         """Host-witnessed moments only: the store's launch steps, the gateway log and the push log."""
