@@ -48,8 +48,9 @@ any tool call verbatim (a string `input` is a freeform tool's text). `id` fixes 
 by default it is derived from the trial, the step and the call.
 
 Side requests (Claude Code's title and summary calls, quota probes, token counting) carry
-no tools, or are not messages at all; they are answered with `side_reply` or sizes and use
-no step. Chat Completions requests always count as the main conversation (Aider sends no
+no tools, or are not messages at all; they are answered with `side_reply` (as JSON fitting
+the schema when the request asks for structured output, as the title request does) or
+sizes, and use no step. Chat Completions requests always count as the main conversation (Aider sends no
 tools). A retried request (byte-for-byte the same conversation) gets the same reply again
 without using a step. The position in the script survives a restart of the host service:
 it is read back from the trial's gateway log.
@@ -578,7 +579,9 @@ class ScriptedModels:
         state = self._state(trial_id, loaded)
         if route.upstream_path.endswith("/compact") or not turn.main:
             info["status"] = "side"
-            text = loaded.script.side_reply
+            schema = _json_schema(route.kind, request)
+            text = (loaded.script.side_reply if schema is None
+                    else json.dumps(_from_schema(schema, loaded.script.side_reply)))
             reply = wire.Reply(_ident(trial_id, loaded.sha256, "side", fingerprint), model, text,
                                request_bytes=size)
             return self._encode(route, reply, request, info)
@@ -659,6 +662,37 @@ class ScriptedModels:
             if script.get("sha256") == sha256 and script.get("status") == "matched":
                 cursor = max(cursor, int(script.get("step") or 0))
         return cursor
+
+
+def _json_schema(route_kind: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks the answer to follow (Claude Code's title request does)."""
+    if route_kind == "anthropic.messages":
+        config = request.get("output_config")
+        found = (config.get("format") if isinstance(config, dict) else None) or request.get("output_format")
+    elif route_kind == "openai.chat":
+        found = request.get("response_format")
+        found = found.get("json_schema") if isinstance(found, dict) else None
+    else:
+        text = request.get("text")
+        found = text.get("format") if isinstance(text, dict) else None
+    if not isinstance(found, dict) or found.get("type", "json_schema") != "json_schema":
+        return None
+    schema = found.get("schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def _from_schema(schema: dict[str, Any], text: str) -> Any:
+    """A small value that fits the schema: strings are `text`, the rest empty or zero."""
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if kind == "object" or isinstance(schema.get("properties"), dict):
+        raw_properties, raw_required = schema.get("properties"), schema.get("required")
+        properties: dict[str, Any] = raw_properties if isinstance(raw_properties, dict) else {}
+        required: list[Any] = raw_required if isinstance(raw_required, list) else list(properties)
+        return {str(name): _from_schema(properties.get(name) or {}, text) for name in required}
+    return {"array": [], "integer": 0, "number": 0, "boolean": False, "null": None}.get(str(kind), text)
 
 
 def _fingerprint(request: dict[str, Any]) -> str:

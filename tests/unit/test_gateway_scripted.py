@@ -398,3 +398,15 @@ def test_launch_with_an_unusable_provider_is_one_line_and_creates_nothing(trial_
         result = trial("launch", "api-keys", "--candidate", "octocat", "--provider", provider, env=env)
         assert_one_line_error(result, 2, *fragments)
     assert_nothing_created(trial_home)
+
+
+def test_a_side_request_for_json_gets_json_that_fits_its_schema(gw: Harness) -> None:
+    # What Claude Code 2.1 asks for a session title: structured output, no tools.
+    title = claude(gw).messages.create(
+        model="claude-haiku-5-5", max_tokens=64, messages=[{"role": "user", "content": "Please make the file"}],
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": {
+            "type": "object", "properties": {"title": {"type": "string"}, "n": {"type": "integer"}},
+            "required": ["title", "n"], "additionalProperties": False}}}})
+    assert title.content[0].type == "text"
+    assert json.loads(title.content[0].text) == {"title": "Scripted session", "n": 0}
+    assert records(gw)[0]["script"]["status"] == "side"
