@@ -380,8 +380,17 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in pointed), None)
         if rewrite is None:
             continue
-        passing = next((r.result for r in t.runs if r.failed is False and (r.result or 0) > rewrite.index), None)
+        before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
+        after_run = next((r for r in t.runs if r.call > rewrite.index), None)
+        note = f"sent the agent back to {rewrite.path or 'its code'}"
+        if before_run is not None and before_run.failed is False and after_run is not None and after_run.failed:
+            # The code passed its tests before the candidate's pushback and fails after it.
+            findings.append(Finding("rework", prompt, "regressed",
+                                    sorted({prompt, rewrite.index, before_run.result or 0, after_run.result or 0}),
+                                    note + "; tests that passed before now fail", 0.0))
+            continue
+        passing = after_run.result if after_run is not None and after_run.failed is False else None
         findings.append(Finding("rework", prompt, "validated" if passing else "unvalidated",
                                 sorted({prompt, rewrite.index, *([passing] if passing else [])}),
-                                f"sent the agent back to {rewrite.path or 'its code'}", 1.0 if passing else 0.25))
+                                note, 1.0 if passing else 0.25))
     return findings

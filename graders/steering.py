@@ -242,12 +242,16 @@ class SteeringGrader:
             return Criterion("review", title, 0.0, 4.0, "The agent wrote no code: nothing was reviewed.", [])
         rejected = list(timeline.rejections)
         validated = [f for f in rework if f.outcome == "validated"]
+        unvalidated = [f for f in rework if f.outcome == "unvalidated"]
+        regressed = [f for f in rework if f.outcome == "regressed"]
         edited = int(lines.get("agent_edited", 0))
-        score = min(4.0, 1.5 * min(len(rejected), 2) + 1.5 * min(len(validated), 2)
-                    + 0.5 * min(len(rework) - len(validated), 2) + (1.0 if edited else 0.0))
+        score = max(0.0, min(4.0, 1.5 * min(len(rejected), 2) + 1.5 * min(len(validated), 2)
+                             + 0.5 * min(len(unvalidated), 2) + (1.0 if edited else 0.0)) - 1.5 * len(regressed))
         why = (f"{len(rejected)} agent tool use(s) rejected or interrupted (gateway-witnessed); "
                f"{len(rework)} time(s) the candidate sent the agent back to its code "
-               f"({len(validated)} followed by a passing run); {edited} agent line(s) edited before shipping, "
+               f"({len(validated)} followed by a passing run"
+               + (f", {len(regressed)} broke tests that had passed" if regressed else "")
+               + f"); {edited} agent line(s) edited before shipping, "
                f"{lines.get('agent_unchanged', 0)} shipped as written.")
         return Criterion("review", title, round(score, 2), 4.0, why,
                          _refs(rejected + [i for f in rework for i in f.evidence]))

@@ -578,3 +578,28 @@ def test_a_bad_defect_pattern_is_a_configuration_error_naming_the_option(tmp_pat
     bundle = _defect_session(tmp_path, "nobody")
     with pytest.raises(ConfigError, match=r"steering\.defect\.keywords"):
         SteeringGrader().grade(bundle, {"defect": {"keywords": ["(unclosed"]}}, GradeContext())
+
+
+def test_pushback_that_breaks_passing_code_is_not_review(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-falsepush")
+    s.prompt(1, "Implement * and / in calc/ops.py, with tests.")
+    ops, tests = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS),
+                                            edit("tests/test_calc.py", TESTS_OLD, TESTS_OLD + CAREFUL_TESTS)])
+    s.tool_result(3, ops, "File written")
+    s.tool_result(3.1, tests, "File updated")
+    [run] = s.reply(4, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5, run, PASSING)
+    s.reply(6, "6 passed.")
+    s.prompt(7, "_apply is wrong: division must floor, use // in _apply.")  # the code was right
+    [worse] = s.reply(8, "Changing it.", [edit("calc/ops.py", "left / right", "left // right")])
+    s.tool_result(9, worse, "File updated")
+    [again] = s.reply(10, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(11, again, FAILING, error=True)
+    s.reply(12, "One test fails now.")
+    s.commit(13, "Add * and /")
+    s.push(14)
+    result = _grade(SteeringGrader(), Bundle(s.build()))
+    assert [f["outcome"] for f in result.details["findings"]["rework"]] == ["regressed"]
+    assert _criterion(result, "review").score == 0.0
+    assert "broke tests that had passed" in _criterion(result, "review").rationale
+    assert _criterion(result, "verification").score == 0.0  # and it was pushed failing
