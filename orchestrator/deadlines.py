@@ -34,6 +34,9 @@ log = get_logger(component="deadlines")
 ACTIVE = "active"
 EXPIRED = "expired"
 COLLECTING = "collecting"
+FAILED = "failed"
+COLLECT_RETRY = timedelta(minutes=10)
+"""A failed collect is tried again by `trial reap` this long after its last attempt."""
 MAX_EXTENSION_HOURS = 24 * 14
 STALE_CLAIM = timedelta(minutes=30)
 """An `expired` trial untouched this long lost its reaper mid-way (killed): reap it again."""
@@ -108,10 +111,13 @@ class ReapReport:
 
 
 def due(store: Store, now: datetime) -> list[Trial]:
-    """Active trials past their deadline, and expired or collecting ones whose reaper or collector
-    died before finishing."""
+    """Active trials past their deadline, expired or collecting ones whose reaper or collector
+    died before finishing, and ones whose collect failed (retried every COLLECT_RETRY: collect
+    resumes at the failed step)."""
     found = [t for t in store.list_trials((ACTIVE,)) if t.deadline is not None and t.deadline <= now]
     found += [t for t in store.list_trials((EXPIRED, COLLECTING)) if t.updated_at <= now - STALE_CLAIM]
+    found += [t for t in store.list_trials((FAILED,)) if (t.failed_step or "").startswith("collect:")
+              and t.updated_at <= now - COLLECT_RETRY]
     return sorted(found, key=lambda t: (t.deadline or now, t.id))
 
 
@@ -125,7 +131,7 @@ def reap(store: Store, collect: Collector, *, now: datetime | None = None) -> Re
         elif trial.state == EXPIRED:
             claimed = store.update_trial_if(trial.id, (EXPIRED,), state=EXPIRED)  # refresh the claim
         else:
-            claimed = trial  # a collect that was killed: collect itself claims the stale trial
+            claimed = trial  # a collect that was killed or failed: collect itself claims the trial
         if claimed is None:
             continue  # extended in the meantime, or another reaper took it
         log.info("reap.collect", trial_id=trial.id, deadline=iso(trial.deadline))
