@@ -140,6 +140,7 @@ class GitHubProxy:
         """Send the request on to GitHub and its answer back, both streamed; log an accepted push."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=UPSTREAM_TIMEOUT, auto_decompress=True)
+        response: web.StreamResponse | None = None
         try:
             async with self._session.request(request.method, target, params=request.query,
                                              headers=headers, data=body, allow_redirects=False) as upstream:
@@ -159,10 +160,14 @@ class GitHubProxy:
                     await response.write(chunk)
                 await response.write_eof()
         except aiohttp.ClientError as exc:
-            if isinstance(exc.__cause__, QuotaExceeded):
-                log.info("git_proxy.over_quota", trial_id=trial.id, pack_bytes=push.pack_bytes if push else 0,
-                         remaining=remaining)
-                return web.Response(status=413, text=f"push refused: {exc.__cause__}\n")
+            if response is not None and response.prepared:
+                # Cut mid-answer: the client sees a broken stream, as it would from GitHub itself.
+                log.warning("git_proxy.upstream_cut", trial_id=trial.id, error=type(exc).__name__)
+                return response
+            if isinstance(exc.__cause__, QuotaExceeded) and push is not None:
+                log.info("git_proxy.over_quota", trial_id=trial.id, pack_bytes=push.pack_bytes, remaining=remaining)
+                reason = f"refused: {exc.__cause__}"
+                return await self._refuse(request, trial, push, {c.ref: reason for c in push.commands})
             log.warning("git_proxy.upstream_failed", trial_id=trial.id, error=type(exc).__name__)
             return web.Response(status=502, text="GitHub could not be reached; try the push again\n")
         if push is not None and report is not None:

@@ -253,7 +253,8 @@ def test_a_push_over_the_repository_quota_is_cut_off_before_it_lands(tmp_path: P
         git("add", ".", cwd=clone)
         git("commit", "-qm", "big", cwd=clone)
         refused = git("push", "origin", "big", cwd=clone, check=False)
-        assert refused.returncode != 0 and "413" in refused.stderr
+        assert refused.returncode != 0 and "[remote rejected]" in refused.stderr
+        assert "repository size quota" in refused.stderr
         held = proxy.world.fake.repo(repo.full_name)
         assert gitops.rev(held.path, "refs/heads/big") is None
         assert gitops.rev(held.path, "refs/heads/small") is not None
