@@ -157,20 +157,19 @@ class VerifierFailure(Exception):
 
 # ----- the workspace ---------------------------------------------------------------------------------
 
-def _tar_add(archive: tarfile.TarFile, name: str, data: bytes | None, mode: int, made: set[str],
-             uid: int = 0) -> None:
+def _tar_add(archive: tarfile.TarFile, name: str, data: bytes | None, mode: int, made: set[str]) -> None:
     parts = name.split("/")
     for depth in range(1, len(parts) if data is not None else len(parts) + 1):
         folder = "/".join(parts[:depth])
         if folder and folder not in made:
             info = tarfile.TarInfo(folder)
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode if folder == name else 0o755, uid, uid
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 0, 0
             archive.addfile(info)
             made.add(folder)
     if data is None:
         return
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.uid, info.gid = len(data), mode, uid, uid
+    info.size, info.mode, info.uid, info.gid = len(data), mode, 0, 0
     info.mtime = 0
     archive.addfile(info, io.BytesIO(data))
 
@@ -209,7 +208,11 @@ def _results_tar(folder: str) -> bytes:
     """The one folder the test uid may write to (besides /tmp), readable by root for the output tail."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as target:
-        _tar_add(target, folder.strip("/"), None, 0o755, set(), uid=VERIFIER_UID)
+        # The leaf only: parents the archive does not list are left as they are (/var/tmp stays
+        # root's, sticky), or made root-owned where missing.
+        info = tarfile.TarInfo(folder.strip("/"))
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, VERIFIER_UID, VERIFIER_UID
+        target.addfile(info)
     return out.getvalue()
 
 

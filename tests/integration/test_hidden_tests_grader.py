@@ -157,3 +157,27 @@ def test_a_leftover_verifier_is_replaced_by_a_fresh_one(bundles: dict[str, Bundl
     assert planted.ok, planted.stderr
     result = _grade(bundles["careful"], backend, image)
     assert result.fraction == 1.0
+
+
+def test_the_hidden_files_are_out_of_the_test_uids_reach_and_checksummed(backend: DockerBackend, image: str) -> None:
+    from graders.verifier import AS_ROOT, AS_TESTS, Job, Verifier, workspace_tar
+
+    source = b"def test_a():\n    pass\n"
+    job = Job("hidden", "true", 60, workspace_tar(None, {}, {"test_a.py": source}, "hidden_tests"),
+              {"hidden_tests/test_a.py": source}, sealed=("hidden_tests",))
+    with Verifier(backend, image, "t-inventory") as verifier:
+        verifier.load(job.workspace)
+        assert verifier.inventory(job) == []
+        for attempt in ("echo x >> hidden_tests/test_a.py", "mv hidden_tests elsewhere",
+                        "touch hidden_tests/conftest.py", "rm -rf hidden_tests", "mkdir .hidden && echo x > .hidden/y",
+                        "chmod 777 hidden_tests"):
+            code, out = verifier._exec(["sh", "-c", attempt], user=AS_TESTS, workdir="/workspace")
+            assert code != 0, (attempt, out)
+        assert verifier.inventory(job) == []
+        # Root alone could: and the after-run check names what changed and what was planted.
+        verifier._exec(["sh", "-c", "echo x >> hidden_tests/test_a.py && touch hidden_tests/conftest.py"],
+                       user=AS_ROOT, workdir="/workspace")
+        problems = {p["path"]: p["found"] for p in verifier.inventory(job)}
+    assert set(problems) == {"hidden_tests/test_a.py", "hidden_tests/conftest.py"}
+    assert problems["hidden_tests/test_a.py"].startswith("sha256 ")
+    assert backend.find("t-inventory", "verifier") is None

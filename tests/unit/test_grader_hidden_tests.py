@@ -351,3 +351,26 @@ def test_a_library_run_that_would_cut_the_canaries_is_refused(tmp_path: Path, op
     path = _shaped(tmp_path, "", hidden=f"python3 -m pytest {option} --junitxml={{junit}} hidden_tests")
     with pytest.raises(TemplateError, match=r"field 'tests\.hidden': .* stops or narrows the run"):
         load_template(path)
+
+
+def test_hidden_files_changed_during_a_run_is_tampering_and_no_results_is_a_failure() -> None:
+    from graders.verifier import Job, _judge, _Outcome
+
+    job = Job("hidden", "pytest", 60, b"", {}, expected=REAL, canaries=CANARIES)
+    xml = ('<testsuite><testcase classname="hidden_tests.test_x" name="test_one"/>'
+           '<testcase classname="hidden_tests.test_aa11" name="test_p1"/>'
+           '<testcase classname="hidden_tests.test_bb22" name="test_p2"/>'
+           '<testcase classname="hidden_tests.test_aa11" name="test_f1"><failure/></testcase>'
+           '<testcase classname="hidden_tests.test_bb22" name="test_f2"><failure/></testcase>'
+           '<testcase classname="hidden_tests.test_x" name="test_two"><failure/></testcase></testsuite>')
+    honest = _judge(job, _Outcome(1, 1.0, "", xml), [])
+    assert honest.tampering == [] and honest.missing is None and set(honest.cases or {}) == {
+        "hidden_tests.test_x.test_one", "hidden_tests.test_x.test_two"}
+    changed = _judge(job, _Outcome(1, 1.0, "", xml), [{"path": "hidden_tests/test_x.py", "found": "sha256 0"}])
+    assert [t["kind"] for t in changed.tampering] == ["hidden_files_changed"]
+    assert changed.tampering[0]["evidence"]["changes"][0]["path"] == "hidden_tests/test_x.py"
+    nothing = _judge(job, _Outcome(0, 1.0, "bye", None, "no JUnit XML was written (exit 0)"), [])
+    assert nothing.cases is None and nothing.tampering == []
+    assert nothing.missing is not None and nothing.missing["evidence"]["exit_code"] == 0
+    garbage = _judge(job, _Outcome(0, 1.0, "", "<html/>"), [])
+    assert garbage.missing is not None and "not JUnit XML" in garbage.missing["message"]
