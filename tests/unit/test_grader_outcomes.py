@@ -326,10 +326,31 @@ def _concise(root: Path, *, stuffed: bool) -> Bundle:
     return Bundle(s.build())
 
 
+def _lazy(root: Path, *, stuffed: bool) -> Bundle:
+    """"Do the brief", accept everything; `stuffed` dresses every prompt and a design file in rubric words."""
+    s = SessionBuilder(root, trial_id="t-lazystuffed" if stuffed else "t-lazy")
+    if stuffed:
+        s.human_write("docs/DESIGN.md", "# Design\n\n" + STUFFING + "\n")
+        s.commit(0.5, "Design notes")
+        s.push(0.6)
+    s.prompt(1, "do the brief" + (" " + STUFFING if stuffed else ""))
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", BROKEN_OPS)])
+    s.tool_result(3, ops, "File written")
+    s.reply(4, "Done! Everything works.")
+    s.prompt(5, "great" + (" " + STUFFING if stuffed else ""))
+    s.reply(6, "Thanks!")
+    s.commit(7, "Implement the brief")
+    s.push(8)
+    return Bundle(s.build())
+
+
+@pytest.mark.parametrize("session", [_concise, _lazy], ids=["concise", "lazy"])
 @pytest.mark.parametrize("grader", [SteeringGrader(), SpecQualityGrader()], ids=lambda g: g.name)
-def test_keyword_stuffing_moves_no_score_by_more_than_the_bound(tmp_path: Path, grader: object) -> None:
-    plain = _grade(grader, _concise(tmp_path / "plain", stuffed=False))
-    stuffed = _grade(grader, _concise(tmp_path / "stuffed", stuffed=True))
+def test_keyword_stuffing_moves_no_score_by_more_than_the_bound(tmp_path: Path, grader: object,
+                                                                session: object) -> None:
+    build = session  # a session builder function: (root, stuffed=...) -> Bundle
+    plain = _grade(grader, build(tmp_path / "plain", stuffed=False))  # type: ignore[operator]
+    stuffed = _grade(grader, build(tmp_path / "stuffed", stuffed=True))  # type: ignore[operator]
     assert plain.fraction is not None and stuffed.fraction is not None
     assert abs(stuffed.fraction - plain.fraction) <= 0.05, (
         [(c.id, c.score) for c in plain.criteria], [(c.id, c.score) for c in stuffed.criteria])
