@@ -264,6 +264,9 @@ class SteeringGrader:
             if "judge" not in details:
                 details["judge"] = not_done()
             return turns
+        if not timeline.prompts:
+            details["judge"] = {"status": "not_done", "note": "No witnessed prompt: nothing for the judge to read."}
+            return turns
         material = _material(timeline)
         consulted = consult(config, JUDGE_SYSTEM, f"## Session\n\n{material or '(nothing)'}", details)
         if consulted is None:
