@@ -19,6 +19,9 @@ from the other trials (the first three are operator settings, `[gateway]` in tri
   many characters of its start, never whole.
 - `default_output_tokens`: the output cap assumed for a request that names none, for the
   budget's reservation and for pricing an answer whose usage never came.
+- `server_context_tokens`: the prompt reserved for a Responses request that continues a
+  context held by the provider (`previous_response_id`, `conversation`): its body is
+  small, its prompt may be the model's whole context window.
 """
 
 from __future__ import annotations
@@ -34,3 +37,4 @@ class Limits:
     refusal_slack_bytes: int = 1024 * 1024
     refused_head_chars: int = 2048
     default_output_tokens: int = 32_768
+    server_context_tokens: int = 400_000

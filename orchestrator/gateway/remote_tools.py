@@ -14,7 +14,10 @@ A `tool_choice` that names a stripped tool is dropped with it (the provider woul
 the request otherwise); a tool list left empty is removed with its choice. Some OpenAI
 models search the web by themselves, with no tool in the request (`gpt-4o-search-preview`,
 `gpt-5-search-api`, the `deep-research` models): there is nothing to strip, so requests
-for them are refused instead, on the same condition.
+for them are refused instead, on the same condition. So are requests whose content the
+provider would fetch from a URL itself (Anthropic image and document blocks with a `url`
+source, OpenAI `image_url`/`input_image` parts with an http(s) URL and `input_file` with a
+`file_url`): the log would show the address, never what the model read there.
 """
 
 from __future__ import annotations
@@ -76,3 +79,47 @@ def strip_remote_tools(kind: str, payload: dict[str, Any]) -> tuple[dict[str, An
                 clean.pop("tool_choice")
                 stripped.append("tool_choice")
     return clean, stripped
+
+
+_LISTS = {"anthropic.messages": "messages", "openai.chat": "messages", "openai.responses": "input"}
+_FOUND_LIMIT = 5
+
+
+def fetched_urls(kind: str, payload: dict[str, Any], body: bytes) -> list[str]:
+    """Content parts the provider would fetch from the internet itself, named by their place."""
+    if kind not in _LISTS or b"http" not in body:  # every such URL is http(s): most requests stop here
+        return []
+    found: list[str] = []
+    items = payload.get(_LISTS[kind])
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            _scan_parts(item.get("content"), f"{_LISTS[kind]}[{index}].content", found)
+            _scan_parts(item.get("output"), f"{_LISTS[kind]}[{index}].output", found)  # function_call_output
+        if len(found) >= _FOUND_LIMIT:
+            break
+    return found
+
+
+def _scan_parts(parts: Any, where: str, found: list[str], depth: int = 0) -> None:
+    if not isinstance(parts, list) or depth > 2:
+        return
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict):
+            continue
+        url = _part_url(part)
+        if url is not None:
+            found.append(f"{where}[{index}]:{part.get('type')} {url[:200]}")
+        # An Anthropic tool_result carries its own content blocks, images included.
+        _scan_parts(part.get("content"), f"{where}[{index}].content", found, depth + 1)
+
+
+def _part_url(part: dict[str, Any]) -> str | None:
+    source = part.get("source")
+    if isinstance(source, dict) and source.get("type") == "url":  # Anthropic image / document
+        return str(source.get("url"))
+    for key in ("image_url", "file_url"):  # OpenAI chat image_url {url}, Responses input_image / input_file
+        value = part.get(key)
+        url = value.get("url") if isinstance(value, dict) else value
+        if isinstance(url, str) and url.lower().startswith(("http:", "https:")):
+            return url
+    return None

@@ -46,7 +46,7 @@ from orchestrator.gateway.limits import Limits
 from orchestrator.gateway.log import GatewayLogs, TrialLog
 from orchestrator.gateway.prices import PriceTable
 from orchestrator.gateway.provider_errors import Provider, error_response
-from orchestrator.gateway.remote_tools import searches_by_itself, strip_remote_tools
+from orchestrator.gateway.remote_tools import fetched_urls, searches_by_itself, strip_remote_tools
 from orchestrator.gateway.scripted import ScriptedModels
 from orchestrator.gateway.sse import SSEParser
 from orchestrator.gateway.urls import ANTHROPIC_PREFIX, OPENAI_PREFIX, ROUTES, Route, upstream_base
@@ -227,7 +227,7 @@ class Gateway:
         if route.billed:
             ledger = self._ledger(grant, trial_log)
             ex.output_cap, _ = output_cap(route.kind, ex.request, self.limits.default_output_tokens)
-            reserve = self.prices.worst_case(ex.model, prompt_estimate(ex.request_bytes), ex.output_cap)
+            reserve = self.prices.worst_case(ex.model, self._prompt_reserve(ex), ex.output_cap)
             if not ledger.admit(reserve):
                 log.info("gateway.budget_refused", trial_id=grant.trial_id, spent=ledger.spent_usd,
                          reserved=ledger.reserved_usd, cap=ledger.cap_usd)
@@ -250,6 +250,14 @@ class Gateway:
             raise
         finally:
             self._settle(ex)
+
+    def _prompt_reserve(self, ex: Exchange) -> int:
+        """Prompt tokens to reserve: the body's size, or a provider-held context's worst case."""
+        prompt = prompt_estimate(ex.request_bytes)
+        payload = ex.request if isinstance(ex.request, dict) else {}
+        if ex.route.kind == "openai.responses" and (payload.get("previous_response_id") or payload.get("conversation")):
+            prompt = max(prompt, self.limits.server_context_tokens)
+        return prompt
 
     def _before_body(self, ex: Exchange, grant: Grant, trial_log: TrialLog) -> Refusal | None:
         route = ex.route
@@ -281,6 +289,11 @@ class Gateway:
         if not grant.allow_remote_tools and searches_by_itself(route.provider, ex.model):
             return (400, f"model {ex.model} searches the web by itself, which this trial's template does not "
                     "allow (allow_remote_tools); use a model without built-in search", "refused_remote_model", False)
+        fetched = [] if grant.allow_remote_tools else fetched_urls(route.kind, payload, ex.body or b"")
+        if fetched:
+            return (400, f"the provider would fetch {fetched[0]} from the internet, which this trial's template "
+                    "does not allow (allow_remote_tools); send the content inline (base64)", "refused_remote_content",
+                    False)
         if not grant.allow_remote_tools:
             clean, stripped = strip_remote_tools(route.kind, payload)
             if stripped:

@@ -368,3 +368,44 @@ def test_a_template_may_allow_remote_tools(tmp_path: Path) -> None:
         assert messages == ANTHROPIC_REMOTE and responses == RESPONSES_REMOTE and chat == CHAT_REMOTE
         assert "stripped_tools" not in records(gw.log)[0]
         openai_client(gw).chat.completions.create(model="gpt-4o-search-preview", messages=MESSAGES)
+
+
+def test_content_the_provider_would_fetch_from_a_url_is_refused_unless_allowed() -> None:
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.invalid/solution.png"}}
+    document = {"type": "document", "source": {"type": "url", "url": "https://example.invalid/answer.pdf"}}
+    inline = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    with running_gateway() as gw:
+        a_client = anthropic_client(gw)
+        for blocks in ([image], [{"type": "text", "text": "see"}, document],
+                       [{"type": "tool_result", "tool_use_id": "t1", "content": [image]}]):
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                a_client.messages.create(model="claude-sonnet-5-5", max_tokens=8,
+                                         messages=[{"role": "user", "content": blocks}])  # type: ignore[misc]
+            assert "example.invalid" in refused.value.message and "inline" in refused.value.message
+        a_client.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=[  # base64 is the sandbox's own
+            {"role": "user", "content": [inline, {"type": "text", "text": "http://localhost is just text"}]}])
+        o_client = openai_client(gw)
+        with pytest.raises(openai.BadRequestError):
+            o_client.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.invalid/x.png"}}]}])
+        with pytest.raises(openai.BadRequestError):
+            o_client.responses.create(model="gpt-5.4", input=[{"role": "user", "content": [
+                {"type": "input_file", "file_url": "https://example.invalid/answer.pdf"}]}])
+        o_client.chat.completions.create(model="gpt-5.4", messages=[{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])
+        assert len(gw.fake.requests) == 2
+        refused_records = [r for r in records(gw.log) + records(gw.openai_log)
+                           if r["outcome"] == "refused_remote_content"]
+        assert len(refused_records) == 5 and all(not r["upstream"] for r in refused_records)
+
+
+def test_a_response_that_continues_a_provider_held_context_reserves_a_whole_context() -> None:
+    with running_gateway(budget_usd=0.5) as gw:
+        client = openai_client(gw)
+        first = client.responses.create(model="gpt-5.4", input="Hi", max_output_tokens=100)
+        client.responses.create(model="gpt-5.4", input="And then?", previous_response_id=first.id,
+                                max_output_tokens=100)
+        plain, continued = records(gw.openai_log)
+        assert plain["reserved_usd"] < 0.01
+        # 400,000 prompt tokens at gpt-5.4's $2.50/M: a tiny body can carry a whole context window.
+        assert continued["reserved_usd"] >= 400_000 * 2.5 / 1e6
