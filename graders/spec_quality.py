@@ -316,8 +316,11 @@ class SpecQualityGrader:
             if "judge" not in details:
                 details["judge"] = not_done()
             return
+        if not sources:
+            details["judge"] = {"status": "not_done", "note": "No witnessed prompt or spec file: nothing to read."}
+            return
         material = "\n\n".join(f"### {s.ref} ({s.label})\n{s.text}" for s in sources)
-        consulted = consult(config, JUDGE_SYSTEM, f"## Material\n\n{material or '(nothing)'}", details)
+        consulted = consult(config, JUDGE_SYSTEM, f"## Material\n\n{material}", details)
         if consulted is None:
             return
         answer, usage = consulted
