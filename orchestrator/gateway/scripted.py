@@ -646,21 +646,20 @@ class ScriptedModels:
 
     def _recovered_cursor(self, trial_id: str, sha256: str) -> int:
         """Where an earlier gateway process left this trial in this script: its log says."""
-        try:
-            path = log_path(self.home, trial_id)
-            lines = path.read_bytes().splitlines() if path.exists() else []
-        except (OSError, ValueError):
-            return 0
         cursor = 0
-        for line in lines:
-            if b'"script"' not in line:
-                continue
-            try:
-                script = json.loads(line).get("script") or {}
-            except ValueError:
-                continue
-            if script.get("sha256") == sha256 and script.get("status") == "matched":
-                cursor = max(cursor, int(script.get("step") or 0))
+        try:
+            with log_path(self.home, trial_id).open("rb") as lines:  # line by line: a log may be large
+                for line in lines:
+                    if b'"script"' not in line:
+                        continue
+                    try:
+                        script = json.loads(line).get("script") or {}
+                    except ValueError:
+                        continue
+                    if script.get("sha256") == sha256 and script.get("status") == "matched":
+                        cursor = max(cursor, int(script.get("step") or 0))
+        except (OSError, ValueError):
+            pass  # no log yet (or an unreadable one): the script starts at its first step
         return cursor
 
 
