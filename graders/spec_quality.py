@@ -64,7 +64,7 @@ _ITEMS = (
     re.compile(r"\b(?:status|answers?|returns?|gets?|responds? with|code)\s+(?:an?\s+)?([1-5]\d\d)\b", re.I),
     re.compile(r"\b([1-5]\d\d)\s+(?:status|response|error|for|when|if|on)\b", re.I),
     re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b"),
-    re.compile(r"\b(test_\w{3,})\b"),
+    re.compile(r"(?<![/\w])(test_\w{3,})\b(?!\.\w)"),  # a test's name, not a test module's path
 )
 _NO_NEW_DEPS = re.compile(r"\bno new (dependenc\w*|librar\w*|packages?|deps)\b|\b(don'?t|do not|never) add "
                           r"(any )?(new )?(dependenc\w*|librar\w*|packages?)\b", re.I)
@@ -192,7 +192,8 @@ class SpecQualityGrader:
                                    "excluded_prompts": excluded, "transcript_only": transcript_only(events),
                                    "spec_items": sorted(spec_items)[:60], "references": sorted(references)[:40]}
         criteria = [
-            self._upfront(bundle, timeline, files, prompts, spec_items | references),
+            # Naming files is a little of a spec: at most two references count next to the requirements.
+            self._upfront(bundle, timeline, files, prompts, spec_items | set(sorted(references)[:2])),
             self._acceptance(timeline, initial, spec_items, shipped, details),
             self._constraints(timeline, sources, shipped, details),
             self._rework(timeline, spec_items, references, details),

@@ -624,3 +624,17 @@ def test_pushback_that_breaks_passing_code_is_not_review(tmp_path: Path) -> None
     assert _criterion(result, "review").score == 0.0
     assert "broke tests that had passed" in _criterion(result, "review").rationale
     assert _criterion(result, "verification").score == 0.0  # and it was pushed failing
+
+
+def test_a_long_prompt_naming_files_is_not_a_spec(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-namedrop")
+    s.prompt(1, "Please carefully read calc/ops.py, calc/__init__.py, tests/test_calc.py and README.md, look at "
+                "tokenize and evaluate and the existing patterns in the codebase, and then implement everything "
+                "the brief asks for in the most appropriate way, following the conventions you find there.")
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(3, ops, "File written")
+    s.commit(4, "Implement the brief")
+    s.push(5)
+    result = _grade(SpecQualityGrader(), Bundle(s.build()))
+    assert _criterion(result, "upfront").score <= 1.0
+    assert result.fraction is not None and result.fraction <= 0.1
