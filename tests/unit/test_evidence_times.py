@@ -62,3 +62,21 @@ def test_a_commit_no_logged_push_brought_keeps_its_claim_marked_transcript(tmp_p
     write_jsonl(tmp_path / COMMITS, [{"sha": "a" * 40, "parents": [], "committed_at": LONG_AGO, "message": "x"}])
     [commit] = build_events(tmp_path, [])
     assert commit["witness"] == "transcript" and "pushed_at" not in commit["data"]
+
+
+def test_manifest_times_come_from_the_gateway_and_push_logs_not_from_commits(tmp_path: Path) -> None:
+    from orchestrator.evidence.collect import host_times
+
+    write_jsonl(tmp_path / "gateway.jsonl", [{"seq": 1, "ts": "2026-11-20T10:05:00.000Z"},
+                                             {"seq": 2, "ts": "2026-11-20T10:07:00.000Z"}])
+    write_jsonl(tmp_path / PUSHES, [
+        {"ts": "2026-11-20T09:59:00+00:00", "ref": "refs/heads/main", "pusher": "trial-bot"},
+        {"ts": "2026-11-20T10:30:00+00:00", "ref": "refs/heads/a", "pusher": "octo-cat"},
+        {"ts": "2026-11-20T11:10:00+00:00", "ref": "refs/heads/a", "pusher": "octo-cat"}])
+    write_jsonl(tmp_path / COMMITS, [{"sha": "a" * 40, "parents": [], "committed_at": LONG_AGO}])
+    times = host_times(tmp_path, launched_at="2026-11-20T10:00:00+00:00", deadline="2026-11-20T14:00:00+00:00",
+                       frozen_at="2026-11-20T14:00:05+00:00", bot_pushers={"trial-bot"})
+    assert times["launched_at"] == times["started_at"] == "2026-11-20T10:00:00+00:00"
+    assert times["first_gateway_request"] == "2026-11-20T10:05:00.000Z"
+    assert (times["first_push"], times["last_push"]) == ("2026-11-20T10:30:00.000Z", "2026-11-20T11:10:00.000Z")
+    assert times["deadline"] and times["frozen_at"] and times["collected_at"]
