@@ -43,9 +43,11 @@ and in the log record's `script.problem`), and the script stays where it was.
 Calls. `bash = CMD`, `read = PATH`, `write = PATH` (with `content` or `content_file`,
 relative to the script) and `edit = PATH` (with `old` and `new`) are portable: they
 become Claude Code's `Bash`/`Read`/`Write`/`Edit`, or Codex's `exec_command` and
-`apply_patch` (a freeform patch; `read` becomes `cat`). `tool = NAME` with `input` sends
-any tool call verbatim (a string `input` is a freeform tool's text). `id` fixes the call id;
-by default it is derived from the trial, the step and the call.
+`apply_patch` (a freeform patch; through exec_command as an `apply_patch` command when Codex
+offers no apply_patch tool, as for models it has no metadata for; `read` becomes `cat`).
+`tool = NAME` with `input` sends any tool call verbatim (a string `input` is a freeform
+tool's text). `id` fixes the call id; by default it is derived from the trial, the step and
+the call. Claude Code writes only files it has read in the same session: read first.
 
 Side requests (Claude Code's title and summary calls, quota probes, token counting) carry
 no tools, or are not messages at all; they are answered with `side_reply` (as JSON fitting
@@ -91,6 +93,8 @@ _SHOWN = 160
 """Characters of the conversation's last turn quoted in a problem message."""
 _REPLAYS = 64
 """Recent replies kept per trial, to answer a retried request the same way."""
+_PATCH_END = "TRIAL_PATCH_END"
+"""Here-document delimiter of a patch sent through Codex's shell tool."""
 # Context Codex and Claude Code put into user turns themselves: not the candidate's prompt.
 _INJECTED = ("<environment_context>", "<user_instructions>", "<turn_aborted>", "# AGENTS.md instructions",
              "<user_shell_command>", "<skills_instructions>", "<system-reminder>")
@@ -471,8 +475,13 @@ def _codex_call(call: Call, turn: Turn, workdir: str, content: str | None, call_
         _need(turn, "exec_command", "bash" if call.bash is not None else "read")
         command = call.bash if call.bash is not None else f"cat {shlex.quote(call.read or '')}"
         return wire.ToolCall(call_id, "exec_command", {"cmd": command, "workdir": workdir})
-    _need(turn, "apply_patch", "write" if call.write is not None else "edit")
     patch = apply_patch_text(call, content, workdir)
+    if "apply_patch" not in turn.tools and "exec_command" in turn.tools:
+        # Codex offers no apply_patch tool for models it has no metadata for; its shell tool
+        # still applies a patch given to an `apply_patch` command, as that model would send it.
+        command = f"apply_patch <<'{_PATCH_END}'\n{patch}{_PATCH_END}\n"
+        return wire.ToolCall(call_id, "exec_command", {"cmd": command, "workdir": workdir})
+    _need(turn, "apply_patch", "write" if call.write is not None else "edit")
     return wire.ToolCall(call_id, "apply_patch", patch if "apply_patch" in turn.freeform else {"input": patch})
 
 

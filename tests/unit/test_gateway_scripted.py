@@ -410,3 +410,17 @@ def test_a_side_request_for_json_gets_json_that_fits_its_schema(gw: Harness) -> 
     assert title.content[0].type == "text"
     assert json.loads(title.content[0].text) == {"title": "Scripted session", "n": 0}
     assert records(gw)[0]["script"]["status"] == "side"
+
+
+def test_codex_without_an_apply_patch_tool_gets_the_patch_through_its_shell(gw: Harness) -> None:
+    shell_only = CODEX_TOOLS[:1]
+    items: list[Any] = [{"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "hash the keys"}]}]
+    codex(gw).responses.create(model="gpt-5-codex", input=items, tools=shell_only)
+    items.append({"type": "function_call_output", "call_id": "c1", "output": "store.py"})
+    second = codex(gw).responses.create(model="gpt-5-codex", input=items, tools=shell_only)
+    calls = [item for item in second.output if item.type == "function_call"]
+    assert [c.name for c in calls] == ["exec_command", "exec_command"]
+    command = json.loads(calls[1].arguments)["cmd"]
+    assert command == ("apply_patch <<'TRIAL_PATCH_END'\n*** Begin Patch\n*** Update File: keyservice/store.py\n@@\n"
+                       "-key TEXT\n+key_hash TEXT\n*** End Patch\nTRIAL_PATCH_END\n")
