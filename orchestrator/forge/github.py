@@ -49,7 +49,7 @@ from github.GithubException import (
 )
 from urllib3 import BaseHTTPResponse
 
-from orchestrator import __version__
+from orchestrator import __version__, gitenv
 from orchestrator.config import ForgeSettings, ServiceSettings
 from orchestrator.errors import ConfigError, ForgeError, NotFoundError, PrerequisiteError, TrialError
 from orchestrator.forge import pushlog
@@ -320,7 +320,8 @@ class GitHubForge:
 
     def _git_env(self) -> dict[str, str]:
         basic = base64.b64encode(f"x-access-token:{self._token()}".encode()).decode()
-        return {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
+        # Hardened like every host-side git over candidate content (orchestrator.gitenv).
+        return {**gitenv.SAFE_ENV, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
                 "GIT_CONFIG_KEY_0": "http.extraHeader", "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
 
     def _urls(self, repo: RepoRef) -> tuple[str, str]:
