@@ -37,6 +37,8 @@ step "launch $TEMPLATE for $CANDIDATE with Claude Code on the scripted model (fi
 launch_json=$(trial launch "$TEMPLATE" --candidate "$CANDIDATE" --hours 2 --agent claude-code \
   --provider "script:$session_dir/session.toml" --json)
 id=$(echo "$launch_json" | json_field "['trial']['id']")
+# On a failure the trial is left for inspection; say how to look at it and how to clean up.
+trap 'echo "demo failed: inspect with \`trial status $id\` (TRIAL_HOME=$TRIAL_HOME); clean up with \`trial teardown $id --yes && trial serve --stop\`" >&2' ERR
 echo "$launch_json" | json_field "['ssh_command']" | sed 's/^/ssh: /'
 trial status "$id"
 
@@ -52,6 +54,7 @@ trial grade "$id"
 step "teardown: containers, volumes and tokens removed, repo archived (evidence kept)"
 trial teardown "$id" --yes
 trial serve --stop >/dev/null
+trap - ERR
 
 report="$TRIAL_HOME/evidence/$id/report.md"
 step "done"
