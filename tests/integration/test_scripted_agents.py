@@ -45,7 +45,7 @@ pytestmark = pytest.mark.docker
 RUN_TIMEOUT_S = 240
 
 SCRIPT = """\
-description = "integration: one shell command, one new file, then done"
+description = "integration: one shell command, one new file, one edit, then done"
 
 [[step]]
 id = "shell"
@@ -57,6 +57,11 @@ calls = [{ bash = "echo made-by-bash > from-bash.txt && cat from-bash.txt", desc
 id = "write"
 when = { tool_result = "made-by-bash" }
 calls = [{ write = "from-write.txt", content = "made by the write tool\\n" }]
+
+[[step]]
+id = "edit"
+when = { tool_result = "" }
+calls = [{ edit = "from-write.txt", old = "made by the write tool", new = "made by the write tool, then edited" }]
 
 [[step]]
 id = "done"
@@ -220,14 +225,15 @@ def test_claude_code_runs_a_command_and_writes_a_file_from_the_script(sandbox: A
     said = box.run(f"{claude} {shlex.quote('Please make the marker files.')}")
     assert "Both marker files are in place." in said
     assert box.owner_and_text("from-bash.txt") == ("candidate", "made-by-bash\n")
-    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool\n")
+    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool, then edited\n")
 
     said = box.run(f"{claude.removesuffix(' --')} --continue -- {shlex.quote('Anything else?')}")
     assert "The script has run out" in said
 
     records = service.records(box.trial_id)
     assert [step for step in _steps(records) if step[0] != "side"] == [
-        ("mismatch", "shell"), ("matched", "shell"), ("matched", "write"), ("matched", "done"), ("exhausted", None)]
+        ("mismatch", "shell"), ("matched", "shell"), ("matched", "write"), ("matched", "edit"), ("matched", "done"),
+        ("exhausted", None)]
     assert all(r["status"] == 200 and r["outcome"] == "ok" for r in records)
     billed = [r for r in records if r["route"].endswith("/v1/messages")]
     assert all(r["cost_usd"] > 0 and r["usage"]["output_tokens"] > 0 for r in billed)
@@ -236,10 +242,14 @@ def test_claude_code_runs_a_command_and_writes_a_file_from_the_script(sandbox: A
 
     events = agent.parse(collect(box.backend, box.ref, agent))
     calls = [e for e in events if e["kind"] == "tool_call"]
-    assert [(c["data"]["tool"], c["data"]["input"]) for c in calls] == [
+    # Claude Code records Edit with its default replace_all=False filled in.
+    assert [(c["data"]["tool"], {k: v for k, v in c["data"]["input"].items() if k != "replace_all"})
+            for c in calls] == [
         ("Bash", {"command": "echo made-by-bash > from-bash.txt && cat from-bash.txt",
                   "description": "Write a marker"}),
-        ("Write", {"file_path": f"{WORKSPACE}/from-write.txt", "content": "made by the write tool\n"})]
+        ("Write", {"file_path": f"{WORKSPACE}/from-write.txt", "content": "made by the write tool\n"}),
+        ("Edit", {"file_path": f"{WORKSPACE}/from-write.txt", "old_string": "made by the write tool",
+                  "new_string": "made by the write tool, then edited"})]
     results = {e["data"]["tool_use_id"]: e for e in events if e["kind"] == "tool_result"}
     assert "made-by-bash" in results[calls[0]["data"]["tool_use_id"]]["text"]
     logged_ids = {str((r.get("response") or {}).get("id")) for r in records}
@@ -257,13 +267,14 @@ def test_codex_runs_a_command_and_applies_a_patch_from_the_script(sandbox: Any, 
     said = box.run(f"codex exec --skip-git-repo-check {shlex.quote('Please make the marker files.')}")
     assert "Both marker files are in place." in said
     assert box.owner_and_text("from-bash.txt") == ("candidate", "made-by-bash\n")
-    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool\n")
+    assert box.owner_and_text("from-write.txt") == ("candidate", "made by the write tool, then edited\n")
 
     records = service.records(box.trial_id)
     assert [step for step in _steps(records) if step[0] != "side"] == [
-        ("matched", "shell"), ("matched", "write"), ("matched", "done")]
+        ("matched", "shell"), ("matched", "write"), ("matched", "edit"), ("matched", "done")]
     assert all(r["cost_usd"] > 0 for r in records if r["route"].endswith("/v1/responses"))
     events = agent.parse(collect(box.backend, box.ref, agent))
     calls = [e for e in events if e["kind"] == "tool_call"]
-    assert [c["data"]["tool"] for c in calls] == ["exec_command", "apply_patch" if model else "exec_command"]
+    patch_tool = "apply_patch" if model else "exec_command"
+    assert [c["data"]["tool"] for c in calls] == ["exec_command", patch_tool, patch_tool]
     assert all(not e["data"].get("is_error") for e in events if e["kind"] == "tool_result")
