@@ -93,6 +93,8 @@ _SHOWN = 160
 """Characters of the conversation's last turn quoted in a problem message."""
 _REPLAYS = 64
 """Recent replies kept per trial, to answer a retried request the same way."""
+_MATCH_LIMIT = 200_000
+"""Characters of the last turn a `when` looks at: a pasted megabyte must not make a regex crawl."""
 _PATCH_END = "TRIAL_PATCH_END"
 """Here-document delimiter of a patch sent through Codex's shell tool."""
 # Context Codex and Claude Code put into user turns themselves: not the candidate's prompt.
@@ -385,12 +387,12 @@ def read_turn(kind: str, payload: dict[str, Any]) -> Turn:
 
 
 def matches(when: When, turn: Turn) -> bool:
-    if when.prompt is not None and (turn.kind != "prompt" or when.prompt.lower() not in turn.text.lower()):
+    text = turn.text[:_MATCH_LIMIT]
+    if when.prompt is not None and (turn.kind != "prompt" or when.prompt.lower() not in text.lower()):
         return False
-    if when.tool_result is not None and (turn.kind != "tool_result"
-                                         or when.tool_result.lower() not in turn.text.lower()):
+    if when.tool_result is not None and (turn.kind != "tool_result" or when.tool_result.lower() not in text.lower()):
         return False
-    return when.regex is None or re.search(when.regex, turn.text, re.IGNORECASE | re.DOTALL) is not None
+    return when.regex is None or re.search(when.regex, text, re.IGNORECASE | re.DOTALL) is not None
 
 
 def describe(when: When) -> str:
