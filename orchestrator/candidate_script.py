@@ -9,8 +9,14 @@ candidate does, in order::
     new_session = true          # the first prompt starts a session; later ones continue it
 
     [[candidate]]
+    prompt = "Now make the change."
+    allow = "read-only"         # Claude Code: all (default) | edits | read-only; the rest its
+                                # own permission layer refuses, as it does for a real candidate
+
+    [[candidate]]
     shell = "python3 -m pytest -q"   # run as the candidate, in /workspace, in a login shell
     expect = "passed"                # optional: the output must contain this
+    may_fail = true                  # optional: a non-zero exit is part of the story
 
 Each action runs inside the trial's real sandbox as the candidate user, in a login shell
 (what an SSH session gets, so the agent finds its gateway wiring in ~/.trial/env.sh).
@@ -28,6 +34,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -38,14 +45,15 @@ from orchestrator.services import Services
 ACTION_TIMEOUT_S = 600
 SCRIPT_PROBLEM = "[scripted model]"
 """How the scripted model's own problem messages begin (scripted.py)."""
-PROMPT_COMMANDS: dict[str, tuple[str, str]] = {
-    # (new session, continued session); the prompt is appended, quoted.
-    "claude-code": ("claude -p --permission-mode acceptEdits --allowedTools Bash --",
-                    "claude -p --permission-mode acceptEdits --allowedTools Bash --continue --"),
-    "codex": ("codex exec --skip-git-repo-check", "codex exec --skip-git-repo-check resume --last"),
+PROMPTABLE = ("claude-code", "codex")
+CLAUDE_PERMISSIONS = {
+    "all": "--permission-mode acceptEdits --allowedTools Bash",
+    "edits": "--permission-mode acceptEdits",
+    "read-only": "",
 }
-"""How the candidate prompts each agent without a terminal. Claude Code in acceptEdits mode with
-Bash allowed is what a candidate approving every edit and command would get."""
+"""Claude Code's flags for what the candidate approves: `all` is a candidate approving every edit
+and command; with less, Claude Code's own permission layer refuses the rest (in -p mode it
+cannot ask), which is how a session shows the agent's refusals."""
 
 
 class CandidateAction(BaseModel):
@@ -61,6 +69,8 @@ class CandidateAction(BaseModel):
     """Text the output must contain."""
     may_fail: bool = False
     """A shell command whose non-zero exit is part of the story (a failing test run)."""
+    allow: Literal["all", "edits", "read-only"] = "all"
+    """What the candidate lets Claude Code do unasked for this prompt (Codex: `all` only)."""
 
     @model_validator(mode="after")
     def _one(self) -> CandidateAction:
@@ -109,9 +119,12 @@ def play(services: Services, trial_id: str, path: Path,
     """Play the session's candidate actions in the trial's sandbox, in order; stop at the first that fails."""
     actions = load_actions(path)
     trial = services.store.get_trial(trial_id)
-    if any(action.prompt is not None for action in actions) and trial.agent not in PROMPT_COMMANDS:
+    if any(action.prompt is not None for action in actions) and trial.agent not in PROMPTABLE:
         raise UsageError(f"trial {trial.id} runs agent '{trial.agent}', which the candidate player cannot prompt",
-                         f"launch with --agent {' or '.join(PROMPT_COMMANDS)}")
+                         f"launch with --agent {' or '.join(PROMPTABLE)}")
+    if trial.agent == "codex" and any(action.allow != "all" for action in actions):
+        raise UsageError(f"session {path}: `allow` other than \"all\" needs Claude Code",
+                         "Codex runs with full access in the sandbox; drop `allow` for Codex sessions")
     ref = services.sandbox.find(trial.id)
     if ref is None or services.sandbox.status(ref) != "running":
         raise StateError(f"the sandbox of trial {trial.id} is not running", "see `trial status ID`")
@@ -119,9 +132,7 @@ def play(services: Services, trial_id: str, path: Path,
     started = False
     for number, action in enumerate(actions, 1):
         if action.prompt is not None:
-            fresh, continued = PROMPT_COMMANDS[trial.agent]
-            base = fresh if action.new_session or not started else continued
-            command = f"{base} {shlex.quote(action.prompt)}"
+            command = prompt_command(trial.agent, action, continued=started and not action.new_session)
             started = True
         else:
             command = action.shell or ""
@@ -135,6 +146,15 @@ def play(services: Services, trial_id: str, path: Path,
             raise SandboxError(f"candidate action {number} ({action.label()}) {problem}",
                                f"output: {' '.join(result.output.split())[-600:]}")
     return results
+
+
+def prompt_command(agent: str, action: CandidateAction, *, continued: bool) -> str:
+    """The agent's own non-interactive command line for one prompt."""
+    prompt = shlex.quote(action.prompt or "")
+    if agent == "codex":
+        return f"codex exec --skip-git-repo-check {'resume --last ' if continued else ''}{prompt}"
+    flags = " ".join(part for part in (CLAUDE_PERMISSIONS[action.allow], "--continue" if continued else "") if part)
+    return f"claude -p {flags + ' ' if flags else ''}-- {prompt}"
 
 
 def _problem(result: ActionResult) -> str | None:

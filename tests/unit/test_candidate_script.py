@@ -82,3 +82,15 @@ def test_the_demo_session_plays_on_its_template(tmp_path: Path) -> None:
                and (not (TEMPLATE / "starter" / p.relative_to(solution)).is_file()
                     or (TEMPLATE / "starter" / p.relative_to(solution)).read_bytes() != p.read_bytes())}
     assert changed <= written, f"the reference changes files the demo never writes: {changed - written}"
+
+
+def test_prompt_commands_for_each_agent_and_permission() -> None:
+    from orchestrator.candidate_script import prompt_command
+
+    first = CandidateAction(prompt="it's done?")
+    assert prompt_command("claude-code", first, continued=False) == (
+        "claude -p --permission-mode acceptEdits --allowedTools Bash -- 'it'\"'\"'s done?'")
+    assert prompt_command("claude-code", CandidateAction(prompt="go", allow="read-only"), continued=True) == (
+        "claude -p --continue -- go")
+    assert prompt_command("codex", first, continued=True) == (
+        "codex exec --skip-git-repo-check resume --last 'it'\"'\"'s done?'")
