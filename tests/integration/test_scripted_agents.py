@@ -81,13 +81,13 @@ class Service:
     def sandbox_url(self) -> str:
         return f"http://host.docker.internal:{self.port}"
 
-    def new_trial(self, agent: str) -> tuple[str, str]:
+    def new_trial(self, agent: str, script: Path | None = None) -> tuple[str, str]:
         trial_id = f"scr{uuid.uuid4().hex[:8]}"
         now = utcnow()
         self.store.create_trial(Trial(id=trial_id, template="agent-probe", candidate="octocat", agent=agent,
                                       state="active", created_at=now, updated_at=now, hours=1, budget_usd=5,
                                       deadline=now + timedelta(hours=1),
-                                      data={"gateway_provider": f"script:{self.script}"}))
+                                      data={"gateway_provider": f"script:{script or self.script}"}))
         return trial_id, self.store.mint_token(trial_id, "sandbox", now + timedelta(hours=1))
 
     def records(self, trial_id: str) -> list[dict[str, Any]]:
@@ -180,7 +180,7 @@ def sandbox(service: Service, template: Template, shared_cache: Path) -> Iterato
     backend = DockerBackend(service.settings.sandbox)
     started: list[SandboxRef] = []
 
-    def start(agent: AgentSpec) -> Sandbox:
+    def start(agent: AgentSpec, script: Path | None = None) -> Sandbox:
         shared = shared_cache / agent.name
         shared.mkdir(parents=True, exist_ok=True)
         link = service.settings.home / "cache" / "agents" / agent.name
@@ -188,7 +188,7 @@ def sandbox(service: Service, template: Template, shared_cache: Path) -> Iterato
         if not link.exists():
             link.symlink_to(shared, target_is_directory=True)
         image = build_sandbox_image(backend, template, agent, service.settings).tag
-        trial_id, token = service.new_trial(agent.name)
+        trial_id, token = service.new_trial(agent.name, script)
         base = service.sandbox_url()
         ref = backend.create(SandboxSpec(trial_id=trial_id, image=image, env={"TRIAL_ID": trial_id},
                                          volumes={"workspace": WORKSPACE, "home": HOME}))
@@ -278,3 +278,33 @@ def test_codex_runs_a_command_and_applies_a_patch_from_the_script(sandbox: Any, 
     patch_tool = "apply_patch" if model else "exec_command"
     assert [c["data"]["tool"] for c in calls] == ["exec_command", patch_tool, patch_tool]
     assert all(not e["data"].get("is_error") for e in events if e["kind"] == "tool_result")
+
+
+REFUSED = """\
+[[step]]
+when = { prompt = "write it without asking" }
+calls = [{ write = "refused.txt", content = "should not exist\\n" }]
+
+[[step]]
+id = "after-refusal"
+when = { tool_result = "granted" }
+text = "Claude Code refused the write; nothing was written."
+"""
+
+
+def test_claude_codes_own_refusal_of_a_scripted_write_is_a_rejection(sandbox: Any, service: Service,
+                                                                     tmp_path: Path) -> None:
+    script = tmp_path / "refused.toml"
+    script.write_text(REFUSED)
+    agent = get_agent("claude-code")
+    box = sandbox(agent, script)
+    # No permission flags: in -p mode Claude Code cannot ask, so its permission layer refuses the write.
+    said = box.run(f"claude -p -- {shlex.quote('Please write it without asking.')}")
+    assert "Claude Code refused the write" in said
+    missing = box.backend.exec(box.ref, ["test", "-e", f"{WORKSPACE}/refused.txt"])
+    assert not missing.ok
+    assert [step for step in _steps(service.records(box.trial_id)) if step[0] != "side"] == [
+        ("matched", None), ("matched", "after-refusal")]
+    events = agent.parse(collect(box.backend, box.ref, agent))
+    assert [e["kind"] for e in events if e["kind"] in ("tool_call", "tool_result", "tool_rejected")] == [
+        "tool_call", "tool_rejected"]
