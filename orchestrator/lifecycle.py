@@ -478,6 +478,12 @@ def teardown(services: Services, trial_id: str, *, repo_action: str | None = Non
         if resource.trial_id == trial.id and resource.kind in ("container", "volume"):
             services.sandbox.remove_resource(resource)
             removed.append(f"{resource.kind} {resource.name}")
+    # The data dir's sandbox network goes with its last sandbox: each bridge takes one of Docker's
+    # few address pools. The next launch makes it again.
+    from orchestrator.sandbox import instance_id, sandbox_network
+
+    removed += [f"{item.kind} {item.name}" for item in _unused_networks(
+        services, instance_id(services.settings), True, only=sandbox_network(services.settings))]
     store.update_trial(trial.id, state=State.CLOSED)
     store.add_event(trial.id, "trial.teardown", {"removed": removed})
     return TeardownResult(trial.id, removed)
@@ -551,7 +557,7 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
     return leftovers
 
 
-def _unused_networks(services: Services, ours: str, remove: bool) -> list[Leftover]:
+def _unused_networks(services: Services, ours: str, remove: bool, *, only: str | None = None) -> list[Leftover]:
     """This data dir's networks that no container uses (with their host firewall rules), and rules
     whose network is gone. A network without our instance label is left alone: another data dir
     (or a test) may be about to attach its first container to it."""
@@ -560,6 +566,8 @@ def _unused_networks(services: Services, ours: str, remove: bool) -> list[Leftov
         if resource.status != "unused" or resource.kind not in ("network", "firewall"):
             continue
         if resource.kind == "network" and resource.instance != ours:
+            continue
+        if only is not None and resource.name != only:
             continue
         item = Leftover(resource.kind, resource.name, resource.trial_id, "no sandbox uses it")
         if remove:

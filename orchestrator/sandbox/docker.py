@@ -322,7 +322,7 @@ class DockerBackend:
             except docker.errors.NotFound:
                 network = None
             if network is not None and (network.attrs.get("Labels") or {}).get(LABEL_HOST_PORTS) != ports:
-                if network.attrs.get("Containers"):
+                if self._network_in_use(network):
                     raise SandboxError(
                         f"network {name} admits host ports "
                         f"'{(network.attrs.get('Labels') or {}).get(LABEL_HOST_PORTS, '')}', this sandbox needs "
@@ -368,8 +368,17 @@ class DockerBackend:
                                          "beyond it (run trial as root on the engine's host to enforce it)")
         return self._firewall
 
+    def _network_in_use(self, network: Any) -> bool:
+        """Any container on it, stopped ones included: the network's own attrs list only running
+        ones, and a collected or rebooted sandbox must find its network when it starts again."""
+        return bool(self.client.containers.list(all=True, filters={"network": str(network.id)}))
+
     def _remove_network(self, network: Any) -> None:
-        """The network first (the engine refuses while a container uses it), then its rules."""
+        """The network first, then its rules; never while a container, even a stopped one, is on it
+        (the engine would allow that, and the container could not start again)."""
+        if self._network_in_use(network):
+            self._log.warning("sandbox.network.kept", network=network.name, reason="a container is on it")
+            return
         bridge = _bridge_name(network.attrs)
         with suppress(docker.errors.NotFound):
             network.remove()
@@ -431,7 +440,14 @@ class DockerBackend:
         hint = f"check that image {spec.image} exists (`docker image ls`) and the spec's limits"
         with _engine_errors(f"create container {name} from {spec.image}", hint):
             try:
-                return self.client.containers.create(spec.image, **options)
+                try:
+                    return self.client.containers.create(spec.image, **options)
+                except docker.errors.NotFound as exc:
+                    if not spec.network or "network" not in _explain(exc).lower():
+                        raise
+                    # A teardown or gc took the network while it had no container yet: once more.
+                    options["network"] = self._ensure_network(spec.network, spec.host_ports)
+                    return self.client.containers.create(spec.image, **options)
             except docker.errors.ImageNotFound as exc:
                 raise SandboxError(f"cannot create container {name}: image {spec.image} does not exist",
                                    "build it first (`trial templates check`)") from exc
@@ -692,12 +708,11 @@ class DockerBackend:
                                              trial_id=labels.get(LABEL_TRIAL)))
             bridges: set[str] = set()
             for network in self.client.networks.list(filters=managed):
-                network.reload()  # the list call leaves out the attached containers
                 labels = network.attrs.get("Labels") or {}
                 bridges.add(_bridge_name(network.attrs))
                 found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
                                              trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
-                                             status="in use" if network.attrs.get("Containers") else "unused"))
+                                             status="in use" if self._network_in_use(network) else "unused"))
         firewall = self._host_firewall()
         if not isinstance(firewall, str):
             # Rules whose bridge is gone (its network removed outside trial): nothing uses them.

@@ -278,6 +278,13 @@ def test_gc_removes_the_network_and_its_rules_once_no_sandbox_uses_it(
     bridge = f"br-{network.id[:12]}"
     mine = [r for r in backend.list_managed() if r.kind == "network" and r.name == world["network"]]
     assert [r.status for r in mine] == ["in use"]
+    # A stopped sandbox (collected, or the host rebooted) still needs it to start again.
+    for ref in world["refs"].values():
+        backend.stop(ref, timeout_s=2)
+    mine = [r for r in backend.list_managed() if r.kind == "network" and r.name == world["network"]]
+    assert [r.status for r in mine] == ["in use"]
+    backend.remove_resource(mine[0])
+    assert engine.networks.get(world["network"]).id == network.id  # kept
     for ref in world["refs"].values():
         backend.remove(ref)
     mine = [r for r in backend.list_managed() if r.kind == "network" and r.name == world["network"]]
