@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import multiprocessing
 import tarfile
+import time
 from collections.abc import Iterable, Mapping
+from multiprocessing.connection import Connection
 from pathlib import Path, PurePosixPath
 
 from orchestrator.agents.base import AgentSpec, Event
@@ -155,14 +158,29 @@ def parse_raw(bundle_dir: Path, agent: AgentSpec, problems: list[str] | None = N
 
 # What a parser may raise on input it was not written for; anything else is our bug and surfaces.
 _PARSE_ERRORS = (RecursionError, ValueError, TypeError, KeyError, AttributeError, IndexError, UnicodeError)
+PARSE_TIMEOUT_S = 300.0
+"""One parse of an agent's transcripts may take this long (a regex fed a crafted line can take hours)."""
+FILE_TIMEOUT_S = 60.0
+ISOLATION_BUDGET_S = 600.0
+"""When the whole parse failed: the time spent finding, file by file, what the parser cannot read."""
+MAX_EVENTS = 100_000
+"""Events kept from transcripts: far more than any session; past it the timeline stays readable."""
 
 
-def safe_parse(agent: AgentSpec, files: Mapping[str, bytes], problems: list[str] | None = None) -> list[Event]:
-    """The agent's events from its transcripts, whatever the candidate put in them.
+class _ParseFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
-    Lines that are not sane JSON records are skipped (and counted in `problems`); a file the
-    parser still cannot read is left out and named, and the others are parsed without it:
-    no transcript can stop a collect or a grade.
+
+def safe_parse(agent: AgentSpec, files: Mapping[str, bytes], problems: list[str] | None = None, *,
+               timeout_s: float = PARSE_TIMEOUT_S, file_timeout_s: float = FILE_TIMEOUT_S) -> list[Event]:
+    """The agent's events from its transcripts, whatever the candidate put in them, in bounded time.
+
+    Lines that are not sane JSON records are skipped (and counted in `problems`). The parser
+    runs in a child process under a timeout; if it fails or runs out of time, each file is
+    tried alone, what the parser cannot read (or not in time) is left out and named, and the
+    rest is parsed without it: no transcript can stop or stall a collect or a grade.
     """
     notes = problems if problems is not None else []
     for rel, data in sorted(files.items()):
@@ -172,23 +190,72 @@ def safe_parse(agent: AgentSpec, files: Mapping[str, bytes], problems: list[str]
             if skipped:
                 shown = "; ".join(skipped[:3]) + (f"; … {len(skipped) - 3} more" if len(skipped) > 3 else "")
                 notes.append(f"~/{rel}: {len(skipped)} line(s) skipped ({shown})")
-    usable = dict(files)
     try:
-        return agent.parse(usable)
-    except _PARSE_ERRORS:
+        return _capped(_parse_bounded(agent, dict(files), timeout_s), notes)
+    except _ParseFailed:
         pass
+    usable = dict(files)
+    budget_ends = time.monotonic() + ISOLATION_BUDGET_S
     for rel in sorted(files):
+        if time.monotonic() > budget_ends:
+            notes.append(f"~/{rel}: not parsed in time (the transcripts took over {ISOLATION_BUDGET_S:g}s); left out")
+            usable.pop(rel)
+            continue
         try:
-            agent.parse({rel: files[rel]})
-        except _PARSE_ERRORS as exc:
-            notes.append(f"~/{rel}: the {agent.name} parser could not read it ({type(exc).__name__}); left out")
+            _parse_bounded(agent, {rel: files[rel]}, file_timeout_s)
+        except _ParseFailed as exc:
+            notes.append(f"~/{rel}: the {agent.name} parser {exc.reason}; left out")
             usable.pop(rel)
     try:
-        return agent.parse(usable)
-    except _PARSE_ERRORS as exc:
-        notes.append(f"the {agent.name} transcripts could not be read together ({type(exc).__name__}); "
+        return _capped(_parse_bounded(agent, usable, timeout_s), notes)
+    except _ParseFailed as exc:
+        notes.append(f"the {agent.name} transcripts could not be read together (the parser {exc.reason}); "
                      "all left out of the timeline (the raw files are in the bundle)")
         return []
+
+
+def _capped(events: list[Event], notes: list[str]) -> list[Event]:
+    if len(events) <= MAX_EVENTS:
+        return events
+    notes.append(f"{len(events) - MAX_EVENTS} of {len(events)} transcript events left out of the timeline "
+                 f"(at most {MAX_EVENTS:,} are kept, the earliest)")
+    return events[:MAX_EVENTS]
+
+
+def _parse_bounded(agent: AgentSpec, files: dict[str, bytes], timeout_s: float) -> list[Event]:
+    """`agent.parse(files)` in a forked child, killed after `timeout_s`."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_parse_child, args=(agent, files, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout_s):
+            raise _ParseFailed(f"did not finish within {timeout_s:g}s")
+        try:
+            outcome = receive.recv()
+        except EOFError as exc:
+            raise _ParseFailed("crashed") from exc
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+    if isinstance(outcome, str):
+        raise _ParseFailed(f"could not read it ({outcome})")
+    events: list[Event] = outcome
+    return events
+
+
+def _parse_child(agent: AgentSpec, files: dict[str, bytes], send: Connection) -> None:
+    try:
+        result: list[Event] | str = agent.parse(files)
+    except _PARSE_ERRORS as exc:
+        result = type(exc).__name__
+    except Exception as exc:  # the parent reports it; a child must not die silently
+        result = f"{type(exc).__name__}: {exc}"[:200]
+    send.send(result)
+    send.close()
 
 
 def _member_kind(member: tarfile.TarInfo) -> str:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,22 @@ class _Index:
                     self.by_outcome.setdefault(outcome.tool_use_id, (ex, outcome))
         self.prompts_taken: set[int] = set()
         self.interrupts_taken: set[int] = set()
+        # Text matches look only at exchanges within the match window, found by bisection, and
+        # squash each text once: a transcript of a million forged lines stays a linear pass.
+        dated = sorted(((moment, ex.seq) for ex in exchanges if (moment := parse_ts(ex.ts))), key=lambda p: p[0])
+        self._moments = [moment for moment, _ in dated]
+        self._by_seq = {ex.seq: ex for ex in exchanges}
+        self._dated_seqs = [seq for _, seq in dated]
+        self.prompt_text = {ex.seq: _squash(ex.prompt or "") for ex in exchanges}
+        self.response_text = {ex.seq: _squash(ex.response_text) for ex in exchanges}
+
+    def nearby(self, event: Event) -> list[Exchange]:
+        moment = parse_ts(event["ts"])
+        if moment is None:
+            return []
+        window = timedelta(seconds=_TEXT_MATCH_WINDOW_S)
+        low, high = bisect_left(self._moments, moment - window), bisect_right(self._moments, moment + window)
+        return [self._by_seq[seq] for seq in self._dated_seqs[low:high]]
 
     def match(self, event: Event) -> tuple[Exchange | None, set[tuple[int, str, str]]]:
         """The exchange that carried this transcript event, and the gateway events it makes redundant."""
@@ -241,8 +258,7 @@ class _Index:
         exchange: Exchange | None = None
         keys: set[tuple[str, str]] = set()
         if kind == "assistant_message":
-            exchange = self.by_response.get(_first(data, _MESSAGE_ID_KEYS) or "") or _match_answer(event,
-                                                                                               self.exchanges)
+            exchange = self.by_response.get(_first(data, _MESSAGE_ID_KEYS) or "") or self._answer(event)
             keys = {("assistant_message", "")}
         elif kind == "tool_call":
             exchange = self.by_tool_use.get(tool_id) or self.by_response.get(_first(data, _MESSAGE_ID_KEYS) or "")
@@ -251,7 +267,7 @@ class _Index:
                 # A bare tool request: the transcript's tool call already says all it said.
                 keys.add(("assistant_message", ""))
         elif kind == "user_prompt":
-            exchange = _match_prompt(event, self.exchanges, self.prompts_taken)
+            exchange = self._prompt(event)
             if exchange:
                 self.prompts_taken.add(exchange.seq)
             keys = {("user_prompt", "")}
@@ -284,12 +300,31 @@ class _Index:
 
     def _interrupt(self, event: Event) -> Exchange | None:
         """A request that carried an interrupt and continues a logged conversation, near this one."""
-        free = [ex for ex in self.exchanges if ex.interrupted and ex.seq in self.chain.continuing
+        free = [ex for ex in self.nearby(event) if ex.interrupted and ex.seq in self.chain.continuing
                 and ex.seq not in self.interrupts_taken]
         exchange = _closest(event, free)
         if exchange is not None:
             self.interrupts_taken.add(exchange.seq)
         return exchange
+
+    def _answer(self, event: Event) -> Exchange | None:
+        text = _squash(event["text"])
+        if not text:
+            return None
+        return _closest(event, [ex for ex in self.nearby(event) if text in self.response_text[ex.seq]])
+
+    def _prompt(self, event: Event) -> Exchange | None:
+        text = _squash(event["text"])
+        if not text:
+            return None
+        free = [ex for ex in self.nearby(event) if ex.seq not in self.prompts_taken and ex.prompt]
+        exact = _closest(event, [ex for ex in free if self.prompt_text[ex.seq] == text])
+        if exact or len(text) < _MIN_CONTAINED:
+            return exact
+        # Agents add to what the candidate typed (attached file contents, mode hints) or trim it;
+        # a long enough prompt found inside the request, or the request's inside it, is the same turn.
+        return _closest(event, [ex for ex in free if len(self.prompt_text[ex.seq]) >= _MIN_CONTAINED
+                                and (text in self.prompt_text[ex.seq] or self.prompt_text[ex.seq] in text)])
 
 
 def _same_text(transcript: str, gateway: str) -> bool:
@@ -346,27 +381,6 @@ def _closest(event: Event, candidates: list[Exchange]) -> Exchange | None:
     if not near or moment is None:
         return None
     return min(near, key=lambda ex: abs(((parse_ts(ex.ts) or moment) - moment).total_seconds()))
-
-
-def _match_answer(event: Event, exchanges: list[Exchange]) -> Exchange | None:
-    text = _squash(event["text"])
-    if not text:
-        return None
-    return _closest(event, [ex for ex in exchanges if text in _squash(ex.response_text)])
-
-
-def _match_prompt(event: Event, exchanges: list[Exchange], taken: set[int]) -> Exchange | None:
-    text = _squash(event["text"])
-    if not text:
-        return None
-    free = [ex for ex in exchanges if ex.seq not in taken and ex.prompt]
-    exact = _closest(event, [ex for ex in free if _squash(ex.prompt or "") == text])
-    if exact or len(text) < _MIN_CONTAINED:
-        return exact
-    # Agents add to what the candidate typed (attached file contents, mode hints) or trim it;
-    # a long enough prompt found inside the request, or the request's inside it, is the same turn.
-    return _closest(event, [ex for ex in free if len(_squash(ex.prompt or "")) >= _MIN_CONTAINED
-                            and (text in _squash(ex.prompt or "") or _squash(ex.prompt or "") in text)])
 
 
 def push_witness(record: dict[str, Any]) -> str:

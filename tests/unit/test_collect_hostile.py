@@ -78,6 +78,22 @@ def test_a_file_the_parser_chokes_on_is_left_out_and_the_rest_parsed() -> None:
     assert problems == ["~/bad.jsonl: the brittle parser could not read it (TypeError); left out"]
 
 
+def test_a_line_crafted_to_stall_a_parser_regex_is_cut_off_in_bounded_time() -> None:
+    """Claude Code's refusal pattern backtracks on a long run of "permission to use ": one such
+    line took minutes. The parse runs under a timeout; the file is left out, the rest read."""
+    stall = {"type": "user", "uuid": "u9", "sessionId": "s1", "timestamp": "2026-11-20T10:01:00Z",
+             "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
+                                                      "content": "permission to use " * 200_000}]}}
+    files = {".claude/projects/p/good.jsonl": GOOD,
+             ".claude/projects/p/stall.jsonl": (json.dumps(stall) + "\n").encode()}
+    problems: list[str] = []
+    started = time.monotonic()
+    events = transcripts.safe_parse(get_agent("claude-code"), files, problems, timeout_s=3, file_timeout_s=3)
+    assert time.monotonic() - started < 30
+    assert _prompts(events) == ["Implement rotation."]
+    assert problems == ["~/.claude/projects/p/stall.jsonl: the claude-code parser did not finish within 3s; left out"]
+
+
 def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
