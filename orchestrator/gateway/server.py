@@ -306,6 +306,7 @@ class Gateway:
         return (429, f"trial {trial_id}'s gateway log reached its quota of {self.limits.log_quota_bytes} bytes; "
                 "no further model requests are recorded or relayed (ask the trial's operator)",
                 "refused_log_quota", False)
+
     def _ledger(self, grant: Grant, trial_log: TrialLog) -> Ledger:
         ledger = self.budgets.open(grant.trial_id, grant.budget_usd, trial_log.state.spent_usd)
         ledger.cap_usd = grant.budget_usd  # the operator may have changed it since
