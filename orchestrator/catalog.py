@@ -70,6 +70,25 @@ class RubricEntry(_Strict):
     """Grader-specific options."""
 
 
+Track = Literal["builder", "specialist", "design"]
+"""builder: ship a feature end to end; specialist: depth (concurrency, performance, security);
+design: the brief leaves the decisions open and a reviewer plays the user."""
+
+
+class DefectConfig(_Strict):
+    """[defect]: the subtle flaw planted in or around the agent's natural path (reviewers only)."""
+
+    description: str = Field(min_length=1)
+    """What is wrong and where, for reviewers; never shown to the candidate."""
+    tests: tuple[str, ...] = Field(min_length=1)
+    """Hidden test ids that catch it; each must be in tests.fail_to_pass."""
+    note: str = Field(min_length=1)
+    """Why a reviewer should care (what it costs in production, why an agent copies it)."""
+    keywords: tuple[str, ...] = ()
+    """Regular expressions that recognise someone naming the defect (the steering grader's
+    `defect.keywords`; it gets this table unless its rubric options set their own)."""
+
+
 class TemplateGatewayConfig(_Strict):
     provider: str | None = Field(default=None, pattern=r"^(anthropic|openai|script:.+)$")
     """Where this template's trials get models: `anthropic`/`openai` (the real provider) or
@@ -84,6 +103,9 @@ class TemplateConfig(_Strict):
     """A paragraph on what the trial asks for."""
     language: str = Field(min_length=1)
     """Main language of the starter codebase."""
+    track: Track | None = None
+    """builder, specialist or design; `trial launch --track` picks a template by it. Bundled
+    templates must say (`require_complete`); None only for test fixtures."""
     hours: float = Field(default=4.0, gt=0)
     """Default length of a trial of this template."""
     agent: str = "none"
@@ -98,6 +120,8 @@ class TemplateConfig(_Strict):
     tests: TestsConfig
     rubric: tuple[RubricEntry, ...] = (RubricEntry(grader="hidden_tests"),)
     gateway: TemplateGatewayConfig = TemplateGatewayConfig()
+    defect: DefectConfig | None = None
+    """[defect]: the planted defect. Bundled templates must declare one (`require_complete`)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,11 @@ class Template:
     @property
     def reference_patch(self) -> Path:
         return self.reference_dir / "solution.patch"
+
+    @property
+    def defect_patch(self) -> Path:
+        """A patch against the reference tree that puts the planted defect back."""
+        return self.reference_dir / "defect.patch"
 
     @property
     def dockerfile(self) -> Path:
@@ -178,6 +207,7 @@ def load_template(path: Path) -> Template:
         raise TemplateError(f"{toml_path}: field '{field}': {first['msg']}{shown}",
                             "see TemplateConfig in orchestrator/catalog.py") from exc
     _check_shape(toml_path, config.tests)
+    config = _with_defect(toml_path, config)
     template = Template(name=path.name, path=path, config=config)
     for required, kind in ((template.brief_path, "file"), (template.starter_dir, "folder"),
                            (template.dockerfile, "file"), (template.hidden_tests_dir, "folder")):
@@ -188,6 +218,44 @@ def load_template(path: Path) -> Template:
         raise TemplateError(f"{template.dockerfile}: has no 'ARG BASE_IMAGE'",
                             "start it with `ARG BASE_IMAGE=debian:bookworm` and `FROM ${BASE_IMAGE}`")
     return template
+
+
+def _with_defect(toml_path: Path, config: TemplateConfig) -> TemplateConfig:
+    """Check [defect] against the tests, and hand it to the steering grader as its `defect` option."""
+    defect = config.defect
+    if defect is None:
+        return config
+    unknown = [t for t in defect.tests if t not in config.tests.fail_to_pass]
+    if unknown:
+        raise TemplateError(f"{toml_path}: field 'defect.tests': {unknown[0]!r} is not in tests.fail_to_pass",
+                            "the defect's tests must fail on the starter: list them in fail_to_pass too")
+    for index, entry in enumerate(config.rubric):
+        if entry.grader == "steering" and "defect" in entry.options:
+            raise TemplateError(f"{toml_path}: field 'rubric.{index}.options.defect': duplicates [defect]",
+                                "keep the planted defect in [defect] only (the steering grader gets it from there)")
+    shared = {"description": defect.description, "keywords": list(defect.keywords), "tests": list(defect.tests)}
+    rubric = tuple(entry.model_copy(update={"options": {**entry.options, "defect": shared}})
+                   if entry.grader == "steering" else entry for entry in config.rubric)
+    return config.model_copy(update={"rubric": rubric})
+
+
+def require_complete(template: Template) -> None:
+    """What every bundled template declares beyond what loading needs: a track, a planted defect,
+    FAIL_TO_PASS ids and a reference solution (test fixtures may leave these out)."""
+    toml_path = template.path / TEMPLATE_FILE
+    config = template.config
+    if config.track is None:
+        raise TemplateError(f"{toml_path}: field 'track': required for a bundled template",
+                            'add `track = "builder"` (or "specialist", "design")')
+    if config.defect is None:
+        raise TemplateError(f"{toml_path}: field 'defect': required for a bundled template",
+                            "add a [defect] table with description, tests and note")
+    if not config.tests.fail_to_pass:
+        raise TemplateError(f"{toml_path}: field 'tests.fail_to_pass': required for a bundled template",
+                            "list the hidden test ids that fail on the starter")
+    if not template.reference_patch.is_file():
+        raise TemplateError(f"{template.reference_patch} is missing",
+                            "a template needs a reference solution as a patch against starter/")
 
 
 # Pytest options that stop or narrow a run: per-run canaries would be cut or deselected with them.

@@ -129,6 +129,12 @@ class ReviewSettings(_Section):
     """Link the PR comment to report.html, served read-only by the host service under a per-trial link."""
 
 
+class TemplateSettings(_Section):
+    default_for_track: dict[Literal["builder", "specialist", "design"], str] = Field(default_factory=dict)
+    """The team's template for each track: `trial launch --track specialist` launches
+    default_for_track.specialist (e.g. `{specialist = "systems", builder = "api-keys"}`)."""
+
+
 class Settings(_Section):
     home: Path
     """Data directory: store, forge repos, logs, evidence (env TRIAL_HOME)."""
@@ -142,6 +148,7 @@ class Settings(_Section):
     sandbox: SandboxSettings = SandboxSettings()
     defaults: DefaultSettings = DefaultSettings()
     review: ReviewSettings = ReviewSettings()
+    templates: TemplateSettings = TemplateSettings()
 
     @property
     def db_path(self) -> Path:

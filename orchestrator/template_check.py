@@ -4,7 +4,9 @@ Each fact from fresh verifier containers from the template's own image, the same
 hidden-tests grader makes (graders.hidden_tests), in the template's shape: the image builds;
 the starter's tests pass on the starter; the hidden tests' FAIL_TO_PASS ids fail on the
 starter (and its PASS_TO_PASS ids pass); with the reference solution applied, the starter's
-tests and every listed hidden test pass; and on both, the runs show no sign of tampering
+tests and every listed hidden test pass; the planted defect's tests fail on the starter and on
+the reference with reference/defect.patch applied (the fix taken back out, so the tests catch
+the defect itself and not only a missing feature); and on each, the runs show no sign of tampering
 (for a library template: its per-run canaries come back as written, which proves the
 hidden command collects them and leaves nothing out).
 """
@@ -25,7 +27,7 @@ from graders.hidden_tests import pass_to_pass_command, run_hidden_tests, run_sta
 from graders.junit import TestCase, lookup
 from graders.verifier import Run, VerifierFailure, run_command, workspace_tar
 from orchestrator.agents import get_agent
-from orchestrator.catalog import Template
+from orchestrator.catalog import Template, require_complete
 from orchestrator.errors import TemplateError, TrialError
 from orchestrator.services import Services
 
@@ -81,6 +83,43 @@ def reference_tree(template: Template, into: Path) -> Path:
     return work
 
 
+def defect_tree(template: Template, reference: Path, into: Path) -> Path:
+    """The reference with reference/defect.patch applied: the planted defect put back."""
+    if not template.defect_patch.is_file():
+        raise TemplateError(f"{template.defect_patch} is missing",
+                            "add a patch against the reference that re-introduces the planted defect")
+    work = into / "defect"
+    shutil.copytree(reference, work)
+    done = subprocess.run(["git", "apply", "--whitespace=nowarn", str(template.defect_patch)], cwd=work,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise TemplateError(f"{template.defect_patch} does not apply to the reference: "
+                            f"{done.stderr.strip().splitlines()[-1:] or done.returncode}",
+                            "regenerate it against starter/ + reference/solution.patch")
+    return work
+
+
+def _defect_check(label: str, template: Template, hidden_run: Run) -> Check:
+    """The planted defect's tests must fail where the defect is (the starter, the reference with it back)."""
+    ids = template.config.defect.tests if template.config.defect else ()  # require_complete: never empty
+    if hidden_run.cases is None:
+        return Check(f"defect's tests fail on the {label}", False, hidden_run.problem or "no results")
+    status = _status(ids, hidden_run)
+    passing = [t for t, outcome in status.items() if outcome in ("passed", "missing")]
+    return Check(f"defect's tests fail on the {label}", not passing,
+                 f"{len(status) - len(passing)}/{len(status)} fail"
+                 + (f"; passing or missing: {', '.join(passing[:5])}" if passing else ""))
+
+
+def _defect_put_back(services: Services, image: str, template: Template, label: str, tree: bytes) -> list[Check]:
+    services.progress(f"hidden tests on the {label}")
+    try:
+        hidden_run = run_hidden_tests(services.sandbox, image, f"check-{secrets.token_hex(4)}", template, tree, {})
+    except VerifierFailure as exc:
+        return [Check(f"tests on the {label}", False, str(exc))]
+    return [_defect_check(label, template, hidden_run), _trust(label, template.config.tests.shape, [hidden_run])]
+
+
 def _outcome(case: TestCase | None) -> str:
     return case.outcome if case else "missing"
 
@@ -94,7 +133,13 @@ def check_template(services: Services, name: str) -> TemplateCheck:
 
     template = services.catalog.get(name)
     result = TemplateCheck(template.name)
-    result.checks.append(Check("template.toml", True, f"{template.config.title} ({template.config.language})"))
+    try:
+        require_complete(template)
+    except TemplateError as exc:
+        result.checks.append(Check("template.toml", False, exc.one_line()))
+        return result
+    result.checks.append(Check("template.toml", True, f"{template.config.title} ({template.config.language}, "
+                               f"{template.config.track} track, {template.config.tests.shape})"))
     services.sandbox.ping()
     try:
         image = build_sandbox_image(services.sandbox, template, get_agent("none"), services.settings,
@@ -114,7 +159,15 @@ def check_template(services: Services, name: str) -> TemplateCheck:
         trees = [("starter", tree_tar(template.starter_dir))]
         if reference is not None:
             trees.append(("reference", tree_tar(reference)))
+            try:
+                trees.append(("reference with the defect put back",
+                              tree_tar(defect_tree(template, reference, Path(tmp)))))
+            except TemplateError as exc:
+                result.checks.append(Check("defect patch applies", False, exc.one_line()))
         for label, tree in trees:
+            if label.endswith("put back"):
+                result.checks += _defect_put_back(services, image.tag, template, label, tree)
+                continue
             services.progress(f"tests on the {label}")
             try:
                 # Its own verifier names: two checks of one template may run at once.
@@ -130,8 +183,21 @@ def check_template(services: Services, name: str) -> TemplateCheck:
             # PASS_TO_PASS ids outside the hidden folder are the starter's own: the starter run covers them.
             hidden_p2p = tuple(t for t in tests.pass_to_pass if t.startswith(tests.hidden_dir.strip("/") + "/"))
             result.checks += _judge(label, tests.fail_to_pass, hidden_p2p, starter_run, hidden_run)
+            if label == "starter":
+                result.checks.append(_defect_check(label, template, hidden_run))
             result.checks.append(_trust(label, template.config.tests.shape, runs))
     return result
+
+
+def check_all(services: Services) -> list[TemplateCheck]:
+    """Every template in the catalog, one after the other (each builds its own image)."""
+    results = []
+    for name in services.catalog.names():
+        try:
+            results.append(check_template(services, name))
+        except TemplateError as exc:  # a template that does not load is one failed check, not the end
+            results.append(TemplateCheck(name, checks=[Check("template.toml", False, exc.one_line())]))
+    return results
 
 
 def _starter_runs(services: Services, image: str, trial_id: str, template: Template, tree: bytes) -> list[Run]:

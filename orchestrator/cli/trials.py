@@ -29,13 +29,25 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 @click.option("--resume", "resume_id", metavar="ID", help="Resume a launch that failed, at its failed step.")
 @click.option("--provider", help="Where the agent's models come from: anthropic, openai or script:FILE "
               "(default: the template's, else [gateway] provider).")
+@click.option("--track", type=click.Choice(["builder", "specialist", "design"]),
+              help="Launch the team's template for this track ([templates] default_for_track) instead of TEMPLATE.")
+@click.option("--again", is_flag=True, help="Launch even if the candidate has a live trial of this template.")
 @json_option
 @pass_state
 def launch(state: CliState, template: str | None, candidate: str | None, hours: float | None, agent: str | None,
            budget_usd: float | None, ssh_key_files: tuple[str, ...], resume_id: str | None, provider: str | None,
-           as_json: bool) -> None:
-    """Launch a trial of TEMPLATE for a candidate."""
+           track: str | None, again: bool, as_json: bool) -> None:
+    """Launch a trial of TEMPLATE (or of the team's template for --track) for a candidate."""
     services = state.services
+    if track is not None and not resume_id:
+        if template:
+            raise UsageError("give a TEMPLATE or --track, not both", f"e.g. trial launch --track {track} "
+                             "--candidate octocat")
+        template = services.settings.templates.default_for_track.get(track)  # type: ignore[call-overload]
+        if template is None:
+            raise UsageError(f"no default template for the {track} track",
+                             f"set [templates] default_for_track = {{{track} = \"NAME\"}} in trial.toml, "
+                             "or name the template")
     with progress("launching", quiet=as_json) as say:
         services.progress = say
         if resume_id:
@@ -47,7 +59,7 @@ def launch(state: CliState, template: str | None, candidate: str | None, hours: 
             keys = tuple(_read_key_file(path) for path in ssh_key_files)
             result = lifecycle.launch(services, lifecycle.LaunchRequest(
                 template=template, candidate=candidate, hours=hours, agent=agent, budget_usd=budget_usd,
-                ssh_keys=keys, provider=provider))
+                ssh_keys=keys, provider=provider, again=again))
     if as_json:
         emit_json("launch", result.to_json())
         return
@@ -74,11 +86,14 @@ def _read_key_file(path: str) -> str:
 
 @click.command("ls")
 @click.option("--state", "states", multiple=True, help="Only trials in this state (repeatable).")
+@click.option("--cohort", help="Only the trials of this cohort.")
 @json_option
 @pass_state
-def ls(state: CliState, states: tuple[str, ...], as_json: bool) -> None:
+def ls(state: CliState, states: tuple[str, ...], cohort: str | None, as_json: bool) -> None:
     """List trials."""
-    trials = state.store.list_trials(states)
+    if cohort is not None:
+        state.store.get_cohort(cohort)  # an unknown name is an error, not an empty list
+    trials = state.store.list_trials(states, cohort=cohort)
     if as_json:
         emit_json("ls", [t.to_json() for t in trials])
         return
