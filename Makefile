@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TRIAL_BASE_IMAGE ?= trial-base:bookworm
 
-.PHONY: setup venv engine browser base-image test test-fast lint demo bench clean
+.PHONY: setup venv engine browser base-image test test-fast lint demo bench calibrate clean
 
 setup: engine venv base-image  ## Docker engine, virtualenv, local base image
 
@@ -43,5 +43,8 @@ bench: setup  ## benchmarks, printed as ratios against a baseline measured in th
 	$(PY) bench/launch_bench.py
 	$(PY) bench/gateway_bench.py
 
+calibrate: setup  ## play the calibration corpus through the real agents; Kendall's tau against its known order
+	$(PY) -m calibration
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo-home
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo-home .calibrate-home
