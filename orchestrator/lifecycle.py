@@ -68,6 +68,14 @@ class LaunchRequest:
     """Extra public keys (e.g. from --ssh-key FILE), added to those the forge knows."""
     provider: str | None = None
     """Where the trial's models come from (`[gateway] provider`): flag, else template, else operator."""
+    again: bool = False
+    """Launch even if the candidate already has a live trial of this template (`--again`)."""
+    cohort: str | None = None
+    """The cohort this trial belongs to: at most one trial per (cohort, candidate), enforced by the store."""
+
+
+LIVE_STATES = ("provisioning", "active", "expired", "collecting", "failed")
+"""A trial in these states still holds the candidate's work or resources: a second plain launch refuses."""
 
 
 @dataclass
@@ -148,8 +156,8 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
         id=new_trial_id(), template=template.name, candidate=candidate, agent=agent.name,
         state=State.PROVISIONING, created_at=now, updated_at=now, hours=hours,
         budget_usd=request.budget_usd if request.budget_usd is not None else template.config.budget_usd,
-        data={"ssh_keys": keys, **({"gateway_provider": provider} if provider else {})},
-    ))
+        data={"ssh_keys": keys, **({"gateway_provider": provider} if provider else {})}, cohort=request.cohort,
+    ), unless_live=() if request.again else LIVE_STATES)
     log.info("launch.start", trial_id=trial.id, template=template.name, candidate=candidate, agent=agent.name)
     return _run_launch(services, trial, template, agent, resumed=False)
 

@@ -68,6 +68,19 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX tokens_trial ON tokens(trial_id)",
     ],
+    [
+        # Cohorts: one launch file for many candidates. The unique index is the idempotency key:
+        # a re-run (or a second process) can never make a second trial for one (cohort, candidate),
+        # and GitHub logins are case-insensitive, so neither can a change of case.
+        """CREATE TABLE cohorts (
+            name TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "ALTER TABLE trials ADD COLUMN cohort TEXT REFERENCES cohorts(name)",
+        "CREATE UNIQUE INDEX trials_cohort_candidate ON trials(cohort, lower(candidate)) WHERE cohort IS NOT NULL",
+    ],
 ]
 
 TOKEN_PREFIX = "trl_"  # noqa: S105 - a prefix, not a secret
@@ -99,10 +112,12 @@ class Trial:
     deadline: datetime | None = None
     failed_step: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    cohort: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "cohort": self.cohort,
             "template": self.template,
             "candidate": self.candidate,
             "agent": self.agent,
@@ -115,6 +130,27 @@ class Trial:
             "budget_usd": self.budget_usd,
             "data": self.data,
         }
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    source: str
+    """The launch file it was first made from (informative: a re-run may name a moved copy)."""
+    created_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "created_at": iso(self.created_at), "data": self.data}
+
+
+class DuplicateTrialError(UsageError):
+    """A launch would make a second live trial of one template for one candidate (or a second
+    trial of one candidate in one cohort); `existing` is the trial already there."""
+
+    def __init__(self, message: str, hint: str, existing: Trial) -> None:
+        super().__init__(message, hint)
+        self.existing = existing
 
 
 @dataclass(frozen=True)
@@ -220,15 +256,40 @@ class Store:
         return int(row[0] or 0)
 
     # -- trials -----------------------------------------------------------------------
-    def create_trial(self, trial: Trial) -> Trial:
+    def create_trial(self, trial: Trial, *, unless_live: tuple[str, ...] = ()) -> Trial:
+        """Insert the trial. With `unless_live`, refuse (DuplicateTrialError) when the candidate
+        already has a trial of this template in one of those states: checked in the same
+        transaction as the insert, so two launches at once cannot both pass."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO trials (id, template, candidate, agent, state, failed_step, created_at, "
-                "updated_at, deadline, hours, budget_usd, data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (trial.id, trial.template, trial.candidate, trial.agent, trial.state, trial.failed_step,
-                 iso(trial.created_at), iso(trial.updated_at), iso(trial.deadline), trial.hours,
-                 trial.budget_usd, json.dumps(trial.data)),
-            )
+            if unless_live:
+                marks = ",".join("?" * len(unless_live))
+                row = db.execute(
+                    f"SELECT * FROM trials WHERE template = ? AND lower(candidate) = lower(?) "  # noqa: S608
+                    f"AND state IN ({marks}) ORDER BY created_at DESC LIMIT 1",
+                    (trial.template, trial.candidate, *unless_live)).fetchone()
+                if row is not None:
+                    existing = _trial_from_row(row)
+                    raise DuplicateTrialError(
+                        f"{trial.candidate} already has a live trial {existing.id} of {trial.template} "
+                        f"({existing.state})",
+                        f"pass --again to launch another, or see `trial status {existing.id}`", existing)
+            try:
+                db.execute(
+                    "INSERT INTO trials (id, template, candidate, agent, state, failed_step, created_at, "
+                    "updated_at, deadline, hours, budget_usd, data, cohort) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (trial.id, trial.template, trial.candidate, trial.agent, trial.state, trial.failed_step,
+                     iso(trial.created_at), iso(trial.updated_at), iso(trial.deadline), trial.hours,
+                     trial.budget_usd, json.dumps(trial.data), trial.cohort),
+                )
+            except sqlite3.IntegrityError:
+                row = db.execute("SELECT * FROM trials WHERE cohort = ? AND lower(candidate) = lower(?)",
+                                 (trial.cohort, trial.candidate)).fetchone()
+                if row is None:
+                    raise
+                existing = _trial_from_row(row)
+                raise DuplicateTrialError(
+                    f"{trial.candidate} already has trial {existing.id} in cohort {trial.cohort}",
+                    f"see `trial status {existing.id}`", existing) from None
         self.add_event(trial.id, "trial.created", {"template": trial.template, "candidate": trial.candidate})
         return trial
 
@@ -247,16 +308,46 @@ class Store:
             raise UsageError(f"'{trial_id}' matches several trials ({ids})", "type more of the id")
         return _trial_from_row(rows[0])
 
-    def list_trials(self, states: tuple[str, ...] = ()) -> list[Trial]:
+    def list_trials(self, states: tuple[str, ...] = (), *, cohort: str | None = None) -> list[Trial]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if states:
+            conditions.append(f"state IN ({','.join('?' * len(states))})")
+            params += states
+        if cohort is not None:
+            conditions.append("cohort = ?")
+            params.append(cohort)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._lock:
-            if states:
-                marks = ",".join("?" * len(states))
-                rows = self._db.execute(
-                    f"SELECT * FROM trials WHERE state IN ({marks}) ORDER BY created_at", states  # noqa: S608
-                ).fetchall()
-            else:
-                rows = self._db.execute("SELECT * FROM trials ORDER BY created_at").fetchall()
+            rows = self._db.execute(f"SELECT * FROM trials{where} ORDER BY created_at", params).fetchall()  # noqa: S608
         return [_trial_from_row(row) for row in rows]
+
+    # -- cohorts ----------------------------------------------------------------------
+    def ensure_cohort(self, name: str, source: str, data: dict[str, Any] | None = None) -> Cohort:
+        """The cohort of that name, made now if new: running one launch file again reuses it."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO cohorts (name, source, created_at, data) VALUES (?,?,?,?)",
+                       (name, source, iso(utcnow()), json.dumps(data or {})))
+        return self.get_cohort(name)
+
+    def get_cohort(self, name: str) -> Cohort:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM cohorts WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no cohort '{name}'", "list cohorts with `trial cohort ls`")
+        return Cohort(row["name"], row["source"], parse_iso(row["created_at"]) or utcnow(), json.loads(row["data"]))
+
+    def list_cohorts(self) -> list[Cohort]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM cohorts ORDER BY created_at, name").fetchall()
+        return [Cohort(r["name"], r["source"], parse_iso(r["created_at"]) or utcnow(), json.loads(r["data"]))
+                for r in rows]
+
+    def cohort_trial(self, cohort: str, candidate: str) -> Trial | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM trials WHERE cohort = ? AND lower(candidate) = lower(?)",
+                                   (cohort, candidate)).fetchone()
+        return _trial_from_row(row) if row is not None else None
 
     def update_trial(self, trial_id: str, **fields: Any) -> Trial:
         allowed = {"state", "failed_step", "deadline", "hours", "budget_usd", "agent"}
@@ -437,4 +528,5 @@ def _trial_from_row(row: sqlite3.Row) -> Trial:
         state=row["state"], created_at=parse_iso(row["created_at"]) or utcnow(),
         updated_at=parse_iso(row["updated_at"]) or utcnow(), hours=row["hours"], budget_usd=row["budget_usd"],
         deadline=parse_iso(row["deadline"]), failed_step=row["failed_step"], data=json.loads(row["data"]),
+        cohort=row["cohort"],
     )

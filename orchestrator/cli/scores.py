@@ -15,21 +15,28 @@ from orchestrator.report.scores import TrialScores, graded_trial_ids, to_csv, tr
 @click.command()
 @click.argument("trial_id", required=False)
 @click.option("--all", "all_trials", is_flag=True, help="Every graded trial.")
+@click.option("--cohort", help="Every graded trial of this cohort.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per score, on stdout.")
 @click.option("--offline", is_flag=True, help="Read PR comments from the evidence bundle, not the forge.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope for scripts.")
 @pass_state
-def scores(state: CliState, trial_id: str | None, all_trials: bool, as_csv: bool, offline: bool,
-           as_json: bool) -> None:
+def scores(state: CliState, trial_id: str | None, all_trials: bool, cohort: str | None, as_csv: bool,
+           offline: bool, as_json: bool) -> None:
     """Gather every reviewer's `/score` lines from the PR with the automatic scores.
 
     Only reviewers count ([review] reviewers; by default the repo's admins and maintainers
     on GitHub, the operator on the local forge); other lines are listed as ignored, with why.
     """
-    if bool(trial_id) == all_trials:
-        raise UsageError("give one TRIAL_ID or --all", "e.g. `trial scores 3f2a` or `trial scores --all --csv`")
+    if [bool(trial_id), all_trials, cohort is not None].count(True) != 1:
+        raise UsageError("give one TRIAL_ID, --all or --cohort NAME",
+                         "e.g. `trial scores 3f2a` or `trial scores --cohort spring --csv`")
     services = state.services
-    ids = graded_trial_ids(services.settings, services.store) if all_trials else [str(trial_id)]
+    if cohort is not None:
+        services.store.get_cohort(cohort)
+        graded = set(graded_trial_ids(services.settings, services.store))
+        ids = [t.id for t in services.store.list_trials(cohort=cohort) if t.id in graded]
+    else:
+        ids = graded_trial_ids(services.settings, services.store) if all_trials else [str(trial_id)]
     forge = None if offline else services.forge
     results = [trial_scores(services.settings, services.store, ident, forge) for ident in ids]
     if as_csv:
