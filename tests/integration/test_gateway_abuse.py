@@ -11,6 +11,7 @@ import http.client
 import json
 import shutil
 import threading
+import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -33,8 +34,15 @@ MESSAGES = [{"role": "user", "content": "Refactor the parser"}]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def records(path: Path, at_least: int = 0) -> list[dict[str, Any]]:
+    """The log's records; waits (bounded) for `at_least` of them: a client that stops reading at
+    a stream's last event may be done before the gateway has appended the exchange's record."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def post(url: str, path: str, token: str, body: bytes, *, header: str = "Authorization",
@@ -152,7 +160,7 @@ def test_a_billed_answer_without_usage_is_priced_at_its_max_tokens(call: str) ->
                 with o_client.responses.stream(model="gpt-5.4", input="Hi", max_output_tokens=4000) as stream:
                     stream.get_final_response()
             log, rate_out = gw.openai_log, 10.0
-        (record,) = records(log)
+        (record,) = records(log, at_least=1)
         assert record["status"] == 200 and record["usage"]["estimated"] is True
         assert record["usage"]["output_tokens"] == 4000 and record["pricing"]["basis"] == "max_tokens"
         assert record["cost_usd"] >= 4000 * rate_out / 1e6 > 0
