@@ -25,7 +25,9 @@ PLATFORM_VERSION = f"{VERSION}-linux-x64"
 SOURCE = "codex"
 TARBALL = "codex.tgz"
 TOKEN_VAR = "OPENAI_API_KEY"  # noqa: S105 - the name of the variable, not a secret
-DEFAULT_MODEL = "gpt-5-codex"
+# A model Codex 0.169 knows by name: for an unknown one (e.g. "gpt-5-codex") it falls back to
+# default metadata and offers the model no apply_patch tool, so every edit goes through the shell.
+DEFAULT_MODEL = "gpt-5.5"
 VENDOR = "/opt/codex/package/vendor/x86_64-unknown-linux-musl"
 
 DOCKERFILE = f"""\
