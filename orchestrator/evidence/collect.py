@@ -176,6 +176,7 @@ class CollectSteps:
 
     def manifest(self, ctx: StepContext) -> dict[str, Any]:
         current = self.services.store.get_trial(self.trial.id)
+        key = signing.operator_key(self.services.settings.home)
         header = {
             "trial": {k: v for k, v in current.to_json().items() if k != "data"} | {
                 "repo": current.data.get("repo"), "image": current.data.get("image"),
@@ -194,13 +195,14 @@ class CollectSteps:
             "times": self.times(ctx),
             "left_out": self.left_out(ctx),
             "transcripts_left_out": ctx.results.get("transcripts", {}).get("left_out", []),
+            "signature": {"algorithm": signing.ALGORITHM, "key": signing.fingerprint(key.public_key()),
+                          "file": signing.SIGNATURE},
             "collector": {"trial": __version__, "forge": self.services.forge.name,
                           "sandbox": self.services.sandbox.name},
         }
         written = files.write_manifest(self.bundle_dir, header)
         # Signed over the manifest's bytes, which hold every file's sha256 and the gateway
         # chain's head: `trial verify ID` then proves the whole bundle unchanged.
-        key = signing.operator_key(self.services.settings.home)
         signing.sign_bundle(self.bundle_dir, key)
         return {"files": len(written["files"]), "signed_by": signing.fingerprint(key.public_key())}
 

@@ -106,7 +106,8 @@ def test_hostile_inputs_neither_block_collection_nor_pass_as_witnessed(trial_hom
     trial("grade", trial_id, ok=(0, 4))
     assert (bundle / "report.json").is_file()
 
-    assert trial("verify", trial_id)[1]["data"]["ok"] is True
+    verdict = trial("verify", trial_id)[1]["data"]
+    assert verdict["ok"] is True and verdict["key"] == manifest["signature"]["key"]
     events_file = bundle / "events.jsonl"
     original = events_file.read_bytes()
     events_file.write_bytes(original[:-1])  # the last newline
