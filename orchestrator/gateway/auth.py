@@ -5,6 +5,13 @@ Tokens are checked against the store by HMAC. The answer is cached for at most
 `trial collect` revokes (possibly from another process) stops working within a second.
 The cache is keyed by the token's HMAC, never by the token itself.
 
+Unknown tokens cost a store lookup in a worker thread, so a sandbox could flood the
+gateway with made-up ones and slow every other trial's lookups. An address that presents
+more than `FAILURES_ALLOWED` unknown tokens within `FAILURE_WINDOW_S` gets no lookups
+until the window ends (the server answers a retryable 429); a token already verified and
+cached still works. A sandbox cannot change its address (no NET_ADMIN), so the lockout
+stays with the sandbox that earned it.
+
 A grant carries the trial's rules: the providers its agent speaks to (a Claude Code
 trial's token opens the /anthropic routes only, so a candidate cannot spend it on another
 provider's models through their own scripts) and whether its template allows
@@ -30,6 +37,8 @@ REFRESH_S = 1.0
 GATEWAY_PURPOSES = ("sandbox",)
 """Token purposes the gateway accepts: what `trial launch` mints for the sandbox."""
 _CACHE_LIMIT = 4096
+FAILURE_WINDOW_S = 10.0
+FAILURES_ALLOWED = 20
 TEMPLATE_REFRESH_S = 60.0
 AGENT_PROVIDERS: dict[str, tuple[Provider, ...]] = {
     "claude-code": ("anthropic",),  # ANTHROPIC_BASE_URL → /anthropic (agents/claude_code.py)
@@ -97,19 +106,60 @@ def presented_tokens(request: web.Request) -> list[str]:
     return [token for token in found if token.startswith(TOKEN_PREFIX)]
 
 
+class LockedOut(Exception):
+    """This address presented too many unknown tokens; its tokens are not looked up for now."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"locked out for {seconds:.1f} s")
+        self.seconds = seconds
+
+
 class TokenCache:
     def __init__(self, store: Store, refresh_s: float = REFRESH_S, templates_dir: Path | None = None) -> None:
         self._store = store
         self._templates = TemplateRules(templates_dir)
         self._refresh_s = refresh_s
         self._grants: dict[str, Grant] = {}
+        self._failures: dict[str, tuple[float, int]] = {}
+        """Remote address → (start of its window, unknown tokens presented in it)."""
+        self.lookups = 0
+        """Store lookups made (what a flood of unknown tokens costs)."""
 
     async def resolve(self, request: web.Request) -> Grant | None:
-        for token in presented_tokens(request):
-            grant = self._fresh(token) or await self._resolve(token)
+        """The grant behind the request's token, None if there is none; LockedOut (before any
+        lookup) if the request's address is locked out and its token is not already verified."""
+        tokens = presented_tokens(request)
+        for token in tokens:
+            grant = self._fresh(token)
             if grant is not None:
                 return grant
+        remote = request.remote or ""
+        if not tokens:
+            return None
+        wait = self.locked_out(remote)
+        if wait:
+            raise LockedOut(wait)
+        for token in tokens:
+            grant = await self._resolve(token)
+            if grant is not None:
+                return grant
+        self._failed(remote)
         return None
+
+    def locked_out(self, remote: str | None, now: float | None = None) -> float:
+        """Seconds until this address may present tokens again (0: it may now)."""
+        start, count = self._failures.get(remote or "", (0.0, 0))
+        left = start + FAILURE_WINDOW_S - (time.monotonic() if now is None else now)
+        return left if count >= FAILURES_ALLOWED and left > 0 else 0.0
+
+    def _failed(self, remote: str) -> None:
+        now = time.monotonic()
+        start, count = self._failures.get(remote, (now, 0))
+        if now - start >= FAILURE_WINDOW_S:
+            start, count = now, 0
+        if len(self._failures) >= _CACHE_LIMIT:
+            self._failures.clear()
+        self._failures[remote] = (start, count + 1)
 
     def _fresh(self, token: str) -> Grant | None:
         """The cached grant if checked within the last second (the hot path: no await)."""
@@ -125,6 +175,7 @@ class TokenCache:
         if grant is not None and now - grant.checked_at < self._refresh_s:
             return grant
         # The store is blocking SQLite behind a lock other threads may hold: keep it off the loop.
+        self.lookups += 1
         fresh = await asyncio.to_thread(self._lookup, token, now)
         if fresh is None:
             self._grants.pop(key, None)

@@ -39,7 +39,7 @@ from aiohttp import web
 from orchestrator.config import Settings
 from orchestrator.errors import TrialError
 from orchestrator.gateway.assemble import Assembler, for_route
-from orchestrator.gateway.auth import Grant, TokenCache
+from orchestrator.gateway.auth import Grant, LockedOut, TokenCache
 from orchestrator.gateway.budget import Budgets, Ledger
 from orchestrator.gateway.headers import downstream_headers, upstream_headers
 from orchestrator.gateway.limits import Limits
@@ -179,7 +179,11 @@ class Gateway:
     async def handle(self, request: web.Request, route: Route) -> web.StreamResponse:
         ex = Exchange(route, datetime.now(UTC).isoformat(timespec="milliseconds"), time.monotonic(),
                       request.headers.get("User-Agent"))
-        grant = await self.tokens.resolve(request)
+        try:
+            grant = await self.tokens.resolve(request)
+        except LockedOut as locked:
+            return error_response(route.provider, 429, f"too many unknown trial tokens from {request.remote}; "
+                                  f"tokens are checked again in {locked.seconds:.0f} s", retryable=True)
         if grant is None:
             log.info("gateway.unauthorized", route=route.path, remote=request.remote)
             return error_response(route.provider, 401, "invalid, revoked or expired trial token "

@@ -417,3 +417,24 @@ def test_a_response_that_continues_a_provider_held_context_reserves_a_whole_cont
         assert plain["reserved_usd"] < 0.01
         # 400,000 prompt tokens at gpt-5.4's $2.50/M: a tiny body can carry a whole context window.
         assert continued["reserved_usd"] >= 400_000 * 2.5 / 1e6
+
+
+def test_a_flood_of_made_up_tokens_costs_a_bounded_number_of_store_lookups() -> None:
+    from orchestrator.gateway.auth import FAILURES_ALLOWED
+
+    with running_gateway() as gw:
+        client = anthropic_client(gw)
+        client.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=MESSAGES)  # verified and cached
+        before = gw.app_gateway.tokens.lookups
+        body = json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": MESSAGES}).encode()
+        statuses: Counter[int] = Counter()
+        for n in range(60):
+            status, headers, answer = post(gw.urls["anthropic"], "/v1/messages", f"trl_made-up-{n:040d}", body)
+            statuses[status] += 1
+            if status == 429:
+                assert headers["x-should-retry"] == "true" and "unknown trial tokens" in answer["error"]["message"]
+        assert statuses == {401: FAILURES_ALLOWED, 429: 60 - FAILURES_ALLOWED}
+        assert gw.app_gateway.tokens.lookups - before == FAILURES_ALLOWED
+        # The token verified before the flood still works while its check is fresh.
+        client.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=MESSAGES)
+        assert not [r for r in records(gw.log) if r["status"] in (401, 429)]
