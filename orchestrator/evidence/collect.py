@@ -76,10 +76,12 @@ class CollectSteps:
                 log.warning("collect.repo_over_quota", trial_id=self.trial.id, **size)
             unpinned = self._pin_deadline_heads(mirror)
             write_bundle(mirror, self.bundle_dir / files.REPO_BUNDLE)
-            files.write_jsonl(self.bundle_dir / files.COMMITS, commit_records(mirror))
+            listing: list[str] = []
+            files.write_jsonl(self.bundle_dir / files.COMMITS, commit_records(mirror, listing))
             heads = refs(mirror)
         return {"refs": heads, "at": ctx.result("freeze", "frozen_at"), "repo_size": size,
-                "deadline_heads_missing": unpinned}
+                "deadline_heads_missing": unpinned,
+                "left_out": [{"what": files.COMMITS, "why": note} for note in listing]}
 
     def _pin_deadline_heads(self, mirror: Path) -> list[str]:
         """Keep the commits the branches held at the deadline in the bundle even when a late
@@ -219,7 +221,8 @@ class CollectSteps:
 
     def left_out(self, ctx: StepContext) -> list[dict[str, str]]:
         """Everything collection did not take, and why: the manifest's list, which the report shows."""
-        notes: list[dict[str, str]] = list(ctx.results.get("pull_requests", {}).get("left_out", []))
+        notes: list[dict[str, str]] = list(ctx.results.get("fetch_repo", {}).get("left_out", []))
+        notes += ctx.results.get("pull_requests", {}).get("left_out", [])
         notes += [{"what": "transcripts", "why": str(problem)}
                   for problem in ctx.results.get("transcripts", {}).get("left_out", [])]
         gateway = ctx.results.get("gateway_log", {})

@@ -25,14 +25,33 @@ def refs(repo: Path) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if line)
 
 
-def commit_records(repo: Path) -> list[dict[str, Any]]:
-    """Every commit reachable from any ref, oldest first, with per-file line counts."""
+MAX_COMMITS = 20_000
+"""Commits listed in commits.jsonl (the newest); a history longer than any trial's is left in repo.bundle."""
+NUMSTAT_TIMEOUT_S = 300.0
+
+
+def commit_records(repo: Path, problems: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every commit reachable from any ref, oldest first, with per-file line counts.
+
+    Bounded: at most MAX_COMMITS (the newest), and when counting lines takes too long the
+    commits are listed without them; `problems` says what was left out."""
     if not refs(repo):
         return []
     gitenv.harden(repo)
+    notes = problems if problems is not None else []
+    total = int(_git(repo, "rev-list", "--all", "--count").strip() or 0)
+    limit = ["--max-count", str(MAX_COMMITS)] if total > MAX_COMMITS else []
+    if limit:
+        notes.append(f"{total - MAX_COMMITS} of {total} commits not listed (the newest {MAX_COMMITS} are); "
+                     "all are in repo.bundle")
     # Files over 8 MiB count as binary: their line counts would cost time, not tell anything.
-    out = _git(repo, "-c", "core.bigFileThreshold=8m", "log", *gitenv.DIFF_FLAGS, "--all", "--reverse",
-               "--date-order", "--no-renames", f"--format={_FIELDS}", "--numstat")
+    argv = ["-c", "core.bigFileThreshold=8m", "log", *gitenv.DIFF_FLAGS, "--all", "--reverse", "--date-order",
+            "--no-renames", f"--format={_FIELDS}", *limit]
+    try:
+        out = gitenv.output([*argv, "--numstat"], cwd=repo, timeout_s=NUMSTAT_TIMEOUT_S)
+    except gitenv.GitError as exc:
+        notes.append(f"per-file line counts left out ({exc.message})")
+        out = _git(repo, *argv)
     records: list[dict[str, Any]] = []
     for chunk in out.split(_START)[1:]:
         head, _, numstat = chunk.partition(_END)

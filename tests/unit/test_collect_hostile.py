@@ -253,3 +253,26 @@ def test_a_thousand_branches_over_a_large_tree_read_in_linear_time(forge_repo: t
     assert {len(p.files) for p in pulls if p.number in forge._over_budget} == {300}
     assert sum(1 for d in diffs if d is not None) >= 10
 
+
+
+def test_a_history_too_long_or_too_slow_to_count_is_listed_bounded_and_named(
+        forge_repo: tuple[LocalForge, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.evidence import gitlog
+
+    forge, work, remote = forge_repo
+    for n in range(5):
+        (work / "n.txt").write_text(f"{n}\n")
+        _git("add", "n.txt", cwd=work)
+        _git("commit", "-qm", f"step {n}", cwd=work)
+    _git("push", "-q", str(remote), "HEAD:refs/heads/long", cwd=work)
+    mirror = forge.fetch_all(forge.list_managed()[0], tmp_path / "mirror.git")
+    monkeypatch.setattr(gitlog, "MAX_COMMITS", 3)
+    problems: list[str] = []
+    records = commit_records(mirror, problems)
+    assert [r["message"] for r in records] == ["step 2", "step 3", "step 4"]
+    assert problems == ["3 of 6 commits not listed (the newest 3 are); all are in repo.bundle"]
+    monkeypatch.setattr(gitlog, "NUMSTAT_TIMEOUT_S", 1e-6)
+    problems = []
+    records = commit_records(mirror, problems)
+    assert len(records) == 3 and all(r["files"] == [] for r in records)
+    assert problems[1].startswith("per-file line counts left out (git log did not finish within")
