@@ -96,7 +96,8 @@ class _Builder:
         if item.get("ts"):
             step["timestamp"] = str(item["ts"])
         step["extra"] = {"event_source": item.get("source"), "kind": item.get("kind"),
-                         **({"session": item["session"]} if item.get("session") else {})}
+                         **({"session": item["session"]} if item.get("session") else {}),
+                         **({"witness": item["witness"]} if item.get("witness") else {})}
         data = item.get("data")
         if isinstance(data, Mapping):
             flags = {key: data[key] for key in ("missing_from_gateway", "gateway_seq", "sidechain") if key in data}

@@ -1,7 +1,9 @@
 """The evidence bundle on disk: fixed file names, a manifest with the sha256 of every file.
 
 Layout (`<data>/evidence/<trial-id>/`):
-    manifest.json            trial, template, candidate, times, collectors, files{path: {size, sha256}}
+    manifest.json            trial, template, candidate, times (host-witnessed), gateway chain head and count,
+                             left_out [{what, why}], collectors, files{path: {size, sha256}}
+    manifest.sig             the operator's ed25519 signature over manifest.json (evidence.signing)
     repo.bundle              `git bundle` of every ref
     commits.jsonl            one commit per line (see orchestrator.evidence.gitlog)
     pushes.jsonl             ref updates the forge saw
@@ -11,6 +13,8 @@ Layout (`<data>/evidence/<trial-id>/`):
     events.jsonl             normalized timeline (orchestrator.evidence.events)
     trajectory.json          the same timeline in Harbor's ATIF (orchestrator.evidence.atif)
     report.json|md|html      written by `trial grade` (not in the manifest: grading is repeatable)
+
+`trial verify ID` (orchestrator.evidence.verify) proves a bundle byte for byte unchanged.
 
 A bundle is self-contained: graders and reviewers need nothing else.
 """
