@@ -125,11 +125,11 @@ class CollectSteps:
         pushes = forge.push_events(self.repo)
         # Pushes after the deadline are kept and marked: shown in the report, never graded.
         late = late_pushes(pushes, self.trial.deadline)
-        # Who logged each push (orchestrator.evidence.events.push_witness): the local forge's hook
-        # and the host service's git proxy are the host; GitHub's activity log is the forge's word.
-        witness = "host" if forge.name == "local" else "forge"
+        # Who logged each push (orchestrator.evidence.events.push_witness): the host's push log
+        # (the local forge's hook, the service's git proxy for GitHub) unless the forge marks a
+        # push only it saw (`witness: forge`, e.g. from the candidate's laptop straight to GitHub).
         files.write_jsonl(self.bundle_dir / files.PUSHES,
-                          [{**p, "late": p in late, "witness": p.get("witness") or witness} for p in pushes])
+                          [{**p, "late": p in late, "witness": p.get("witness") or "host"} for p in pushes])
         # What each branch held when time ran out, even if the reaper came late.
         at_deadline = heads_at(pushes, self.trial.deadline) if self.trial.deadline else {}
         return {"pulls": numbers, "refs_at_deadline": at_deadline, "late_pushes": late, "left_out": left_out}

@@ -388,7 +388,7 @@ def push_witness(record: dict[str, Any]) -> str:
     declared = record.get("witness")
     if declared in ("host", "forge"):
         return str(declared)
-    return "forge" if "kind" in record else "host"  # GitHub's activity log names its kind
+    return "host"  # the push log format (orchestrator.forge.pushlog) is the host's own
 
 
 def first_pushes(commits: list[dict[str, Any]], pushes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

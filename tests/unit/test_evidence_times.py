@@ -80,3 +80,17 @@ def test_manifest_times_come_from_the_gateway_and_push_logs_not_from_commits(tmp
     assert times["first_gateway_request"] == "2026-11-20T10:05:00.000Z"
     assert (times["first_push"], times["last_push"]) == ("2026-11-20T10:30:00.000Z", "2026-11-20T11:10:00.000Z")
     assert times["deadline"] and times["frozen_at"] and times["collected_at"]
+
+
+def test_a_push_only_the_forge_saw_times_its_commits_as_forge_witnessed(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / COMMITS, [{"sha": "a" * 40, "parents": [], "committed_at": LONG_AGO, "message": "x"},
+                                     {"sha": "b" * 40, "parents": ["a" * 40], "committed_at": LONG_AGO,
+                                      "message": "y"}])
+    write_jsonl(tmp_path / PUSHES, [
+        {"ts": "2026-11-20T10:00:00+00:00", "ref": "refs/heads/a", "before": "0" * 40, "after": "a" * 40,
+         "pusher": "octo-cat", "kind": "push"},  # through the host's proxy: host
+        {"ts": "2026-11-20T11:00:00+00:00", "ref": "refs/heads/a", "before": "a" * 40, "after": "b" * 40,
+         "pusher": "octo-cat", "kind": "push", "witness": "forge"}])  # straight to GitHub
+    commits = {e["text"]: e for e in build_events(tmp_path, []) if e["kind"] == "commit"}
+    assert (commits["x"]["witness"], commits["x"]["ts"]) == ("host", "2026-11-20T10:00:00.000Z")
+    assert (commits["y"]["witness"], commits["y"]["ts"]) == ("forge", "2026-11-20T11:00:00.000Z")
