@@ -167,7 +167,7 @@ def _toml_rows(path: Path, text: str) -> tuple[str | None, dict[str, Any], list[
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})", "see the cohort file format in the README") from exc
+        raise UsageError(f"{path}: not valid TOML ({exc})", "see `trial cohort launch --help` for the format") from exc
     unknown = set(data) - {"cohort", "defaults", "candidates"}
     if unknown:
         raise UsageError(f"{path}: unknown table '{sorted(unknown)[0]}'",
@@ -254,7 +254,7 @@ def _check_row(services: Services, path: Path, number: int, raw: dict[str, Any],
 
 def _track_template(services: Services, track: Any) -> str:
     """The team's template for a track ([templates] default_for_track in trial.toml)."""
-    tracks = getattr(getattr(services.settings, "templates", None), "default_for_track", None) or {}
+    tracks: dict[str, str] = dict(services.settings.templates.default_for_track)
     template = tracks.get(track) if isinstance(track, str) else None
     if not isinstance(template, str):
         raise _RowError("track", f"no template for track {track!r}: set [templates] default_for_track = "
@@ -517,7 +517,18 @@ def run_over_cohort(services: Services, name: str, operation: str, *, parallel: 
     if operation != "status" and trials:
         services.sandbox.ping()
     jobs = [functools.partial(_one, services, t, operation, say, repo_action, post) for t in trials]
-    run.outcomes = sorted(_in_parallel(jobs, parallel), key=lambda o: (o.candidate.lower(), o.trial_id))
+    outcomes: list[TrialOutcome] = _in_parallel(jobs, parallel)
+    if operation == "teardown":
+        # Teardowns share the data dir's sandbox network and its firewall rules (the last sandbox
+        # out removes them), so two at once can trip over each other there. Teardown is safe to
+        # repeat: a failed one runs again, alone, and its first error is kept beside the result.
+        for index, outcome in enumerate(outcomes):
+            if not outcome.ok:
+                retried = _one(services, services.store.get_trial(outcome.trial_id), operation, say, repo_action,
+                               post)
+                retried.data["first_error"] = outcome.error
+                outcomes[index] = retried
+    run.outcomes = sorted(outcomes, key=lambda o: (o.candidate.lower(), o.trial_id))
     if operation == "grade":
         from orchestrator.report.cohort import write_cohort_report
 

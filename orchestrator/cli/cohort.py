@@ -78,6 +78,16 @@ def launch(state: CliState, file: Path, name: str | None, template: str | None, 
     """Launch a trial for every candidate in FILE (CSV or TOML) that has none in the cohort yet.
 
     \b
+    CSV: a header row naming the columns, then one candidate per row:
+      candidate,template,agent,hours,budget,ssh_keys
+      octocat,api-keys,claude-code,4,10,keys/octocat.pub
+    TOML: [cohort] name = "spring"; [defaults] template = "api-keys" (any field
+    but candidate); then one [[candidates]] table per candidate with the same fields.
+    Fields: candidate, template or track, agent, hours, budget, ssh_keys (key lines or
+    .pub files relative to FILE, ';' between them), provider. An empty cell takes the
+    flag below, then [defaults], then the template's own value.
+
+    \b
     The whole file is checked first; nothing is launched if a row is bad. Run it again after
     a failure or an interruption: existing trials are kept, half-made ones resume, the rest launch.
     """

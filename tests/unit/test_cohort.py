@@ -98,6 +98,24 @@ def test_a_bad_row_is_one_line_naming_file_row_and_field(services: Services, tmp
     assert message in line and str(path) in line and "\n" not in line
 
 
+def test_a_track_picks_the_teams_template(trial_home: Path, tmp_path: Path) -> None:
+    settings = load_settings({}, cwd=write_dir(tmp_path / "ops", "trial.toml",
+                                                '[templates]\ndefault_for_track = {builder = "api-keys"}\n'))
+    services = Services.from_settings(settings)
+    path = write(tmp_path / "spring.csv", "candidate,track\noctocat,builder\nhubot,design\n")
+    with pytest.raises(UsageError, match=r"row 2 \(hubot\), field 'track': no template for track 'design'"):
+        read_plan(services, path)
+    plan = read_plan(services, write(path, "candidate,track\noctocat,builder\n"))
+    assert plan.rows[0].template == "api-keys"
+    services.close()
+
+
+def write_dir(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text)
+    return directory
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ('[cohort]\nname = "x"\nwhen = 1\n', "[cohort] holds only name"),
     ('[defaults]\ncandidate = "octocat"\n', "[defaults] cannot hold 'candidate'"),
