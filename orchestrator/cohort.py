@@ -254,7 +254,7 @@ def _check_row(services: Services, path: Path, number: int, raw: dict[str, Any],
 
 def _track_template(services: Services, track: Any) -> str:
     """The team's template for a track ([templates] default_for_track in trial.toml)."""
-    tracks: dict[str, str] = dict(services.settings.templates.default_for_track)
+    tracks: dict[str, str] = {str(k): v for k, v in services.settings.templates.default_for_track.items()}
     template = tracks.get(track) if isinstance(track, str) else None
     if not isinstance(template, str):
         raise _RowError("track", f"no template for track {track!r}: set [templates] default_for_track = "
