@@ -371,7 +371,7 @@ class DockerBackend:
     def _network_in_use(self, network: Any) -> bool:
         """Any container on it, stopped ones included: the network's own attrs list only running
         ones, and a collected or rebooted sandbox must find its network when it starts again."""
-        return bool(self.client.containers.list(all=True, filters={"network": str(network.id)}))
+        return bool(self.client.api.containers(all=True, quiet=True, filters={"network": str(network.id)}))
 
     def _remove_network(self, network: Any) -> None:
         """The network first, then its rules; never while a container, even a stopped one, is on it
@@ -691,7 +691,8 @@ class DockerBackend:
         managed = {"label": f"{LABEL_MANAGED}={MANAGED_BY}"}
         found: list[ManagedResource] = []
         with _engine_errors("list the containers, volumes and images it manages"):
-            for container in self.client.containers.list(all=True, filters=managed):
+            # A container removed between the list and its inspect (another trial's teardown) is gone.
+            for container in self.client.containers.list(all=True, filters=managed, ignore_removed=True):
                 labels = container.labels or {}
                 found.append(ManagedResource(kind="container", id=str(container.id), name=str(container.name),
                                              trial_id=labels.get(LABEL_TRIAL), status=str(container.status),

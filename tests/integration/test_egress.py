@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -103,10 +104,23 @@ def listeners() -> Iterator[dict[str, int]]:
         server.server_close()
 
 
+# Records the query names that reach it (a DNS server that never answers).
+DNS_CATCHER = r"""
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 53))
+with open(sys.argv[2], "ab", buffering=0) as out:
+    while True:
+        data, _ = sock.recvfrom(4096)
+        out.write(data[12:] + b"\n")
+"""
+
+
 @pytest.fixture(scope="module")
-def outside() -> Iterator[str]:
-    """host:port of a web server in a network namespace of ours, routed back through this host
-    (as a LAN host or a router would be): an address beyond the host that is not the internet."""
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A network namespace of ours behind a veth, routed back through this host (as a LAN host or
+    a router would be), with a web server (`http`: host:port) and a DNS server that logs the names
+    it is asked (`ip`, `dns_log`): an address beyond the host that is not the internet."""
     needs_root()
     used = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
     for _ in range(50):
@@ -128,23 +142,28 @@ def outside() -> Iterator[str]:
         ["ip", "-n", ns, "link", "set", "lo", "up"],
         ["ip", "-n", ns, "route", "add", "default", "via", host_side],
     ]
-    server = None
+    dns_log = tmp_path_factory.mktemp("dns") / "queries"
+    dns_log.touch()
+    server = catcher = None
     try:
         for argv in run:
             subprocess.run(argv, check=True, capture_output=True)
         server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "http.server", str(port),
                                    "--bind", far_side], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        catcher = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", DNS_CATCHER, far_side,
+                                    str(dns_log)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 socket.create_connection((far_side, port), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        yield f"{far_side}:{port}"
+        yield {"http": f"{far_side}:{port}", "ip": far_side, "dns_log": str(dns_log)}
     finally:
-        if server is not None:
-            server.kill()
-            server.wait(timeout=10)
+        for process in (server, catcher):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=10)
         subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
@@ -200,18 +219,18 @@ def host_addresses() -> list[str]:
 
 
 def test_the_host_service_is_the_only_door(engine: Any, world: dict[str, Any], listeners: dict[str, int],
-                                           outside: str) -> None:
+                                           outside: dict[str, str]) -> None:
     backend: DockerBackend = world["backend"]
     refs: dict[str, SandboxRef] = world["refs"]
     gateway = engine.networks.get(world["network"]).attrs["IPAM"]["Config"][0]["Gateway"]
     service, other = listeners["service"], listeners["other"]
     others_on_host = [f"{host}:{other}" for host in ["host.docker.internal", gateway, *host_addresses()]]
     neighbours = [f"{address(engine, refs['neighbour'])}:8080", f"{address(engine, refs['open'])}:8080"]
-    targets = [f"host.docker.internal:{service}", *others_on_host, *neighbours, outside]
+    targets = [f"host.docker.internal:{service}", *others_on_host, *neighbours, outside["http"]]
 
     # The controls, so that "blocked" below means the filter blocked it: an open sandbox reaches
     # the host's other port and the outside address; this host reaches both neighbours.
-    seen_open = probe(backend, refs["open"], [*others_on_host, outside])
+    seen_open = probe(backend, refs["open"], [*others_on_host, outside["http"]])
     assert set(seen_open.values()) == {"open"}, seen_open
     for neighbour in neighbours:
         host, port = neighbour.split(":")
@@ -229,6 +248,27 @@ def test_the_host_service_is_the_only_door(engine: Any, world: dict[str, Any], l
     assert seen == dict.fromkeys(seen, "blocked"), seen
     # No IPv6 either: the filter is IPv4, so the sandbox must have no IPv6 to go around it.
     assert backend.exec(refs["sandbox"], ["cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"]).stdout.strip() == "1"
+
+
+def test_dns_is_no_way_out(engine: Any, world: dict[str, Any], outside: dict[str, str], image: str) -> None:
+    """Docker's embedded DNS forwards a name it does not know to the upstream server from inside
+    the container's network namespace, so the filter must stop that query too (DNS tunnels)."""
+    nonce = uuid.uuid4().hex[:10]
+    found: dict[str, bool] = {}
+    for where, network in (("host-only", world["network"]), ("open", "bridge")):
+        qname = f"q{nonce}{where.replace('-', '')}.trial-test"
+        # The upstream is our namespace's catcher instead of the host's resolvers (never asked).
+        container = engine.containers.run(image, ["sleep", "infinity"], detach=True, network=network,
+                                          dns=[outside["ip"]], labels={LABEL_TRIAL: f"dns{nonce}"},
+                                          name=f"trial-test-dns-{nonce}-{where}")
+        try:
+            container.exec_run(["timeout", "10", "python3", "-c",
+                                f"import socket\ntry:\n socket.getaddrinfo('{qname}', 80)\nexcept OSError:\n pass"])
+            time.sleep(0.5)
+            found[where] = qname.split(".", maxsplit=1)[0].encode() in Path(outside["dns_log"]).read_bytes()
+        finally:
+            container.remove(force=True)
+    assert found == {"host-only": False, "open": True}  # the open one proves the catcher hears
 
 
 def test_published_sshd_still_answers_and_rules_are_idempotent_and_survive_a_flush(
