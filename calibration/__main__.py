@@ -19,8 +19,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from calibration.corpus import GRADERS, REPO, ROOT, Entry, Played, load_manifest, play, tau_against_order
+from calibration.corpus import GRADERS, REPO, ROOT, Entry, Played, load_manifest, play, scores_of, tau_against_order
 from calibration.judge import judge_pass
 
 TARGETS = {"total": 0.8, "spec_quality": 0.6, "steering": 0.6}
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="Play only these sessions (names).")
     parser.add_argument("--no-judge", action="store_true", help="Skip the pass with the LLM judge.")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
+    parser.add_argument("--regrade", type=Path, metavar="RESULTS",
+                        help="Do not play: grade again the bundles of an earlier run's --json file "
+                             "(after a grader change; the same data dir).")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TRIAL_HOME", str(REPO / ".calibrate-home"))
@@ -49,33 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         entries = [e for e in entries if e.name in args.only]
 
-    from orchestrator.config import load_settings
-    from orchestrator.service import daemon
-    from orchestrator.services import Services
+    earlier = None
+    if args.regrade is not None:
+        earlier = {s["session"]: s["trial_id"] for s in json.loads(args.regrade.read_text())["sessions"]}
+        entries = [e for e in entries if e.name in earlier]
 
-    services = Services.from_settings(load_settings())
-    work = Path(os.environ["TRIAL_HOME"]) / "calibration"
     started = time.monotonic()
-    played: list[Played] = []
-    failed: list[str] = []
-    try:
-        for entry in entries:
-            print(f"== {entry.name} (rank {entry.rank:g}, {entry.agent}{', held out' if entry.held_out else ''})",
-                  flush=True)
-            try:
-                result = play(services, entry, work / entry.name, lambda line: print(line, flush=True))
-            except Exception as exc:  # one broken session must not hide the others' figures
-                failed.append(f"{entry.name}: {type(exc).__name__}: {exc}")
-                print(f"  FAILED: {exc}", flush=True)
-                continue
-            if not args.no_judge:
-                result.judged = judge_pass(services, entry, result.bundle)
-            print(f"  {entry.name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in result.scores.items())
-                  + f" ({result.seconds:.0f}s)", flush=True)
-            played.append(result)
-    finally:
-        daemon.stop(services.settings)
-        services.close()
+    played, failed = run(entries, earlier, judge=not args.no_judge)
     wall = time.monotonic() - started
     lines, missed = summary(played, judged=not args.no_judge)
     print("\n".join(lines))
@@ -88,12 +72,56 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if missed or failed else 0
 
 
+def run(entries: list[Entry], earlier: dict[str, str] | None, *, judge: bool) -> tuple[list[Played], list[str]]:
+    """Play (or regrade) each session; a session that fails is named, and the others go on."""
+    from orchestrator.config import load_settings
+    from orchestrator.service import daemon
+    from orchestrator.services import Services
+
+    services = Services.from_settings(load_settings())
+    work = Path(os.environ["TRIAL_HOME"]) / "calibration"
+    played: list[Played] = []
+    failed: list[str] = []
+    try:
+        for entry in entries:
+            print(f"== {entry.name} (rank {entry.rank:g}, {entry.agent}{', held out' if entry.held_out else ''})",
+                  flush=True)
+            try:
+                if earlier is not None:
+                    result = regrade(services, entry, earlier[entry.name], work / entry.name)
+                else:
+                    result = play(services, entry, work / entry.name, lambda line: print(line, flush=True))
+                if judge:
+                    result.judged = judge_pass(services, entry, result.bundle, work / entry.name)
+            except Exception as exc:  # one broken session must not hide the others' figures
+                failed.append(f"{entry.name}: {type(exc).__name__}: {exc}")
+                print(f"  FAILED: {exc}", flush=True)
+                continue
+            print(f"  {entry.name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in result.scores.items())
+                  + f" ({result.seconds:.0f}s)", flush=True)
+            played.append(result)
+    finally:
+        daemon.stop(services.settings)
+        services.close()
+    return played, failed
+
+
+def regrade(services: Any, entry: Entry, trial_id: str, workdir: Path) -> Played:
+    from orchestrator import grading
+
+    started = time.monotonic()
+    outcome = grading.grade(services, trial_id)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "report.rules.json").write_text(json.dumps(outcome.report, indent=2, default=str))
+    return Played(entry, trial_id, outcome.bundle, scores_of(outcome.report), seconds=time.monotonic() - started)
+
+
 def _cell(value: float | None) -> str:
     return "  -  " if value is None else f"{value:.2f}"
 
 
 def _tau(value: float | None) -> str:
-    return "  n/a" if value is None else f"{value:+.2f}"
+    return "   n/a" if value is None else f"{value:+.3f}"
 
 
 def summary(played: list[Played], *, judged: bool) -> tuple[list[str], list[str]]:

@@ -134,11 +134,28 @@ def play(services: Any, entry: Entry, workdir: Path, say: Callable[[str], None] 
         lifecycle.collect(services, trial_id)
         outcome = grading.grade(services, trial_id)
     finally:
-        lifecycle.teardown(services, trial_id, repo_action="delete")
+        _teardown(services, trial_id, say)
     played = Played(entry, trial_id, outcome.bundle, scores_of(outcome.report))
-    (outcome.bundle / "report.nojudge.json").write_text(json.dumps(outcome.report, indent=2, default=str))
+    # Beside the prepared session, not in the bundle: a bundle holds only what its manifest lists.
+    (workdir / "report.rules.json").write_text(json.dumps(outcome.report, indent=2, default=str))
     played.seconds = time.monotonic() - started
     return played
+
+
+def _teardown(services: Any, trial_id: str, say: Callable[[str], None]) -> None:
+    """Tear down, once more if Docker trips over a container another process removed meanwhile
+    (listing races with removals on a shared engine); the graded bundle is kept either way."""
+    from orchestrator import lifecycle
+    from orchestrator.errors import TrialError
+
+    for attempt in (1, 2):
+        try:
+            lifecycle.teardown(services, trial_id, repo_action="delete")
+            return
+        except TrialError as exc:
+            say(f"  teardown of {trial_id}, attempt {attempt}: {exc.one_line()}")
+            time.sleep(2)
+    say(f"  {trial_id} left behind: `trial teardown {trial_id} --yes` or `trial gc` removes it")
 
 
 # ---- Kendall's tau-b ----------------------------------------------------------------------------

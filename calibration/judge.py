@@ -33,7 +33,7 @@ class _Replay:
         return GraderEntry.from_json(self._entry).result
 
 
-def judge_pass(services: Any, entry: Entry, bundle_dir: Path) -> dict[str, float | None]:
+def judge_pass(services: Any, entry: Entry, bundle_dir: Path, workdir: Path) -> dict[str, float | None]:
     """Grade the bundle again with the judge on; returns the scores (empty without a judge script)."""
     script = ROOT / "judge" / f"{entry.name}.toml"
     if not script.is_file():
@@ -72,7 +72,7 @@ def judge_pass(services: Any, entry: Entry, bundle_dir: Path) -> dict[str, float
         os.environ.pop("TRIAL_JUDGE_TOKEN", None)
         services.store.revoke_tokens(judge_id)
         services.store.update_trial(judge_id, state="closed")
-    (bundle_dir / "report.judge.json").write_text(json.dumps(data, indent=2, default=str))
+    (workdir / "report.judge.json").write_text(json.dumps(data, indent=2, default=str))
     for name, content in saved.items():
         (bundle_dir / f".{name}.restore").write_bytes(content)
         shutil.move(bundle_dir / f".{name}.restore", bundle_dir / name)
