@@ -136,7 +136,16 @@ def _check_gateway(bundle_dir: Path, manifest: dict[str, Any], live_log: Path | 
                                                             f"{recorded.get('records')} records", GATEWAY_LOG))
         return findings
     chain = verify_chain(copy)
-    findings.append(Finding("gateway_chain", chain.ok, f"{GATEWAY_LOG}: {chain.reason}", GATEWAY_LOG))
+    if chain.ok:
+        findings.append(Finding("gateway_chain", True, f"{GATEWAY_LOG}: {chain.reason}", GATEWAY_LOG))
+    elif recorded.get("chain_ok") is False and chain.records == recorded.get("records") \
+            and chain.head == recorded.get("head"):
+        # Broken before collect (a gateway killed mid-write), and recorded so in the signed
+        # manifest: the bundle is unchanged; the records after the break were never trusted.
+        findings.append(Finding("gateway_chain", True, f"{GATEWAY_LOG}: unchanged since collect, where the "
+                                                       f"manifest recorded it broken: {chain.reason}", GATEWAY_LOG))
+    else:
+        findings.append(Finding("gateway_chain", False, f"{GATEWAY_LOG}: {chain.reason}", GATEWAY_LOG))
     if not recorded.get("head"):
         findings.append(Finding("gateway_head", False, "the manifest records no gateway chain head: the log cannot "
                                                        "be tied to the signature", GATEWAY_LOG))

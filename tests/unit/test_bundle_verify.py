@@ -171,3 +171,27 @@ def test_verifying_without_a_key_in_the_data_dir_says_how(collected: Path, trial
         run("verify", "tcareful01")
     assert "--public-key FILE" in str(raised.value.hint)
     assert not key_path(trial_home).exists()  # checking never makes a key
+
+
+def test_a_chain_already_broken_at_collect_verifies_as_unchanged_and_says_so(tmp_path: Path) -> None:
+    """A gateway killed mid-write leaves a torn last line: the collector records that in the signed
+    manifest, and the bundle still verifies as unchanged (any later change still fails)."""
+    from orchestrator.evidence.bundle import write_manifest
+    from orchestrator.evidence.signing import sign_bundle
+    from orchestrator.evidence.verify import verify_bundle
+    from orchestrator.gateway.log import verify_chain
+
+    bundle = careful_session(tmp_path)
+    with (bundle / "gateway.jsonl").open("ab") as log:
+        log.write(b'{"seq":99,"ts":"2026')  # the write the crash cut short
+    chain = verify_chain(bundle / "gateway.jsonl")
+    assert not chain.ok
+    header = {k: v for k, v in json.loads((bundle / MANIFEST).read_text()).items() if k not in ("files", "version")}
+    header["gateway"] = {"records": chain.records, "head": chain.head, "chain_ok": False, "reason": chain.reason}
+    write_manifest(bundle, header)
+    key = operator_key(tmp_path / "home")
+    sign_bundle(bundle, key)
+    verdict = verify_bundle(bundle, key.public_key())
+    assert verdict.ok, verdict.to_json()
+    [chain_finding] = [f for f in verdict.findings if f.check == "gateway_chain"]
+    assert "unchanged since collect, where the manifest recorded it broken" in chain_finding.detail
