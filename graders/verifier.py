@@ -11,8 +11,9 @@ run (a file, a process) reaches the next. In each:
 - the command is checked before any of the candidate's code is in the container, so a
   command that cannot run is infrastructure, and anything after that is the candidate's;
 - root checksums the hidden files before the run (a mismatch is infrastructure) and after it
-  (a mismatch is tampering); every process of the test uid is killed before the results are
-  read, so a process left behind cannot rewrite them either.
+  (a mismatch is tampering); the container is stopped and restarted before the results are
+  read, so no process the run started (left behind, or forked to the pids limit) survives to
+  rewrite them or to block the checks.
 
 Library templates (tests import the code, so it runs in the test process and can forge that
 process's output) get per-run canaries: test files with random names beside the real ones,
@@ -58,8 +59,6 @@ WORKSPACE = "/workspace"
 _TAIL = 4000
 _MAX_RESULTS_BYTES = 32 << 20
 _TEST_ENV = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "CI": "true", "LANG": "C.UTF-8"}  # noqa: S108
-_KILL_STRAYS = "kill -KILL -1 2>/dev/null; exit 0"
-"""Run as the test uid: signals every process of that uid but the shell itself (kill(2), pid -1)."""
 
 
 @dataclass(frozen=True)
@@ -230,9 +229,9 @@ class _Outcome:
 class Verifier:
     """A fresh container for one run, removed on exit (a leftover one of the same name is replaced).
 
-    Its main process runs as root (an idle `sleep`), so killing every process of the test uid
-    leaves the container up for root's checks; root has no capabilities and no network
-    unless `network` names the private network of a service run.
+    Its main process is root's idle `sleep`; the tests run through exec as the test uid. Root
+    has no capabilities, and the container no network unless `network` names the private
+    network of a service run.
     """
 
     def __init__(self, sandbox: SandboxBackend, image: str, trial_id: str, *, network: str | None = None) -> None:
@@ -252,9 +251,7 @@ class Verifier:
                            command=("sleep", "infinity"), volumes={}, user=AS_ROOT, workdir="/",
                            read_only_root=False)
         try:
-            leftover = self.sandbox.find(self.trial_id, "verifier")
-            if leftover is not None:
-                self.sandbox.remove(leftover)  # a verifier from an interrupted run is not fresh
+            _clear(self.sandbox, self.trial_id, "verifier")
             self.ref = self.sandbox.start(self.sandbox.create(spec))
             self.sandbox.copy_in(self.ref, "/", _results_tar(self.results_dir))
         except TrialError as exc:
@@ -318,12 +315,20 @@ class Verifier:
     def inventory(self, job: Job) -> list[dict[str, Any]]:
         """What differs, as root sees it, from what the job protects (empty: nothing)."""
         files = sorted(job.protected)
-        script = ("cd /workspace || exit 3; find . -maxdepth 0 -printf '%y %U %m %p\\n'; [ $# -gt 0 ] || exit 0; "
+        script = ("cd /workspace || exit 3; find . -maxdepth 0 -printf '%y %U %m %p\\n'; [ $# -gt 0 ] && { "
                   'find "$@" -printf \'%y %U %m %p\\n\' 2>/dev/null; echo --; '
-                  'find "$@" -type f -exec sha256sum {} + 2>/dev/null; exit 0')
-        code, out = self._exec(["sh", "-c", script, "sh", *job.sealed, *files], user=AS_ROOT)
+                  'find "$@" -type f -exec sha256sum {} + 2>/dev/null; }; echo "-- end"')
+        for _ in range(3):
+            # Only root's own process writes this output (nothing of the candidate's survives the
+            # restart), so a missing end marker is the exec's plumbing, never the candidate: retry.
+            code, out = self._exec(["sh", "-c", script, "sh", *job.sealed, *files], user=AS_ROOT)
+            if code != 0 or "\n-- end" in out:
+                break
+        else:
+            raise VerifierFailure("the verifier's file check returned no complete answer (three tries)")
         if code != 0:
             return [{"path": WORKSPACE, "expected": "a folder", "found": f"cannot be read (exit {code})"}]
+        out = out[:out.rindex("\n-- end") + 1]
         listing, _, sums = out.partition("\n--\n")
         entries: dict[str, tuple[str, str, int]] = {}
         for row in listing.splitlines():
@@ -360,6 +365,17 @@ class Verifier:
                 problems.append({"path": path, "expected": "nothing", "found": f"an extra entry (type {kind})"})
         return problems
 
+    def _end_strays(self) -> None:
+        """Nothing the run started outlives it: a stop kills every process in the container, however
+        many there are (no exec is needed, so a fork bomb at the pids limit cannot stop it); the
+        restart brings back root's idle process alone, for the checks and the results."""
+        ref = self._require()
+        try:
+            self.sandbox.stop(ref, timeout_s=1)
+            self.ref = self.sandbox.start(ref)
+        except TrialError as exc:
+            raise VerifierFailure(f"could not restart the verifier after the run: {exc.one_line()}") from exc
+
     def run(self, command: str, timeout_s: int, env: dict[str, str] | None = None) -> _Outcome:
         """Run `command` in /workspace as the test uid; `{junit}` names the XML file it must write."""
         ref = self._require()
@@ -372,8 +388,9 @@ class Verifier:
         code, streamed = self._exec(["sh", "-c", f"({line}) >{output} 2>&1 </dev/null"], user=AS_TESTS,
                                     workdir=WORKSPACE, env={**_TEST_ENV, **(env or {})}, timeout_s=timeout_s)
         seconds = time.monotonic() - started
-        self._exec(["sh", "-c", _KILL_STRAYS], user=AS_TESTS)  # nothing of theirs outlives the run
-        _, tail = self._exec(["tail", "-c", str(_TAIL), output], user=AS_ROOT)
+        self._end_strays()
+        # Read as the test uid: a symlink planted in its place must not make root read for it.
+        _, tail = self._exec(["tail", "-c", str(_TAIL), output], user=AS_TESTS)
         tail = redact_text((tail + streamed)[-_TAIL:])
         try:
             archive = self.sandbox.copy_out(ref, junit_path, max_bytes=_MAX_RESULTS_BYTES)
@@ -388,6 +405,18 @@ class Verifier:
             return _Outcome(code, seconds, tail, _single_file(archive))
         except tarfile.TarError as exc:
             return _Outcome(code, seconds, tail, None, f"the results could not be read: {exc}")
+
+
+def _clear(sandbox: SandboxBackend, trial_id: str, role: str, wait_s: float = 60.0) -> None:
+    """Remove a container left by an earlier run of the same name, and wait until it is gone: the
+    engine can take a while over one full of processes, and `create` would hand back the dying one."""
+    deadline = time.monotonic() + wait_s
+    while (leftover := sandbox.find(trial_id, role)) is not None:
+        if time.monotonic() > deadline:
+            raise VerifierFailure(f"an earlier {role} container for {trial_id} is still being removed")
+        with suppress(TrialError):  # already being removed: keep waiting
+            sandbox.remove(leftover)
+        time.sleep(0.2)
 
 
 def _single_file(archive: bytes) -> str:
@@ -439,9 +468,7 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
                                extra_hosts={}, command=("sh", "-c", service.command), volumes={}, user=AS_TESTS,
                                workdir=WORKSPACE, env=dict(_TEST_ENV), read_only_root=False)
             try:
-                leftover = sandbox.find(trial_id, "service")
-                if leftover is not None:
-                    sandbox.remove(leftover)
+                _clear(sandbox, trial_id, "service")
                 program = sandbox.create(spec)
                 sandbox.copy_in(program, "/", service.program)
             except TrialError as exc:

@@ -24,6 +24,7 @@ from orchestrator.agents import get_agent
 from orchestrator.catalog import Template, load_template
 from orchestrator.config import load_settings
 from orchestrator.evidence.bundle import Bundle
+from orchestrator.sandbox import instance_id
 from orchestrator.sandbox.docker import DockerBackend
 from orchestrator.sandbox.images import build_sandbox_image
 from tests.conftest import BASE_IMAGE, REPO_ROOT
@@ -38,7 +39,8 @@ API_KEYS = REPO_ROOT / "trial_templates" / "api-keys"
 def backend(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> DockerBackend:
     home = tmp_path_factory.mktemp("attacks-home")
     settings = load_settings(env={"TRIAL_HOME": str(home), "TRIAL_SANDBOX_BASE_IMAGE": BASE_IMAGE}, cwd=home)
-    return DockerBackend(settings.sandbox)
+    # Labelled with this data dir: a `trial gc` run by another test on the shared engine leaves it be.
+    return DockerBackend(settings.sandbox, instance=instance_id(settings))
 
 
 def _image(backend: DockerBackend, template: Template, home: Path) -> str:
@@ -236,6 +238,28 @@ def test_a_process_left_running_cannot_rewrite_the_starter_tests_of_the_next_run
     outcomes = result.details["pass_to_pass"]["outcomes"]
     assert outcomes["tests/test_calc.py::test_add"] == "failed", outcomes
     assert result.score == 0.0
+
+
+FORK_TO_THE_LIMIT = '''
+import os as _os, sys as _sys
+if "_pytest" in _sys.modules:
+    for _ in range(2000):
+        try:
+            _pid = _os.fork()
+        except OSError:
+            break  # the pids limit: nothing more can start in this container, an exec included
+        if _pid == 0:
+            _os.setsid()
+            _os.execvp("sleep", ["sleep", "600"])
+'''
+
+
+def test_processes_forked_to_the_pids_limit_neither_survive_nor_make_it_infrastructure(
+        backend: DockerBackend, mini: tuple[Template, str], tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path, "t-forks", MINI_TEMPLATE, {"calc/__init__.py": FORK_TO_THE_LIMIT})
+    result = _grade(bundle, backend, mini)
+    _no_credit(result)
+    assert not result.details["tampering"]
 
 
 # ----- printed PASSED lines --------------------------------------------------------------------

@@ -10,6 +10,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,9 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def backend(docker_engine: None) -> DockerBackend:
-    return DockerBackend(SandboxSettings())
+    # Labelled as an instance of its own: a `trial gc` run by another test on the shared engine
+    # removes unlabelled containers as its own leftovers.
+    return DockerBackend(SandboxSettings(), instance=f"hidden-tests-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from orchestrator.agents import get_agent
 from orchestrator.catalog import Template, load_template
 from orchestrator.config import load_settings
 from orchestrator.evidence.bundle import Bundle
+from orchestrator.sandbox import instance_id
 from orchestrator.sandbox.docker import DockerBackend
 from orchestrator.sandbox.images import build_sandbox_image
 from tests.conftest import BASE_IMAGE
@@ -37,7 +38,7 @@ SERVICE_TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "service_t
 def setup(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[DockerBackend, Template, str]:
     home = tmp_path_factory.mktemp("service-home")
     settings = load_settings(env={"TRIAL_HOME": str(home), "TRIAL_SANDBOX_BASE_IMAGE": BASE_IMAGE}, cwd=home)
-    backend = DockerBackend(settings.sandbox)
+    backend = DockerBackend(settings.sandbox, instance=instance_id(settings))  # out of other stores' gc
     template = load_template(SERVICE_TEMPLATE)
     return backend, template, build_sandbox_image(backend, template, get_agent("none"), settings).tag
 
