@@ -38,7 +38,8 @@ SAFE_ENV = {
 _DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
             "GIT_NAMESPACE", "GIT_CONFIG", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_COUNT", "GIT_EXTERNAL_DIFF",
             "GIT_ATTR_SOURCE", "GIT_REPLACE_REF_BASE")
-SAFE_CONFIG = ("-c", "core.attributesFile=/dev/null", "-c", "diff.external=", "-c", "core.fsmonitor=false")
+# (No `-c diff.external=`: an empty value makes git try to run "" on every plain diff.)
+SAFE_CONFIG = ("-c", "core.attributesFile=/dev/null", "-c", "core.fsmonitor=false")
 DIFF_FLAGS = ("--no-textconv", "--no-ext-diff")
 """For any command that shows a diff (diff, show, log -p): no textconv, no external diff tool."""
 

@@ -99,3 +99,15 @@ def test_collector_and_local_forge_run_no_candidate_named_driver(hostile: tuple[
     assert {f["filename"] for f in pull.files} == {".gitattributes", "app.py", "hidden.py"}
     assert "+print('v2')" in forge.pull_request_diff(repo, pull.number)
     assert sorted(p.name for p in markers.iterdir()) == []
+
+
+def test_the_hardened_git_runs_a_plain_diff(tmp_path: Path) -> None:
+    from orchestrator import gitenv
+
+    _git("init", "-q", "-b", "main", cwd=tmp_path)
+    (tmp_path / "f.txt").write_text("a\n")
+    _git("add", ".", cwd=tmp_path)
+    _git("commit", "-qm", "one", cwd=tmp_path)
+    (tmp_path / "f.txt").write_text("b\n")
+    assert "+b" in gitenv.output(["diff"], cwd=tmp_path)
+    assert "+a" in gitenv.output(["log", "-p", "-1"], cwd=tmp_path)
