@@ -71,7 +71,7 @@ def launch(state: CliState, template: str | None, candidate: str | None, hours: 
     out.print(f"  image:  {result.image}")
     if result.ssh_command:
         out.print(f"  ssh:    {result.ssh_command}")
-        out.print("  VS Code Remote-SSH host entry (~/.ssh/config):")
+        out.print("  host entry for ~/.ssh/config:")
         for line in (result.ssh_config or "").splitlines():
             out.print(f"    {line}")
     out.print(f"  shell:  trial shell {trial.id}")
