@@ -408,8 +408,8 @@ def ssh_config_entry(services: Services, trial: Trial, port: int | None) -> str 
     if not port:
         return None
     return (f"Host trial-{trial.id}\n  HostName {services.settings.service.public_host}\n  Port {port}\n"
-            f"  User candidate\n  # then: ssh trial-{trial.id} (work in {WORKSPACE}; sshd forwards nothing, so editors\n"
-            f"  # that need port or socket forwarding, such as VS Code Remote-SSH, cannot attach)\n")
+            f"  User candidate\n  # then: ssh trial-{trial.id} (work in {WORKSPACE}; sshd forwards nothing,\n"
+            f"  # so editors that need port or socket forwarding, such as VS Code Remote-SSH, cannot attach)\n")
 
 
 # -- collect --------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def create_app(settings: Settings, store: Store, *, forge: Callable[[], Any] | N
     if watch_deadlines:
         from orchestrator.service.deadline_watch import DeadlineWatcher
 
-        watcher = DeadlineWatcher(store, forge_factory, sandbox or make_sandbox)
+        watcher = DeadlineWatcher(store, forge_factory, sandbox or make_sandbox,
+                                  quota_mb=settings.sandbox.volume_quota_mb)
 
         async def run_watcher(_: web.Application) -> AsyncIterator[None]:
             task = asyncio.create_task(watcher.run())

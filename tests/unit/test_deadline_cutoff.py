@@ -189,3 +189,28 @@ def test_collect_measures_the_repository_against_its_quota(tmp_path: Path) -> No
     assert deadlines.repo_size(git_dir, quota_mb=1)["over_quota"] is False
     assert deadlines.repo_size(git_dir, quota_mb=0) | {"bytes": 0} == {"bytes": 0, "quota_bytes": None,
                                                                         "over_quota": False}
+
+
+def test_the_watcher_alerts_a_volume_over_its_quota_once_without_being_asked(store: Store) -> None:
+    from orchestrator.sandbox.base import VolumeUsage
+    from orchestrator.sandbox.quota import EVENT
+
+    active(store, "tcut00001", timedelta(hours=1))
+
+    class Measured(Sandbox):
+        def __init__(self) -> None:
+            super().__init__()
+            self.measured = 0
+
+        def volume_usage(self) -> list[VolumeUsage]:
+            self.measured += 1
+            return [VolumeUsage("trial-tcut00001-workspace", "tcut00001", 3 << 20),
+                    VolumeUsage("trial-tcut00001-home", "tcut00001", 1 << 20)]
+
+    sandbox = Measured()
+    watcher = DeadlineWatcher(store, Forge, lambda: sandbox, tick_s=5, quota_mb=2, quota_every_s=3600)
+    asyncio.run(watcher.pass_once())
+    asyncio.run(watcher.pass_once())  # within the interval: not measured again
+    assert sandbox.measured == 1
+    [event] = [e for e in store.events("tcut00001") if e["kind"] == EVENT]
+    assert event["data"]["volume"] == "trial-tcut00001-workspace"
