@@ -16,7 +16,8 @@ refusal is the witnessed event, and a refusal must not fill the disk on the cand
 behalf. Auth headers are never logged.
 
 The gateway never completes a response it could not log: a non-streamed answer becomes a
-500, a stream is cut off without its final chunk.
+500, a stream is cut off before its terminal event (message_stop, [DONE],
+response.completed), which is held back until the record is on disk (see _Tee).
 """
 
 from __future__ import annotations
@@ -479,7 +480,9 @@ class Gateway:
             self._settle(ex)
             logged = await self._append_quietly(ex, trial_log)
         if logged and ex.outcome in ("ok", "upstream_error_event", "upstream_incomplete"):
-            with contextlib.suppress(ConnectionError):  # the client may hang up once it has the last event
+            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):  # the client may be gone
+                if tee.held:
+                    await response.write(tee.held)
                 await response.write_eof()
         elif request.transport is not None:
             # Mirror the break: the client sees the stream cut off, as it would have directly.
@@ -545,27 +548,60 @@ def _parse_body(ex: Exchange) -> Refusal | None:
 
 
 class _Tee:
-    """Feeds relayed bytes to the assembler; when filtering, also decides what is relayed."""
+    """Feeds relayed bytes to the assembler; when filtering, also decides what is relayed.
+
+    The chunk that completes the answer (message_stop, [DONE], response.completed) and
+    anything after it are held back, not relayed: a client that has the terminal event
+    treats the answer as complete, so it gets it only once the exchange's record is on disk
+    (`held`, written by the caller after the append). Every earlier chunk goes out as it
+    arrives.
+    """
 
     def __init__(self, assembler: Assembler, *, filtering: bool) -> None:
         self.assembler = assembler
         self.filtering = filtering
         self.parser = SSEParser()
         self.relayed_bytes = 0
+        self.held = b""
 
     def feed(self, chunk: bytes) -> bytes:
         self.relayed_bytes += len(chunk)
+        was_done = self.assembler.done
         events = self.parser.feed(chunk)
-        if not self.filtering:
-            for event in events:
-                self.assembler.on_event(event)
+        kept: list[bytes] = []
+        held: list[bytes] = []
+        end: int | None = None  # index of the terminal event in this chunk
+        for index, event in enumerate(events):
+            relayed = self.assembler.on_event(event)
+            ended = was_done or self.assembler.done
+            if ended and end is None:
+                end = index
+            if self.filtering and relayed:
+                (held if ended else kept).append(event.raw)
+        if self.filtering:
+            self.held += b"".join(held)
+            return b"".join(kept)
+        if was_done:
+            self.held += chunk
+            return b""
+        if end is None:
             return chunk
-        return b"".join(event.raw for event in events if self.assembler.on_event(event))
+        # Relay the chunk up to where the terminal event starts (the whole of it when that
+        # event began in an earlier chunk); hold the rest.
+        tail = sum(len(event.raw) for event in events[end:]) + self.parser.buffered
+        split = max(len(chunk) - tail, 0)
+        self.held += chunk[split:]
+        return chunk[:split]
 
     def close(self) -> bytes:
+        was_done = self.assembler.done
         events = self.parser.close()
         kept = [event.raw for event in events if self.assembler.on_event(event)]
-        return b"".join(kept) if self.filtering else b""
+        out = b"".join(kept) if self.filtering else b""
+        if was_done or self.assembler.done:
+            self.held += out
+            return b""
+        return out
 
 
 async def _pump(upstream: aiohttp.ClientResponse, response: web.StreamResponse, tee: _Tee) -> str:

@@ -43,6 +43,11 @@ class SSEParser:
         del self._pending[:start]
         return events
 
+    @property
+    def buffered(self) -> int:
+        """Bytes fed that belong to no returned event yet (an event still arriving)."""
+        return len(self._raw) + len(self._pending)
+
     def close(self) -> list[SSEEvent]:
         """Flush at end of stream: a last event that lacks its blank line still counts."""
         events: list[SSEEvent] = []

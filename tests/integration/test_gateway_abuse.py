@@ -438,3 +438,41 @@ def test_a_flood_of_made_up_tokens_costs_a_bounded_number_of_store_lookups() -> 
         # The token verified before the flood still works while its check is fresh.
         client.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=MESSAGES)
         assert not [r for r in records(gw.log) if r["status"] in (401, 429)]
+
+
+@pytest.mark.parametrize(("provider", "path", "body", "terminal"), [
+    ("anthropic", "/v1/messages", {"model": "claude-sonnet-5-5", "max_tokens": 64, "stream": True,
+                                   "messages": MESSAGES}, b"message_stop"),
+    ("openai", "/chat/completions", {"model": "gpt-5.4", "stream": True, "messages": MESSAGES}, b"[DONE]"),
+    ("openai", "/responses", {"model": "gpt-5.4", "stream": True, "input": "Hi"}, b"response.completed"),
+])
+def test_a_stream_the_gateway_could_not_log_never_reaches_its_terminal_event(
+        provider: str, path: str, body: dict[str, Any], terminal: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    with running_gateway() as gw:
+        token = gw.token if provider == "anthropic" else gw.openai_token
+        log = gw.log if provider == "anthropic" else gw.openai_log
+        raw = json.dumps(body).encode()
+        assert post(gw.urls[provider], path, token, json.dumps({**body, "stream": False}).encode())[0] == 200
+        trial_log = gw.app_gateway.logs.cached(gw.trial_id if provider == "anthropic" else gw.openai_trial_id)
+        assert trial_log is not None
+
+        def disk_full(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(trial_log, "_write", disk_full)  # the disk fills between two exchanges
+        parts = urlsplit(gw.urls[provider])
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=20)
+        connection.request("POST", parts.path + path, raw, {"Content-Type": "application/json",
+                                                            "Authorization": f"Bearer {token}",
+                                                            "anthropic-version": "2023-06-01"})
+        response = connection.getresponse()
+        assert response.status == 200
+        received = b""
+        with pytest.raises(http.client.IncompleteRead) as cut:  # the stream is cut off, not ended
+            while piece := response.read1(65536):
+                received += piece
+        received += cut.value.partial
+        connection.close()
+        assert b"Hello" in received or b"Hello".lower() in received.lower()  # the answer was relayed as it came
+        assert terminal not in received  # but never its end: the client cannot take it as complete
+        assert len(records(log)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -177,3 +178,32 @@ def test_responses_stream_takes_the_completed_response_or_rebuilds_a_partial_one
     assert rebuilt["status"] == "interrupted"
     assert rebuilt["output"][0]["content"][0]["text"] == "Hey you"
     assert partial.output_chars == len("Hey you")
+
+
+@pytest.mark.parametrize(("stream", "kind", "filtering", "terminal"), [
+    (ANTHROPIC_STREAM, "anthropic.messages", False, sse("message_stop", {"type": "message_stop"})),
+    (CHAT_STREAM, "openai.chat", False, b"data: [DONE]\n\n"),
+    (CHAT_STREAM, "openai.chat", True, b"data: [DONE]\n\n"),
+])
+def test_the_tee_relays_every_byte_but_holds_the_terminal_event_whatever_the_chunking(
+        stream: bytes, kind: str, filtering: bool, terminal: bytes) -> None:
+    from orchestrator.gateway.assemble import for_route
+    from orchestrator.gateway.server import _Tee
+
+    assert stream.endswith(terminal)
+    expected = stream if not filtering else b"".join(
+        event.raw for event in parse_all(stream) if b'"choices": []' not in event.raw)
+    for size in (1, 7, 64, len(stream)):
+        for offset in range(min(size, 13)):  # chunk boundaries everywhere
+            tee = _Tee(for_route(kind, drop_usage_chunk=filtering), filtering=filtering)
+            cuts = [0, *range(offset or size, len(stream), size), len(stream)]
+            relayed = b"".join(tee.feed(stream[a:b]) for a, b in itertools.pairwise(cuts) if b > a)
+            relayed += tee.close()
+            assert tee.assembler.done
+            assert relayed + tee.held == expected  # nothing lost, nothing reordered
+            # The client gets everything before the terminal event as it comes; the terminal event
+            # itself only once the record is written (held), unless it began in an earlier chunk.
+            assert expected.endswith(tee.held) and len(tee.held) >= 1
+            start = len(expected) - len(terminal)
+            assert len(relayed) <= start or size == 1 or len(tee.held) < len(terminal)
+            assert terminal not in relayed
