@@ -43,6 +43,19 @@ from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.sandbox.base import SandboxBackend
 
+TRUSTS = {
+    "library": ("The JUnit XML of fresh verifier containers from the trial image, holding the graded commit from the "
+                "host-collected repo bundle; the hidden tests, per-run canaries and restored harness files are owned "
+                "by root and checksummed by root before and after each run. The tests import the candidate's code, "
+                "so that code runs in the test process: the canaries catch blanket forgery of the results, not a "
+                "forgery of only the tests it knows by name (diffs that reach for the runner are flagged for "
+                "review). Printed output never scores."),
+    "service": ("The JUnit XML of the hidden tests' own container, which holds none of the candidate's code and "
+                "reaches the candidate's program (the graded commit from the host-collected repo bundle, in another "
+                "container) only over a private network made for the run; hidden files checksummed by root before "
+                "and after. The starter's own tests, which import the code, run as in a library template. Printed "
+                "output never scores."),
+}
 F2P_MAX, P2P_MAX, COLLATERAL_MAX = 6.0, 2.0, 2.0
 
 
@@ -135,7 +148,7 @@ class HiddenTestsGrader:
         p2p_command = pass_to_pass_command(template, options) if starter_ids else None
         details: dict[str, Any] = {"revision": revision.to_json(), "image": context.image, "shape": tests.shape,
                                    "collateral": collateral.to_json(), "restored_before_run": sorted(replace),
-                                   "reaches_for_test_runner": reaches}
+                                   "reaches_for_test_runner": reaches, "trusts": TRUSTS[tests.shape]}
         try:
             hidden_run = run_hidden_tests(context.sandbox, context.image, trial_id, template, tree, replace)
             p2p_run = (run_starter_tests(context.sandbox, context.image, trial_id, template, tree, replace,

@@ -299,6 +299,7 @@ def test_the_reference_solution_still_scores_every_hidden_test(backend: DockerBa
     assert scores["fail_to_pass"][0] == scores["fail_to_pass"][1]
     assert scores["pass_to_pass"][0] == scores["pass_to_pass"][1]
     assert not result.details["tampering"] and not result.details["missing_results"]
+    assert "canaries" in result.details["trusts"] and result.details["hidden_run"]["canaries"]["must_fail"] == 2
 
 
 def test_the_starter_still_fails_the_hidden_tests(backend: DockerBackend, api_keys: tuple[Template, str],

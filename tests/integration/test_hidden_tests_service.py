@@ -77,6 +77,7 @@ def test_the_reference_program_passes_over_the_private_network(setup: tuple[Dock
     assert result.fraction == 1.0
     assert not result.details["tampering"] and not result.details["missing_results"]
     assert "canaries" not in result.details["hidden_run"]  # nothing of the candidate's ran beside the tests
+    assert "private network" in result.details["trusts"]
 
 
 FORGER = '''
