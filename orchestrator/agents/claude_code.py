@@ -31,11 +31,14 @@ RUN ln -sf /opt/claude-code/package/claude /usr/local/bin/claude && claude --ver
 """
 
 INTERRUPT_MARKERS = ("[Request interrupted by user", "[Request interrupted by user for tool use]")
+# Refusals are a sentence at the start of a tool result; reading only the head keeps a huge,
+# candidate-shaped output from making these patterns backtrack for seconds.
+_REFUSAL_HEAD = 2000
 # Claude Code's own words when a tool use is refused: by the permission system in -p mode
 # ("needs approval", "was blocked"), or by the person at the prompt ("doesn't want to proceed").
 DENIAL = re.compile(
     r"needs approval|was blocked|doesn't want to (proceed|take this action)|tool use was rejected"
-    r"|permission to use .* (has been|was) denied|requires approval|not allowed by|denied by",
+    r"|permission to use [^\n]{0,300}? (has been|was) denied|requires approval|not allowed by|denied by",
     re.IGNORECASE)
 # Sentences only Claude Code's permission layer writes, at the start of the tool result:
 # a refusal even when the record does not set is_error (some versions do not), and never
@@ -146,7 +149,8 @@ def _user_events(record: dict[str, Any], message: dict[str, Any], common: dict[s
             call = block.get("tool_use_id")
             if _is_interrupt(output):
                 found.append(event(ts, SOURCE, "interrupt", session, output, tool_use_id=call, **extra))
-            elif (block.get("is_error") and DENIAL.search(output)) or OWN_REFUSAL.search(output):
+            elif (block.get("is_error") and DENIAL.search(output[:_REFUSAL_HEAD])) or OWN_REFUSAL.search(
+                    output[:_REFUSAL_HEAD]):
                 found.append(event(ts, SOURCE, "tool_rejected", session, output, tool_use_id=call, **extra))
             else:
                 found.append(event(ts, SOURCE, "tool_result", session, output, tool_use_id=call,

@@ -64,3 +64,11 @@ def test_codex_approval_denials_are_rejections(output: str) -> None:
     raw = "\n".join(json.dumps(r) for r in records).encode()
     events = parse_rollouts({".codex/sessions/2026/11/25/rollout-x.jsonl": raw})
     assert [e["kind"] for e in events] == ["tool_call", "tool_rejected"]
+
+
+def test_a_huge_failed_output_is_read_for_a_refusal_only_at_its_head() -> None:
+    # 400 KB of "permission to use …" made the unbounded pattern backtrack for tens of seconds
+    # (a candidate controls what a command prints); a refusal past the head is not Claude Code's.
+    flood = "permission to use x " * 20_000 + "has been denied"
+    [result] = [e for e in _claude(flood, is_error=True) if e["kind"] in ("tool_result", "tool_rejected")]
+    assert result["kind"] == "tool_result"
