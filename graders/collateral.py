@@ -22,8 +22,10 @@ from graders.repo import Repo, Revision
 
 # Files that change how every test run behaves: root-level test configuration, and what
 # Python itself loads at start-up wherever it lies.
+# A pytest.ini or tox.ini in a folder of tests wins pytest's search for its configuration when
+# the run names that folder (`pytest tests`), so they count wherever they lie.
 HARNESS = re.compile(r"^(conftest\.py|pytest\.ini|tox\.ini|setup\.cfg|noxfile\.py|\.coveragerc)$|"
-                     r"(^|/)(site|user)customize\.py$|\.pth$")
+                     r"(^|/)(site|user)customize\.py$|\.pth$|(^|/)(pytest|tox)\.ini$")
 CONFTEST = re.compile(r"(^|/)conftest\.py$")
 CI_OR_GIT = re.compile(r"(^|/)\.git(/|$)|^\.github/|^\.gitlab-ci\.yml$|^\.circleci/|^Jenkinsfile$|^\.gitattributes$|"
                        r"^\.gitmodules$|^\.githooks/|^\.husky/|^\.pre-commit-config\.yaml$|^azure-pipelines\.yml$")
@@ -99,7 +101,7 @@ def find_collateral(repo: Repo, revision: Revision, scope: tuple[str, ...], hidd
                     found.weakened_tests.append({"path": path, "tests": [old_tests, new_tests],
                                                  "assertions": [old_asserts, new_asserts],
                                                  "skips": [old_skips, new_skips]})
-        if HARNESS.search(path) or (path == "pyproject.toml"
+        if HARNESS.search(path) or ((path == "pyproject.toml" or path.endswith("/pyproject.toml"))
                                     and _pytest_section(old or "") != _pytest_section(new or "")):
             found.harness_changed.append(path)
             found.harness_restores[path] = old

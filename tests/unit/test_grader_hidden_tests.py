@@ -374,3 +374,19 @@ def test_hidden_files_changed_during_a_run_is_tampering_and_no_results_is_a_fail
     assert nothing.missing is not None and nothing.missing["evidence"]["exit_code"] == 0
     garbage = _judge(job, _Outcome(0, 1.0, "", "<html/>"), [])
     assert garbage.missing is not None and "not JUnit XML" in garbage.missing["message"]
+
+
+def test_a_runner_configuration_in_a_folder_of_tests_is_harness_and_put_back(tmp_path: Path) -> None:
+    # `pytest tests` would read tests/pytest.ini first: an `addopts = -x` there cuts the run short.
+    from tests.fixtures.bundle_builder import SessionBuilder
+
+    s = SessionBuilder(tmp_path, trial_id="t-nested-ini")
+    s.human_write("tests/pytest.ini", "[pytest]\naddopts = -x\n")
+    s.human_write("tests/pyproject.toml", "[tool.pytest.ini_options]\naddopts = '-k smoke'\n")
+    s.commit(5, "Configure the tests")
+    bundle = Bundle(s.build())
+    with open_repo(bundle) as repo:
+        found = find_collateral(repo, choose_revision(bundle, repo), ("calc/**", "tests/**"), "hidden_tests",
+                                ("tests/test_calc.py",))
+    assert sorted(found.harness_changed) == ["tests/pyproject.toml", "tests/pytest.ini"] and found.suspicious
+    assert found.harness_restores == {"tests/pyproject.toml": None, "tests/pytest.ini": None}
