@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from calibration.corpus import Played, load_manifest, play, tau_against_order
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 SUBSET = ("s01_spec_first_careful", "s07_keyword_stuffed", "s10_test_weakening")
 
 
@@ -57,6 +57,8 @@ def calibration_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     os.environ.update(saved)
 
 
+@pytest.mark.e2e
+@pytest.mark.docker
 def test_each_session_went_by_its_script_and_was_graded(played: dict[str, Played]) -> None:
     for name, result in played.items():
         records = [json.loads(line) for line in (result.bundle / "gateway.jsonl").read_text().splitlines() if line]
@@ -67,6 +69,8 @@ def test_each_session_went_by_its_script_and_was_graded(played: dict[str, Played
         assert result.scores["hidden_tests"] is not None, f"{name}: hidden tests not graded"
 
 
+@pytest.mark.e2e
+@pytest.mark.docker
 @pytest.mark.parametrize("grader", ["total", "spec_quality", "steering"])
 def test_careful_work_outscores_rubric_words_and_skipped_tests(played: dict[str, Played], grader: str) -> None:
     scores = {name: result.scores.get(grader) for name, result in played.items()}
@@ -76,7 +80,8 @@ def test_careful_work_outscores_rubric_words_and_skipped_tests(played: dict[str,
     assert tau_against_order(list(played.values()), grader) is not None
 
 
-def test_kendall_tau_b_against_scipy_free_reference_values() -> None:
+@pytest.mark.unit
+def test_kendall_tau_b_against_reference_values() -> None:
     from calibration.corpus import kendall_tau_b
 
     assert kendall_tau_b([1, 2, 3, 4], [1, 2, 3, 4]) == pytest.approx(1.0)
@@ -84,3 +89,22 @@ def test_kendall_tau_b_against_scipy_free_reference_values() -> None:
     # Ties on both sides (values checked against scipy.stats.kendalltau, variant b).
     assert kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 2]) == pytest.approx(0.4)
     assert kendall_tau_b([1, 1, 1], [1, 2, 3]) is None
+
+
+@pytest.mark.unit
+def test_every_session_loads_and_every_variant_still_applies_to_the_reference(tmp_path: Path) -> None:
+    """The corpus does not rot silently: a session off the formats, or a variant whose text the
+    reference solution no longer has, fails here rather than in a half-played `make calibrate`."""
+    from calibration.corpus import prepare
+    from orchestrator.candidate_script import load_actions
+    from orchestrator.gateway.scripted import load_script
+
+    entries = load_manifest()
+    assert len(entries) >= 12 and sum(e.agent == "codex" for e in entries) >= 3
+    held = [e for e in entries if e.held_out]
+    assert len(held) * 3 >= len(entries) and len({e.rank for e in held}) == len(held)
+    for entry in entries:
+        session = prepare(entry, tmp_path / entry.name)
+        assert load_actions(session) and load_script(session).script.step, entry.name
+        judge = entry.path.parent.parent / "judge" / f"{entry.name}.toml"
+        assert load_script(judge).script.side_reply.startswith("{"), entry.name
