@@ -516,6 +516,12 @@ def run_over_cohort(services: Services, name: str, operation: str, *, parallel: 
     run = CohortRun(name, operation)
     if operation != "status" and trials:
         services.sandbox.ping()
+    if operation == "collect" and trials:
+        from orchestrator.evidence.signing import operator_key
+
+        # Made once here: collects running side by side in one process would each try to create it
+        # on first use (its temporary file is named by process, not by thread).
+        operator_key(services.settings.home)
     jobs = [functools.partial(_one, services, t, operation, say, repo_action, post) for t in trials]
     outcomes: list[TrialOutcome] = _in_parallel(jobs, parallel)
     if operation == "teardown":

@@ -52,6 +52,7 @@ def _display(title: str, names: list[str], *, quiet: bool) -> Iterator[Callable[
                 if task is None:
                     return
                 done = what.split(" ", 1)[0].rstrip(":") in FINAL
+                bar.start_task(task)  # no-op once started; a finished task needs a start time
                 bar.update(task, description=f"  {who}: {what}", completed=1 if done else 0)
                 if done and who not in finished:
                     finished.add(who)

@@ -152,6 +152,12 @@ def test_cohort_of_five_survives_kill_9_and_is_graded(tmp_path: Path, trial_home
     assert existing in refused.stderr and "--again" in refused.stderr and len(refused.stderr.splitlines()) == 1
     assert len(data(trial("ls", "--cohort", "spring", "--json"))) == len(CANDIDATES)
 
+    status = data(trial("cohort", "status", "spring", "--json"))
+    assert status["failed"] == 0 and all("running" in t["data"]["sandbox"] for t in status["trials"]), status
+    # Per-trial errors: grading before collecting fails for each trial, and each says why.
+    early = json.loads(trial("cohort", "grade", "spring", "--json", expect=4).stdout)["data"]
+    assert early["failed"] == len(CANDIDATES) and all("collect" in t["error"] for t in early["trials"]), early
+
     collected = data(trial("cohort", "collect", "spring", "--json"))
     assert collected["failed"] == 0 and {t["state"] for t in collected["trials"]} == {"collected"}, collected
     graded = data(trial("cohort", "grade", "spring", "--json"))

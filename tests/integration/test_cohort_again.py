@@ -1,5 +1,6 @@
 """A second plain `trial launch` for a candidate with a live trial of that template refuses in one
-line (exit 2, naming the trial and --again) and creates nothing; with --again it launches.
+line (exit 2, naming the trial and --again) and creates nothing; with --again it launches. In a
+cohort the same refusal is that row's error, and the other rows launch.
 
 Before: the second launch made a second trial and exited 0.
 """
@@ -51,7 +52,24 @@ def test_a_second_launch_refuses_unless_again(trial_home: Path, service_port: in
     assert second_id != first_id
     assert len(json.loads(trial("ls", "--json").stdout)["data"]) == 2
 
+    # In a cohort, that candidate's row fails (naming the trial and --again) and the other row still launches.
+    cohort_file = trial_home.parent / "autumn.csv"
+    cohort_file.write_text("candidate,template,agent,hours\nocto-cat,api-keys,none,1\nhu-bot,api-keys,none,1\n")
+    partial = trial("cohort", "launch", str(cohort_file), "--json")
+    assert partial.returncode == 4, partial.stderr[-3000:]
+    rows = {row["candidate"]: row for row in json.loads(partial.stdout)["data"]["rows"]}
+    assert rows["hu-bot"]["action"] == "launched" and rows["hu-bot"]["state"] == "active"
+    assert rows["octo-cat"]["action"] == "failed" and "--again" in rows["octo-cat"]["error"]
+    again = trial("cohort", "launch", str(cohort_file), "--again", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    rows = {row["candidate"]: row for row in json.loads(again.stdout)["data"]["rows"]}
+    assert (rows["octo-cat"]["action"], rows["hu-bot"]["action"]) == ("launched", "exists")
+    cohort_ids = [t["id"] for t in json.loads(trial("ls", "--cohort", "autumn", "--json").stdout)["data"]]
+    assert len(cohort_ids) == 2 and len(json.loads(trial("ls", "--json").stdout)["data"]) == 4
+
     engine = docker.from_env()
+    torn = trial("cohort", "teardown", "autumn", "--yes", "--delete-repo", "--json")
+    assert torn.returncode == 0, torn.stdout[-3000:]
     for ident in (first_id, second_id):
         assert trial("teardown", ident, "--delete-repo", "--yes").returncode == 0
         assert engine.containers.list(all=True, filters={"label": f"{LABEL_TRIAL}={ident}"}) == []
