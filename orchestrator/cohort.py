@@ -104,7 +104,9 @@ def read_plan(services: Services, path: Path, *, name: str | None = None,
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the cohort file ({exc})", "pass a readable .csv or .toml file") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{path}: cannot read the cohort file ({reason})",
+                         "pass a readable .csv or .toml file") from exc
     if path.suffix.lower() == ".toml":
         file_name, file_defaults, raw_rows = _toml_rows(path, text)
     elif path.suffix.lower() == ".csv":
