@@ -225,3 +225,26 @@ def test_the_cohort_page_links_each_row_relative_and_escapes_everything(tmp_path
     assert 'href="../../evidence/t1/report.html"' in html
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert "(no report)" in html and "http" not in html.split("<script>")[0].split("</style>")[1]
+
+
+def test_work_runs_at_most_parallel_at_once_and_every_job_finishes() -> None:
+    import functools
+    import threading
+    import time
+
+    from orchestrator.cohort import _in_parallel
+
+    lock = threading.Lock()
+    running = {"now": 0, "most": 0}
+
+    def job(index: int) -> int:
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+        time.sleep(0.05)
+        with lock:
+            running["now"] -= 1
+        return index
+
+    results = _in_parallel([functools.partial(job, i) for i in range(7)], 3)
+    assert sorted(results) == list(range(7)) and running["most"] == 3
