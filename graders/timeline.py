@@ -352,8 +352,9 @@ def _pushed_commits(bundle: Bundle) -> list[tuple[dict[str, Any], list[str]]]:
     # The starter (the default branch as launched) is nobody's push: stop the walk there.
     default = str(((bundle.trial.get("repo") or {}) if isinstance(bundle.trial.get("repo"), dict) else {})
                   .get("default_branch") or "main")
-    stack = [str(c.get("sha")) for c in records if default in (c.get("refs") or [])
-             or f"origin/{default}" in (c.get("refs") or [])]
+    # `git log --format=%D` decorates the checked-out branch as "HEAD -> main": read the name.
+    stack = [str(c.get("sha")) for c in records
+             if {default, f"origin/{default}"} & {str(r).split(" -> ")[-1].strip() for r in c.get("refs") or []}]
     seen: set[str] = set()
     while stack:
         sha = stack.pop()
@@ -377,12 +378,17 @@ def _pushed_commits(bundle: Bundle) -> list[tuple[dict[str, Any], list[str]]]:
     return found
 
 
+BOT_PUSHERS = frozenset({"trial-bot"})
+"""Pushers in the host's push log that are the product, not the candidate (the starter at launch)."""
+
+
 def idle_pushes(bundle: Bundle, events: list[Event]) -> set[int]:
     """Event indexes of pushes that shipped no work: the starter pushed at launch, a branch
     deleted, a ref moved to commits the forge already had."""
     parents = {str(c.get("sha")) for c in bundle.commits()}
     idle_keys = {(str(push.get("ts")), str(push.get("after"))) for push, shas in _pushed_commits(bundle)
-                 if not shas and (str(push.get("after") or "").strip("0") == "" or str(push.get("after")) in parents)}
+                 if str(push.get("pusher")) in BOT_PUSHERS
+                 or (not shas and (str(push.get("after") or "").strip("0") == "" or str(push.get("after")) in parents))}
     found: set[int] = set()
     for index, event in enumerate(events):
         if event["kind"] == "push":
