@@ -195,3 +195,16 @@ def test_a_chain_already_broken_at_collect_verifies_as_unchanged_and_says_so(tmp
     assert verdict.ok, verdict.to_json()
     [chain_finding] = [f for f in verdict.findings if f.check == "gateway_chain"]
     assert "unchanged since collect, where the manifest recorded it broken" in chain_finding.detail
+
+
+def test_parallel_collects_in_one_process_agree_on_one_key(trial_home: Path) -> None:
+    # A cohort collects in threads of one process: the first use must make exactly one key,
+    # and every thread must sign with it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.evidence.signing import fingerprint, operator_key
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: operator_key(trial_home), range(16)))
+    assert len({fingerprint(key.public_key()) for key in keys}) == 1
+    assert [p.name for p in key_path(trial_home).parent.iterdir()] == [key_path(trial_home).name]
