@@ -43,11 +43,13 @@ def cli(ctx: click.Context, log_format: str | None, log_level: str, home: str | 
 
 
 def _register() -> None:
-    from orchestrator.cli import cohort, deadlines, evidence, gateway, grade, scores, serve, templates, trials
+    from orchestrator.cli import answer, cohort, deadlines, evidence, gateway, grade, scores, serve, templates, trials
 
     cli.add_command(templates.templates)
     cli.add_command(evidence.key)
     cli.add_command(cohort.cohort)
+    cli.add_command(answer.answer)
+    cli.add_command(answer.list_questions)
     for command in (trials.launch, trials.ls, trials.status, trials.shell, trials.restart, trials.collect,
                     trials.teardown, trials.gc, trials.candidate_push, trials.candidate_play, grade.grade, serve.serve,
                     evidence.verify, gateway.usage, deadlines.extend, deadlines.reap, scores.scores):

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from orchestrator import __version__
+from orchestrator import __version__, questions
 from orchestrator.agents import get_agent, transcripts
 from orchestrator.deadlines import DEADLINE_REF_PREFIX, heads_at, late_pushes, repo_size
 from orchestrator.errors import TrialError
@@ -170,6 +170,9 @@ class CollectSteps:
         if agent_events is None:  # resumed after the transcripts step: parse the bundle's raw copies
             agent_events = transcripts.parse_raw(self.bundle_dir, self.agent, [])
         timeline = build_events(self.bundle_dir, agent_events)
+        # The question channel (host log and brief-issue comments): questions.jsonl and its events.
+        asked = questions.collect(self.services.settings.home, self.services.forge, self.trial, self.bundle_dir)
+        timeline = questions.merge_into(timeline, self.bundle_dir) if any(asked.values()) else timeline
         files.write_jsonl(self.bundle_dir / files.EVENTS, timeline)
         # The same timeline in Harbor's ATIF, so existing trajectory viewers can open it.
         trajectory = to_atif(timeline, self.services.store.get_trial(self.trial.id))

@@ -675,6 +675,13 @@ class GitHubForge:
         events += by_update.values()
         return sorted(events, key=lambda event: str(event["ts"]))
 
+    def issue_comments(self, repo: RepoRef, number: int) -> list[dict[str, Any]]:
+        """Comments on an issue, oldest first, each marked `mine` when our own login wrote it."""
+        me = self._me().lower()
+        with self._api(f"reading the comments of {repo.full_name}#{number}"):
+            return [{**_comment_record(c), "mine": _user(c.get("user")).lower() == me}
+                    for c in self._paged(f"/repos/{repo.full_name}/issues/{number}/comments")]
+
     def post_comment(self, repo: RepoRef, number: int, body: str, marker: str) -> str:
         tag = f"<!-- {marker} -->"
         text = body if tag in body else f"{body}\n\n{tag}"

@@ -35,6 +35,8 @@ from orchestrator.sandbox.base import (
 ASSETS = Path(__file__).parent / "assets"
 ENTRYPOINT = ASSETS / "entrypoint.sh"
 SSHD_CONFIG = ASSETS / "sshd_config"
+TRIAL_ASK = ASSETS / "trial-ask"
+"""The sandbox's question command (orchestrator.questions); also installed as trial-answers."""
 HASH_LENGTH = 16
 LOCAL_BASE_IMAGE = "trial-base:bookworm"
 """What scripts/build-base-image.sh builds: Debian bookworm without any registry."""
@@ -55,6 +57,7 @@ COPY trial/ /opt/trial/
 # sshd's config is the image's (read-only root); the authorized keys and the session environment
 # are root-owned files the host writes into {sshd_dir} (a volume) at launch.
 RUN chmod 0755 /opt/trial/entrypoint.sh && chmod 0644 /opt/trial/sshd_config \\
+ && install -m 0755 /opt/trial/trial-ask /usr/local/bin/trial-ask && ln -sf trial-ask /usr/local/bin/trial-answers \\
  && install -d -m 0755 -o root -g root {sshd_dir} \\
  && echo '[ -r "$HOME/.trial/env.sh" ] && . "$HOME/.trial/env.sh"' > /etc/profile.d/trial.sh \\
  && echo '[ "$PWD" = "$HOME" ] && cd {workspace}' >> /etc/profile.d/trial.sh \\
@@ -135,6 +138,7 @@ def sandbox_request(template: Template, agent: AgentSpec, base_tag: str, setting
     digest.update(dockerfile.encode())
     digest.update(ENTRYPOINT.read_bytes())
     digest.update(SSHD_CONFIG.read_bytes())
+    digest.update(TRIAL_ASK.read_bytes())
     for rel, source in sorted(files.items()):
         digest.update(rel.encode() + b"\0")
         _digest_tree(digest, source, cheap=True)
@@ -143,6 +147,7 @@ def sandbox_request(template: Template, agent: AgentSpec, base_tag: str, setting
     (context / "Dockerfile").write_text(dockerfile)
     shutil.copy2(ENTRYPOINT, context / "trial" / "entrypoint.sh")
     shutil.copy2(SSHD_CONFIG, context / "trial" / "sshd_config")
+    shutil.copy2(TRIAL_ASK, context / "trial" / "trial-ask")
     for rel, source in files.items():
         target = context / "agent" / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from orchestrator import __version__
 from orchestrator.config import Settings
 from orchestrator.gateway.server import setup_gateway
 from orchestrator.service.git_http import GitBackend, LocalGitBackend, setup_git_endpoint
+from orchestrator.service.questions import setup_question_route
 from orchestrator.service.reports import setup_report_route
 from orchestrator.store import Store
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings, store: Store, *, forge: Callable[[], Any] | N
         backend = LocalGitBackend(LocalForge(settings, store))
     setup_git_endpoint(app, backend, store)
     setup_report_route(app, settings, store)
+    setup_question_route(app, settings, store, forge_factory)
     setup_gateway(app, settings, store)
     app["gateway_mounted"] = True
 

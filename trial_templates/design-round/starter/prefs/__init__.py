@@ -1,0 +1,1 @@
+"""Notification preferences: which notifications a user wants, where, and when."""
