@@ -8,9 +8,15 @@ Three targets in front of the same fake upstream, each in its own process on loo
 Requests are interleaved (round-robin in shuffled order) so all three see the same noise.
 
 Figures: added latency vs direct (p50, p99) for non-streamed requests, added time to
-first byte for streamed ones, and throughput with 100 concurrent clients. Targets: added
-p50 ≤ 1 ms, p99 ≤ 5 ms; throughput ≥ 0.7 × the bare relay's. Loops are bounded; traffic
-stays on 127.0.0.1. Knobs: BENCH_LATENCY_ROUNDS, BENCH_THROUGHPUT_REQUESTS, BENCH_THROUGHPUT_ROUNDS.
+first byte for streamed ones, and throughput with 100 concurrent clients.
+
+Targets, each against the bare relay measured in the same interleaved run (never an
+absolute time, which says more about the machine's load than about the gateway):
+  added p50 ≤ the relay's added p50 + 0.5 ms
+  added p99 ≤ 2 × the relay's added p99
+  throughput ≥ 0.8 × the relay's
+The script exits 1 when one is missed. Loops are bounded; traffic stays on 127.0.0.1.
+Knobs: BENCH_LATENCY_ROUNDS, BENCH_THROUGHPUT_REQUESTS, BENCH_THROUGHPUT_ROUNDS.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ LATENCY_ROUNDS = int(os.environ.get("BENCH_LATENCY_ROUNDS", "600"))
 THROUGHPUT_REQUESTS = int(os.environ.get("BENCH_THROUGHPUT_REQUESTS", "1000"))
 THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_THROUGHPUT_ROUNDS", "7"))
 CONCURRENCY = 100
+MAX_ADDED_P50_OVER_RELAY_MS = 0.5
+MAX_ADDED_P99_TIMES_RELAY = 2.0
+MIN_THROUGHPUT_TIMES_RELAY = 0.8
 BODY = {"model": "claude-sonnet-5-5", "max_tokens": 256,
         "messages": [{"role": "user", "content": "Summarise the diff in one line, please."}]}
 
@@ -171,7 +180,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(targets: list[Target]) -> None:
+async def measure(targets: list[Target]) -> list[str]:
+    """Print the figures; return the names of the targets missed."""
     import aiohttp
 
     def session_factory() -> Any:
@@ -212,26 +222,39 @@ async def measure(targets: list[Target]) -> None:
     added_p50 = (pct(plain["gateway"], 0.5) - pct(plain["direct"], 0.5)) * ms
     added_p99 = (pct(plain["gateway"], 0.99) - pct(plain["direct"], 0.99)) * ms
     relay_p50 = (pct(plain["relay"], 0.5) - pct(plain["direct"], 0.5)) * ms
+    relay_p99 = (pct(plain["relay"], 0.99) - pct(plain["direct"], 0.99)) * ms
     ratio = median["gateway"] / median["relay"]
-    print("\nratios and targets")
-    print(f"  gateway added p50      {added_p50:7.3f} ms   target ≤ 1 ms   {'ok' if added_p50 <= 1 else 'MISSED'}"
-          f"   (bare relay adds {relay_p50:.3f} ms; gateway beyond relay {added_p50 - relay_p50:+.3f} ms)")
-    print(f"  gateway added p99      {added_p99:7.3f} ms   target ≤ 5 ms   {'ok' if added_p99 <= 5 else 'MISSED'}")
+    # Noise can make the relay's added p99 negative; it counts as 0 then (the gateway must match it).
+    p99_limit = MAX_ADDED_P99_TIMES_RELAY * max(relay_p99, 0.0)
+    checks = [
+        ("added p50", added_p50 <= relay_p50 + MAX_ADDED_P50_OVER_RELAY_MS,
+         f"gateway added p50      {added_p50:7.3f} ms   relay {relay_p50:7.3f} ms   beyond relay "
+         f"{added_p50 - relay_p50:+.3f} ms   target ≤ +{MAX_ADDED_P50_OVER_RELAY_MS} ms"),
+        ("added p99", added_p99 <= p99_limit,
+         f"gateway added p99      {added_p99:7.3f} ms   relay {relay_p99:7.3f} ms   "
+         f"{added_p99 / relay_p99 if relay_p99 > 0 else float('inf'):.2f}× relay   "
+         f"target ≤ {MAX_ADDED_P99_TIMES_RELAY:.0f}×"),
+        ("throughput", ratio >= MIN_THROUGHPUT_TIMES_RELAY,
+         f"gateway / relay throughput {ratio:5.2f}   target ≥ {MIN_THROUGHPUT_TIMES_RELAY:.2f}"
+         f"   (relay / direct {median['relay'] / median['direct']:.2f}, "
+         f"gateway / direct {median['gateway'] / median['direct']:.2f})"),
+    ]
+    print("\nratios and targets (against the bare relay in this run)")
+    for _, ok, text in checks:
+        print(f"  {text}   {'ok' if ok else 'MISSED'}")
     ttfb_p50 = (pct(streamed["gateway"], 0.5) - pct(streamed["direct"], 0.5)) * ms
     print(f"  gateway added TTFB p50 {ttfb_p50:7.3f} ms")
-    print(f"  gateway / relay throughput {ratio:5.2f}   target ≥ 0.70  {'ok' if ratio >= 0.7 else 'MISSED'}"
-          f"   (relay / direct {median['relay'] / median['direct']:.2f}, "
-          f"gateway / direct {median['gateway'] / median['direct']:.2f})")
     if cpus["relay"] and cpus["gateway"]:
         cpu_ratio = statistics.median(cpus["gateway"]) / statistics.median(cpus["relay"])
         print(f"  gateway / relay server CPU per request {cpu_ratio:.2f}"
               "   (what auth, budget, tee, pricing and the fsynced log cost, machine noise aside)")
+    return [name for name, ok, _ in checks if not ok]
 
 
-def main() -> None:
+def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--relay":
         run_bare_relay(sys.argv[2])
-        return
+        return 0
     from tests.fakes.llm_upstream import ANTHROPIC_KEY
 
     home = Path(tempfile.mkdtemp(prefix="trial-gateway-bench-"))
@@ -258,11 +281,15 @@ def main() -> None:
              gateway.pid),
         ]
         print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; log under {home}")
-        asyncio.run(measure(targets))
+        missed = asyncio.run(measure(targets))
         log = home / "gateway" / "tbench001.jsonl"
         from orchestrator.gateway.log import verify_chain
 
         print(f"  gateway log: {verify_chain(log).reason}, {log.stat().st_size / 1e6:.1f} MB")
+        if missed:
+            print(f"gateway bench: target missed: {', '.join(missed)}", file=sys.stderr)
+            return 1
+        return 0
     finally:
         for process in processes:
             process.terminate()
@@ -271,4 +298,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

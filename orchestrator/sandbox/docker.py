@@ -55,6 +55,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, NoReturn
 
 import docker
@@ -171,7 +172,8 @@ class DockerBackend:
         self.start_timeout_s = start_timeout_s
         """How long a started container may take to report `running`."""
         self.start_settle_s = start_settle_s
-        """How long it must then stay running to count as started (catches instant exits)."""
+        """How long it must then stay running to count as started (catches instant exits), unless
+        it shows sooner that it is up: sshd listening in a container that publishes it."""
         self._client: Any = None
         self._firewall: egress.HostFirewall | str | None = None
         self._log = get_logger(component="sandbox.docker")
@@ -490,7 +492,12 @@ class DockerBackend:
         return started
 
     def _wait_running(self, container: Any, ref: SandboxRef) -> None:
-        """Wait (bounded) until running, then make sure it stays up for the settle window."""
+        """Wait (bounded) until the container is up; an exit on the way fails the start.
+
+        Up means running and, for a container that publishes sshd, sshd listening: its command
+        got through its setup, so an instant exit is ruled out without a fixed wait. Anything
+        else (or an engine whose processes we cannot see) must stay running for the settle window.
+        """
         deadline = time.monotonic() + self.start_timeout_s
         running_since: float | None = None
         while True:
@@ -502,14 +509,23 @@ class DockerBackend:
                 self._start_failed(container, ref, state)
             if status == "running":
                 running_since = running_since or now
-                if now - running_since >= self.start_settle_s:
+                if now - running_since >= self.start_settle_s or self._sshd_listening(container.attrs):
                     return
             elif now > deadline:
                 self._discard(container)
                 raise SandboxError(
                     f"container {ref.name} is still '{status}' after {self.start_timeout_s:.0f} s",
                     "check the engine's load and `docker events`")
-            time.sleep(0.05)
+            time.sleep(0.02)
+
+    def _sshd_listening(self, attrs: dict[str, Any]) -> bool:
+        """Whether the container's sshd port is listening, read from its network namespace
+        through the host's /proc (a local engine only: a remote engine's pid means nothing here)."""
+        published = ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).get(SSH_PORT_KEY)
+        pid = int((attrs.get("State") or {}).get("Pid") or 0)
+        if not published or pid <= 0 or not engine_url().startswith("unix://"):
+            return False
+        return _listening(pid, SSH_PORT_IN_CONTAINER)
 
     def _start_failed(self, container: Any, ref: SandboxRef, state: dict[str, Any]) -> NoReturn:
         code = state.get("ExitCode")
@@ -815,6 +831,20 @@ def _published_port(attrs: dict[str, Any]) -> int | None:
         if port:
             return int(port)
     return None
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether a TCP socket listens on `port` in the network namespace of process `pid`."""
+    wanted = f":{port:04X}"
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        # Columns: sl local_address rem_address st ...; st 0A is LISTEN.
+        if any(fields[1].endswith(wanted) and fields[3] == "0A" for fields in (line.split() for line in lines)):
+            return True
+    return False
 
 
 def _check_name(what: str, value: str) -> None:
