@@ -20,6 +20,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,17 +154,18 @@ def ask(home: Path, forge: Forge | None, trial: Trial, text: str) -> dict[str, A
     return record
 
 
-def answer(home: Path, forge: Forge | None, trial: Trial, text: str, question: int | None = None) -> dict[str, Any]:
+def answer(home: Path, forge: Forge | None, trial: Trial, text: str,
+           question: int | str | None = None) -> dict[str, Any]:
     """Log a reviewer's answer (host time), post it to the brief issue; `question` None: the oldest unanswered."""
     text = _clean(text, "answer")
-    thread = read_thread(home, None, trial)
+    thread = read_thread(home, forge, trial)  # answers given as issue comments count as given
     numbers = [q["number"] for q in thread.questions()]
     if question is None:
         open_ones = thread.unanswered()
         if not open_ones:
             raise NotFoundError(f"trial {trial.id} has no unanswered question",
                                 f"name one: `trial answer {trial.id}:N \"…\"` (asked: {numbers or 'none'})")
-        question = int(open_ones[0]["number"])
+        question = open_ones[0]["number"]
     elif question not in numbers:
         raise NotFoundError(f"trial {trial.id} has no question {question}", f"asked so far: {numbers or 'none'}")
     asked = question
@@ -208,7 +210,7 @@ def read_thread(home: Path, forge: Forge | None, trial: Trial) -> Thread:
                for r in raw if r.get("kind") in ("question", "answer")]
     if forge is not None:
         records += _issue_comments(forge, trial, records)
-    records.sort(key=lambda r: str(r["ts"]))
+    records.sort(key=lambda r: _moment(r["ts"]))
     return Thread(trial.id, records)
 
 
@@ -234,7 +236,8 @@ def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]]) ->
         base = {"ts": str(comment["created_at"]), "text": body.strip()[:MAX_CHARS], "via": "issue",
                 "author": author, "comment_url": comment.get("url"), "witness": "forge"}
         if author.lower() == trial.candidate.lower():
-            record = {**base, "kind": "question", "number": len(questions) + 1}
+            # Numbered apart from the host's 1, 2, …, which are given out as questions arrive.
+            record = {**base, "kind": "question", "number": f"c{comment.get('id')}"}
             questions.append(record)
         else:
             record = {**base, "kind": "answer", "question": _answered(body, str(comment["created_at"]), questions)}
@@ -242,24 +245,37 @@ def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]]) ->
     return extra
 
 
-def _answered(body: str, ts: str, questions: list[dict[str, Any]]) -> int | None:
+def _answered(body: str, ts: str, questions: list[dict[str, Any]]) -> int | str | None:
     """The question a comment answers: the one it names (`Q2`), else the last asked before it."""
     named = _REFERS.search(body)
-    numbers = {int(q["number"]) for q in questions}
+    numbers = {q["number"] for q in questions}
     if named and int(named.group(1)) in numbers:
         return int(named.group(1))
-    before = [q for q in questions if str(q["ts"]) <= ts]
-    return int(before[-1]["number"]) if before else None
+    # GitHub times have whole seconds: a question in the same second counts as before.
+    before = [q for q in questions if _moment(q["ts"]) <= _moment(ts) + timedelta(seconds=1)]
+    if not before:
+        return None
+    last: int | str = before[-1]["number"]
+    return last
 
 
-def parse_answer_id(value: str) -> tuple[str, int | None]:
-    """`TRIAL` or `TRIAL:N`."""
+def _moment(value: Any) -> datetime:
+    from orchestrator.evidence.events import parse_ts
+
+    return parse_ts(value) or datetime.max.replace(tzinfo=UTC)
+
+
+def parse_answer_id(value: str) -> tuple[str, int | str | None]:
+    """`TRIAL`, `TRIAL:N` (a question asked from the sandbox) or `TRIAL:cID` (one asked as an issue comment)."""
     trial_id, sep, number = value.partition(":")
     if not sep:
         return trial_id, None
-    if not number.isdigit():
-        raise UsageError(f"'{value}' is not TRIAL:N", "name the question by its number, e.g. t-1a2b:3")
-    return trial_id, int(number)
+    if number.isdigit():
+        return trial_id, int(number)
+    if re.fullmatch(r"c\d+", number):
+        return trial_id, number
+    raise UsageError(f"'{value}' is not TRIAL:N", "name the question by its number, e.g. t-1a2b:3 "
+                     "(`trial questions ID` lists them)")
 
 
 def events(bundle_dir: Path) -> list[dict[str, Any]]:
