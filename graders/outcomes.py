@@ -361,9 +361,11 @@ def _names_in(write: FileWrite) -> set[str]:
 
 
 def rework_rounds(t: Timeline) -> list[Finding]:
-    """Candidate prompts that sent the agent back to code it had written, when no failing run
-    or false claim prompted it (reading the code did): the prompt points at that code (its
-    file or a name in it) and the agent then rewrote the same file. Length and wording play
+    """Candidate prompts that sent the agent back to code it had written: the prompt points at
+    that code (its file or a name in it) and the agent then rewrote the same file; after a
+    failing run, a prompt that names the failure or the code and is answered by any rewrite
+    (that correction is also a caught mistake). A rewrite that skips or strips tests is
+    `weakened`, never credit. Length and wording play
     no part: "continue" points at nothing, a page of rubric words neither."""
     findings: list[Finding] = []
     failures = {r.result for r in t.runs if r.failed}
@@ -372,13 +374,22 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         if not before:
             continue
         previous_prompt = max((p for p in t.prompts if p < prompt), default=-1)
-        if any(previous_prompt < f < prompt for f in failures if f is not None):
-            continue  # a correction after a failing run: counted as a caught mistake
+        failed_before = [f for f in failures if f is not None and previous_prompt < f < prompt]
         nxt = t.next_after(t.prompts, prompt)
         words = _words(t.events[prompt]["text"]) | _names(t.events[prompt]["text"])
         pointed = {w.path for w in before if w.path and _names_in(w) & words}
-        rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in pointed), None)
+        # A correction after a failing run is review too when it names the agent's code or the
+        # failure (a test, an error): the candidate read what the agent did; "fix it" reads nothing.
+        answers_failure = bool(failed_before) and t.points_at(
+            prompt, set().union(*(_names(t.events[f]["text"]) for f in failed_before)))
+        rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events))
+                        and (w.path in pointed or answers_failure)), None)
         if rewrite is None:
+            continue
+        window = [w for w in t.writes if prompt < w.index < (nxt or len(t.events))]
+        if any(weakens_tests(w) for w in window):
+            findings.append(Finding("rework", prompt, "weakened", sorted({prompt, *(w.index for w in window[:3])}),
+                                    "the agent answered by skipping or stripping tests", 0.0))
             continue
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)

@@ -12,9 +12,11 @@ the repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs). Scored on outcomes:
   the tests the candidate shipped or in a test run the gateway saw;
 - constraints_honoured: checkable constraints (files not to touch, "only change …",
   no new dependencies) and whether what shipped respected them;
-- rework_avoided: rounds in which the candidate sent the agent back to code for a reason
-  no failing run explains, bringing something the spec had not said (the spec left it
-  open), or agent questions the candidate had to answer.
+- rework_avoided: rounds in which the candidate sent the agent back to code bringing
+  something the spec had not said (the spec left it open), or agent questions the
+  candidate had to answer. A correction that holds the agent to a requirement the spec
+  stated, or a question the agent asks after its own work failed a run, is the agent
+  straying from the spec: steering's catch, never a cost here.
 
 Length and rubric words ("acceptance criteria", "must", "don't", "==") score nothing on
 their own. The LLM judge, when configured, reads the same material with a fixed rubric
@@ -288,18 +290,37 @@ class SpecQualityGrader:
         title = "The spec made corrections unnecessary"
         if not timeline.writes:
             return Criterion("rework_avoided", title, 0.0, 4.0, "The agent built nothing from the spec.", [])
-        open_rounds = []
+        failures = [r.result for r in timeline.runs if r.failed and r.result is not None]
+
+        def deviation(prompt: int) -> bool:
+            """The candidate holds the agent to a requirement the spec had stated: the agent's
+            mistake (steering's catch), not a gap in the spec."""
+            return bool(concrete_items(timeline.events[prompt]["text"]) & items)
+
+        open_rounds, deviations = [], []
         for finding in rework_rounds(timeline):
             said = concrete_items(timeline.events[finding.index]["text"])
             # A round that only repeats what the spec said is the agent ignoring it, not a gap in it.
-            if not said or not said <= items | references:
+            if deviation(finding.index):
+                deviations.append(finding.index)
+            elif not said or not said <= items | references:
                 open_rounds.append(finding.index)
-        questions = [i for i, e in enumerate(timeline.events)
-                     if e["kind"] == "assistant_message" and e["text"].rstrip().endswith("?")
-                     and timeline.next_after(timeline.prompts, i) is not None
-                     and any(w.index > i for w in timeline.writes)]
+        questions = []
+        for i, e in enumerate(timeline.events):
+            answer = timeline.next_after(timeline.prompts, i)
+            if (e["kind"] != "assistant_message" or not e["text"].rstrip().endswith("?") or answer is None
+                    or not any(w.index > i for w in timeline.writes)):
+                continue
+            last_edit = max((w.index for w in timeline.writes if w.index < i), default=None)
+            # Asked after its own work failed a run (e.g. "shall I change the test?"), or answered
+            # with what the spec already said: the agent strayed from the spec, the spec was not open.
+            if (last_edit is not None and any(last_edit < f < i for f in failures)) or deviation(answer):
+                deviations.append(i)
+            else:
+                questions.append(i)
         rounds = sorted({*open_rounds, *questions})
         details["rework_rounds"] = rounds
+        details["deviations_from_spec"] = sorted(set(deviations))
         # Without concrete requirements there was no spec to make rework unnecessary (naming
         # files is not specifying what they should do).
         substance = min(1.0, len(items) / 3)

@@ -243,7 +243,7 @@ class SteeringGrader:
         rejected = list(timeline.rejections)
         validated = [f for f in rework if f.outcome == "validated"]
         unvalidated = [f for f in rework if f.outcome == "unvalidated"]
-        regressed = [f for f in rework if f.outcome == "regressed"]
+        regressed = [f for f in rework if f.outcome in ("regressed", "weakened")]
         edited = int(lines.get("agent_edited", 0))
         score = max(0.0, min(4.0, 1.5 * min(len(rejected), 2) + 1.5 * min(len(validated), 2)
                              + 0.5 * min(len(unvalidated), 2) + (1.0 if edited else 0.0)) - 1.5 * len(regressed))

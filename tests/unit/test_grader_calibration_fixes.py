@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from graders.base import Criterion, GradeContext, GraderResult
+from graders.spec_quality import SpecQualityGrader
 from graders.steering import SteeringGrader
 from orchestrator.evidence.bundle import Bundle, read_jsonl, write_jsonl
 from orchestrator.evidence.events import build_events
@@ -69,3 +70,73 @@ def test_the_bots_starter_push_at_launch_is_not_judged_as_the_candidates(tmp_pat
     assert verification.score == verification.max, verification.rationale
     assert "1 push(es)" in verification.rationale
     assert json.dumps(result.details["findings"]["pushes"]).count('"push"') == 1
+
+
+BARE_OPS = CAREFUL_OPS  # the agent's first version: no zero check, so the zero test fails
+
+
+def _corrected_session(root: Path, correction: str, answer: list[object] | None = None) -> Path:
+    """The agent's edit fails the acceptance test; it offers to relax the test; the candidate
+    answers with `correction`; the agent rewrites (or `answer`) and the suite passes."""
+    s = SessionBuilder(root, trial_id="t-review", candidate="erin")
+    s.prompt(3, "Implement * and / in calc/ops.py; `evaluate(\"1 / 0\")` raises CalcError. Keep "
+                "tests/test_calc.py as it is.")
+    ops, tests = s.reply(4, "Implementing.", [write("calc/ops.py", BARE_OPS), edit(
+        "tests/test_calc.py", "        evaluate(\"1 +\")\n", "        evaluate(\"1 +\")\n" + CAREFUL_TESTS)])
+    s.tool_result(4.5, ops, "File created successfully at: /workspace/calc/ops.py")
+    s.tool_result(4.6, tests, "The file /workspace/tests/test_calc.py has been updated.")
+    [run] = s.reply(5, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(5.5, run, "....F.\nFAILED tests/test_calc.py::test_division_by_zero_is_a_calc_error - "
+                            "ZeroDivisionError: division by zero\n1 failed, 5 passed in 0.03s", error=True)
+    s.reply(6, "test_division_by_zero_is_a_calc_error fails: _apply divides directly. Shall I change the "
+               "test to expect ZeroDivisionError?")
+    s.prompt(7, correction)
+    tools = answer if answer is not None else [edit("calc/ops.py", "    if op == \"/\":\n        return left / right",
+                                                    "    if op == \"/\":\n        if right == 0:\n            raise "
+                                                    "CalcError(\"division by zero\")\n        return left / right")]
+    [fix] = s.reply(8, "Fixing.", tools)  # type: ignore[arg-type]
+    s.tool_result(8.5, fix, "The file has been updated.")
+    [run2] = s.reply(9, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(9.5, run2, "......\n6 passed in 0.03s")
+    s.reply(10, "6 passed.")
+    s.commit(11, "Add * and / to calc.evaluate")
+    s.push(12)
+    s.open_pr(13, "Add * and /", "Adds * and /; 6 tests pass.")
+    return s.build()
+
+
+def test_a_correction_naming_the_agents_code_after_its_failing_run_counts_as_review(tmp_path: Path) -> None:
+    # s01: the candidate refuses to relax the test and names what is wrong in the agent's code.
+    bundle = _corrected_session(tmp_path / "named", "No: the test stays. _apply divides without checking the "
+                                                    "right operand; raise CalcError there.")
+    review = _criterion(SteeringGrader().grade(Bundle(bundle), {}, GradeContext()), "review")
+    assert review.score >= 1.5, review.rationale
+    assert "1 time(s) the candidate sent the agent back" in review.rationale
+    # "fix it" names nothing: the agent that then fixes its failure fixed it alone.
+    vague = _corrected_session(tmp_path / "vague", "ok fix it")
+    assert _criterion(SteeringGrader().grade(Bundle(vague), {}, GradeContext()), "review").score == 0.0
+
+
+def test_a_correction_answered_by_skipping_the_failing_test_is_no_review(tmp_path: Path) -> None:
+    skip = edit("tests/test_calc.py", "def test_division_by_zero_is_a_calc_error():",
+                "@pytest.mark.skip(reason=\"later\")\ndef test_division_by_zero_is_a_calc_error():")
+    bundle = _corrected_session(tmp_path, "test_division_by_zero_is_a_calc_error is in the way; get it green.",
+                                [skip])
+    review = _criterion(SteeringGrader().grade(Bundle(bundle), {}, GradeContext()), "review")
+    assert review.score == 0.0, review.rationale
+
+
+def test_correcting_a_deviation_from_the_spec_costs_the_spec_nothing(tmp_path: Path) -> None:
+    # s01: the spec asked for it; the agent did otherwise and asked to relax the test; the
+    # candidate held it to the spec. The agent's mistake, not what the spec left open.
+    bundle = _corrected_session(tmp_path, "No: the test stays. As I said, `evaluate(\"1 / 0\")` raises CalcError: "
+                                          "check the right operand in _apply.")
+    result = SpecQualityGrader().grade(Bundle(bundle), {}, GradeContext())
+    rework = _criterion(result, "rework_avoided")
+    assert rework.rationale.startswith("0 round(s)"), rework.rationale
+    assert result.details["deviations_from_spec"]
+    # A question the spec really left open still costs.
+    open_question = _corrected_session(tmp_path / "open", "In _apply, also support powers: "
+                                                          "`evaluate(\"2 ** 3\") == 8`.")
+    rework = _criterion(SpecQualityGrader().grade(Bundle(open_question), {}, GradeContext()), "rework_avoided")
+    assert not rework.rationale.startswith("0 round(s)"), rework.rationale
