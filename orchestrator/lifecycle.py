@@ -165,6 +165,9 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
 def _gateway_provider(services: Services, template: Template, flag: str | None) -> str | None:
     """The trial's model source, fixed at launch so a later change of settings does not switch it;
     a script is checked now, before anything is created, and recorded by absolute path."""
+    if not (flag or template.config.gateway.provider or services.settings.gateway.provider):
+        return None
+    # Imported only when there is a provider: it pulls in the gateway's aiohttp stack.
     from orchestrator.gateway.scripted import resolve_provider
 
     if flag:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
-from orchestrator import deadlines
 from orchestrator.cli.context import CliState, pass_state
 from orchestrator.cli.render import emit_json, err, out
 from orchestrator.errors import ExitCode
 from orchestrator.store import iso
+
+if TYPE_CHECKING:
+    from orchestrator import deadlines
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope for scripts.")
 
@@ -23,6 +26,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON
 @pass_state
 def extend(state: CliState, trial_id: str, hours: float, as_json: bool) -> None:
     """Move an active trial's deadline later (only before it has passed)."""
+    from orchestrator import deadlines  # only these commands need it
+
     result = deadlines.extend(state.store, trial_id, hours)
     if as_json:
         emit_json("extend", result.to_json())
@@ -44,6 +49,7 @@ def reap(state: CliState, watch: bool, interval_s: float, as_json: bool) -> int:
     From cron:   */5 * * * *  trial reap --json >> ~/trial-reap.log
     Or stay up:  trial reap --watch   (wakes at each deadline; SIGTERM or Ctrl-C ends it)
     """
+    from orchestrator import deadlines  # only these commands need it
     from orchestrator.lifecycle import collect
 
     services = state.services

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.cli.context import CliState, pass_state
 from orchestrator.cli.render import emit_json, out
 from orchestrator.errors import UsageError
-from orchestrator.report.scores import TrialScores, graded_trial_ids, to_csv, trial_scores
+
+if TYPE_CHECKING:
+    from orchestrator.report.scores import TrialScores
 
 
 @click.command()
@@ -30,6 +33,8 @@ def scores(state: CliState, trial_id: str | None, all_trials: bool, cohort: str 
     if [bool(trial_id), all_trials, cohort is not None].count(True) != 1:
         raise UsageError("give one TRIAL_ID, --all or --cohort NAME",
                          "e.g. `trial scores 3f2a` or `trial scores --cohort spring --csv`")
+    from orchestrator.report.scores import graded_trial_ids, to_csv, trial_scores  # heavy; only this command
+
     services = state.services
     if cohort is not None:
         services.store.get_cohort(cohort)
