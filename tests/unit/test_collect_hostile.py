@@ -78,20 +78,40 @@ def test_a_file_the_parser_chokes_on_is_left_out_and_the_rest_parsed() -> None:
     assert problems == ["~/bad.jsonl: the brittle parser could not read it (TypeError); left out"]
 
 
-def test_a_line_crafted_to_stall_a_parser_regex_is_cut_off_in_bounded_time() -> None:
-    """Claude Code's refusal pattern backtracks on a long run of "permission to use ": one such
-    line took minutes. The parse runs under a timeout; the file is left out, the rest read."""
+class _StallingAgent(_BrittleAgent):
+    """An agent whose parser never finishes on one file (a pathological pattern, a loop)."""
+
+    name = "stalling"
+
+    def parse(self, files: dict[str, bytes]) -> list[Event]:
+        if any(b"stall" in data for data in files.values()):
+            time.sleep(3600)
+        return super().parse(files)
+
+
+def test_a_file_that_stalls_the_parser_is_cut_off_in_bounded_time() -> None:
+    problems: list[str] = []
+    started = time.monotonic()
+    events = transcripts.safe_parse(_StallingAgent(), {"ok.jsonl": b"{}\n", "slow.jsonl": b'{"stall": 1}\n'},  # type: ignore[arg-type]
+                                    problems, timeout_s=2, file_timeout_s=2)
+    assert time.monotonic() - started < 30
+    assert _prompts(events) == ["ok.jsonl"]
+    assert problems == ["~/slow.jsonl: the stalling parser did not finish within 2s; left out"]
+
+
+def test_a_line_crafted_to_make_claude_codes_refusal_pattern_backtrack_parses_quickly() -> None:
+    """A long run of "permission to use " once made the refusal pattern backtrack for minutes;
+    the pattern now reads a bounded head, so the file is parsed, not left out."""
     stall = {"type": "user", "uuid": "u9", "sessionId": "s1", "timestamp": "2026-11-20T10:01:00Z",
              "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
                                                       "content": "permission to use " * 200_000}]}}
     files = {".claude/projects/p/good.jsonl": GOOD,
              ".claude/projects/p/stall.jsonl": (json.dumps(stall) + "\n").encode()}
     problems: list[str] = []
-    started = time.monotonic()
-    events = transcripts.safe_parse(get_agent("claude-code"), files, problems, timeout_s=3, file_timeout_s=3)
-    assert time.monotonic() - started < 30
+    events = transcripts.safe_parse(get_agent("claude-code"), files, problems, timeout_s=20, file_timeout_s=20)
     assert _prompts(events) == ["Implement rotation."]
-    assert problems == ["~/.claude/projects/p/stall.jsonl: the claude-code parser did not finish within 3s; left out"]
+    assert problems == []
+    assert any(e["kind"] == "tool_result" for e in events)
 
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
