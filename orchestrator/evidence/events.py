@@ -68,8 +68,10 @@ _INTERRUPTED = re.compile(r"interrupted by user|<turn_aborted>|\baborted\b", re.
 
 def build_events(bundle_dir: Path, agent_events: list[Event]) -> list[Event]:
     """Merge gateway records, agent events, commits, pushes and PR activity into one timeline."""
-    exchanges = sorted((read_exchange(record) for record in read_jsonl(bundle_dir / GATEWAY_LOG)),
-                       key=lambda exchange: exchange.seq)
+    # A refused request (budget, size, route, quota) never reached a model: it is in the log as
+    # evidence of the attempt, not as a turn of the conversation.
+    exchanges = sorted((read_exchange(record) for record in read_jsonl(bundle_dir / GATEWAY_LOG)
+                        if record.get("upstream", True)), key=lambda exchange: exchange.seq)
     chain = _Chain(exchanges)
     gateway_events = [event for exchange in exchanges for event in _exchange_events(exchange, chain)]
     agent = [_normalize(dict(event)) for event in agent_events]

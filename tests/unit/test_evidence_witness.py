@@ -188,3 +188,14 @@ def test_every_event_of_a_built_bundle_has_a_known_witness(tmp_path: Path) -> No
         by_kind.setdefault(event["kind"], set()).add(event["witness"])
     assert by_kind["pr_opened"] == {"forge"} and by_kind["push"] == {"host"}
     assert by_kind["user_prompt"] == {"gateway"} and by_kind["tool_rejected"] == {"gateway"}
+
+
+def test_a_refused_request_is_not_a_turn_of_the_conversation(tmp_path: Path) -> None:
+    answered = _anthropic(1, 1, [{"role": "user", "content": PROMPT}], [{"type": "text", "text": "On it."}], "msg_1")
+    refused = {"seq": 2, "ts": _ts(2), "route": "/anthropic/v1/messages", "model": "claude-sonnet-4-5",
+               "request": {"size": 40_000_000, "sha256": "ab" * 32, "head": "{\"model\": \"claude"},
+               "response": {"type": "error", "error": {"type": "request_too_large"}}, "status": 413,
+               "upstream": False, "outcome": "refused_size", "cost_usd": 0}
+    write_jsonl(tmp_path / "gateway.jsonl", [answered, refused])
+    events = build_events(tmp_path, [])
+    assert [(e["kind"], e["text"]) for e in events] == [("user_prompt", PROMPT), ("assistant_message", "On it.")]
