@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -306,9 +307,13 @@ class LaunchSteps:
             **self.egress(),
         )
         ref = sandbox.create(spec)
-        sandbox.copy_in(ref, HOME, home_tar(files))
-        # Root-owned: the candidate can neither add a key nor change a session's environment.
-        sandbox.copy_in(ref, SSHD_DIR, sshd_tar(keys, env))
+        # Two volumes, two independent uploads that each wait on the engine: both at once.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="copy-in") as pool:
+            copies = [pool.submit(sandbox.copy_in, ref, HOME, home_tar(files)),
+                      # Root-owned: the candidate can neither add a key nor change a session's environment.
+                      pool.submit(sandbox.copy_in, ref, SSHD_DIR, sshd_tar(keys, env))]
+            for copy in copies:
+                copy.result()
         store.merge_data(trial.id, {"sandbox": {"id": ref.id, "name": ref.name},
                                     "clone_url": access.clone_url, "deploy_key_id": access.key_id})
         return {"container": ref.id, "name": ref.name, "clone_url": access.clone_url, "key_id": access.key_id,
@@ -481,7 +486,7 @@ def teardown(services: Services, trial_id: str, *, repo_action: str | None = Non
                 services.forge.archive(repo)  # last: an archived repo refuses every write
             removed.append(f"repo {repo.full_name} ({action}d)")
     services.sandbox.ping()
-    for role in ("sandbox", "verifier"):
+    for role in ("sandbox", "verifier", "service"):  # service: a service template's program under test
         ref = services.sandbox.find(trial.id, role)
         if ref is not None:
             services.sandbox.remove(ref, volumes=True)

@@ -19,6 +19,7 @@ MARKER = "<!-- trial-report -->"
 SEVERITIES = ("critical", "warning", "info")
 """critical: the evidence or a result was tampered with (red); warning: shown, never scored; info: for review."""
 KIND_SEVERITY = {"hidden_tests_tampered": "critical", "test_harness_tampered": "critical",
+                 "hidden_tests_missing": "critical",
                  "missing_from_gateway": "critical", "transcript_only_events": "warning",
                  "reaches_for_test_runner": "info"}
 

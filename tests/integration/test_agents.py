@@ -380,8 +380,9 @@ def assert_no_canary_inside(backend: DockerBackend, run: Run) -> None:
         assert procs.stdout.strip() == "0", f"provider key in a process's arguments or environment ({user})"
     # The same search does find the trial token where it must be: the scan itself works.
     token = run.token[:-1] + f"[{run.token[-1]}]"
-    found = backend.exec(run.ref, ["sh", "-c", f"grep -rIl -e '{token}' {HOME}/.trial {HOME}/.ssh"])
-    assert found.ok and f"{HOME}/.trial/env.sh" in found.stdout
+    # (sshd's session environment lives in a root-owned volume now, not in ~/.ssh.)
+    found = backend.exec(run.ref, ["sh", "-c", f"grep -rIl -e '{token}' {HOME}/.trial /etc/trial-ssh"])
+    assert f"{HOME}/.trial/env.sh" in found.stdout, found.stderr
 
 
 def assert_no_canary_in_image(image: str) -> None:
