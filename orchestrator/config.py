@@ -104,6 +104,12 @@ class SandboxSettings(_Section):
     sandboxes included; an opt-out that every launch warns about)."""
     ssh_port_range: tuple[int, int] = (0, 0)
     """Host port for sandbox sshd; (0, 0) lets Docker choose a free one."""
+    backend: Literal["docker", "swarm"] = "docker"
+    """Where sandboxes run: one Docker Engine, or a Docker Swarm (`orchestrator.sandbox.swarm`)."""
+    swarm_manager: str | None = None
+    """With backend `swarm`: a manager's engine URL (unix://, tcp://, ssh://)."""
+    swarm_nodes: dict[str, str] = Field(default_factory=dict)
+    """With backend `swarm`: every node's own engine URL, by node id or hostname (volumes, exec, files)."""
     volume_quota_mb: float = Field(default=10240.0, ge=0)
     """Disk limit of each of a trial's volumes (workspace, home) in MiB (0: none). Docker cannot
     enforce it on overlay2/ext4, so it is watched (`orchestrator.sandbox.quota`) and alerted."""

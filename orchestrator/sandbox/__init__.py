@@ -50,12 +50,17 @@ def sandbox_network(settings: Settings) -> str:
     return f"trial-sandbox-{instance_id(settings)[:12]}"
 
 
-def make_backend(settings: Settings, name: str = "docker") -> SandboxBackend:
+def make_backend(settings: Settings, name: str | None = None) -> SandboxBackend:
     """Import the backend lazily so that `trial --help` never loads the Docker SDK."""
+    name = name or settings.sandbox.backend
+    if name == "swarm":
+        from orchestrator.sandbox.swarm import SwarmBackend
+
+        return SwarmBackend(settings.sandbox, instance=instance_id(settings))
     if name == "docker":
         from orchestrator.sandbox.docker import DockerBackend
 
         return DockerBackend(settings.sandbox, instance=instance_id(settings))
     from orchestrator.errors import ConfigError
 
-    raise ConfigError(f"unknown sandbox backend '{name}'", "the known backend is 'docker'")
+    raise ConfigError(f"unknown sandbox backend '{name}'", "the known backends are 'docker' and 'swarm'")

@@ -1,0 +1,645 @@
+"""The Swarm backend: each candidate sandbox is one Docker Swarm service with one replica.
+
+Chosen with `sandbox.backend = "swarm"`. The manager (`sandbox.swarm_manager`) schedules the
+services; every node's own engine (`sandbox.swarm_nodes`: node id or hostname → engine URL) is
+where the trial's volumes live and where exec and file copies go, through a `DockerBackend` per
+node (so exec timeouts, copy caps and error translation are the Docker backend's).
+
+How a sandbox maps onto Swarm:
+
+- one service `trial-<id>-sandbox`, replicated, created with 0 replicas (`create`), scaled to 1
+  (`start`) and back to 0 (`stop`); restart condition `none`, so a crashed sandbox stays down
+  until the orchestrator acts, as on one host.
+- placement: a new trial goes to the ready, active node with the most free memory (the node's
+  memory less the memory limits of this store's sandboxes placed on it); a trial whose volumes
+  already exist stays on their node. The service is pinned there by a `node.id==` constraint,
+  because the named volumes are local to that node's engine.
+- the volumes are made on that node with the trial labels before the service exists, and a
+  never-started "files" container (`trial-<id>-sandbox-files`, no network, no capabilities)
+  holds them, so `copy_in` before the first start and `copy_out` after a stop work as on one host.
+- sshd is published in host mode on the node (a port the engine picks, or `ssh_host_port`);
+  `node_address` says which node to connect to.
+- the service names the image by its id on that node, never by tag: a tag makes the node try a
+  registry first, an id is used as it is (no registry is ever contacted).
+- verifiers and service-template programs (short-lived, no network or an internal one) are plain
+  containers on the trial's node through that node's `DockerBackend`, with its full hardening.
+
+Hardening kept, as service options: user (uid 1000), `cap_drop ALL` (CapEff and CapBnd 0),
+read-only root, tmpfs `/tmp` and `/run` (sizes kept; Swarm mounts them nosuid,nodev), memory and
+CPU limits, the pids limit (API 1.41 `Resources.Limits.Pids`), the init process, the labels.
+
+Not expressible for services on Engine 20.10, and what stands in for it:
+
+- `no-new-privileges`: services have no such option. The generated sandbox layer strips every
+  setuid and setgid bit from the image (`orchestrator.sandbox.images`), and with no capability in
+  the bounding set a setuid binary gains nothing anyway; NoNewPrivs reads 0 inside.
+- memory swap: services set no swap limit of their own; nodes are expected to run without swap.
+- `ssh_port_range`: a service publishes a fixed port or one the engine picks.
+- host-only egress: the sandbox network is a swarm-scoped bridge with no NAT and no traffic
+  between containers where the engine honours those options, but the host filter
+  (`egress.HostFirewall`) is written on this host only, not on the nodes. NOT enforced there.
+- `extra_hosts` host-gateway: not resolved by Swarm; sandboxes on nodes do not get
+  host.docker.internal.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from dataclasses import replace
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import EndpointSpec, Mount, Resources, RestartPolicy
+
+from orchestrator.config import SandboxSettings
+from orchestrator.errors import PrerequisiteError, SandboxError, UsageError
+from orchestrator.logging import get_logger
+from orchestrator.sandbox.base import (
+    LABEL_EGRESS,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_ROLE,
+    LABEL_TRIAL,
+    MANAGED_BY,
+    SSH_PORT_IN_CONTAINER,
+    BuildRequest,
+    ExecResult,
+    ImageRef,
+    ManagedResource,
+    SandboxRef,
+    SandboxSpec,
+    SandboxStatus,
+    VolumeUsage,
+)
+from orchestrator.sandbox.docker import (
+    API_TIMEOUT_S,
+    DockerBackend,
+    _check_name,
+    _engine_errors,
+    container_name,
+    volume_name,
+)
+
+SWARM_HINT = "set sandbox.swarm_manager to a manager's engine URL and sandbox.swarm_nodes to every node's"
+DEFAULT_NETWORK = "trial-swarm-sandbox"
+"""The sandboxes' network when the spec names none (open egress, as the default bridge on one host)."""
+TASK_POLL_S = 0.2
+REMOVE_WAIT_S = 60.0
+FILES_SUFFIX = "-files"
+_NS = 1_000_000_000
+_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _bytes(size: str) -> int:
+    text = size.strip().lower()
+    if text and text[-1] in _UNITS:
+        return int(float(text[:-1]) * _UNITS[text[-1]])
+    return int(text)
+
+
+class SwarmBackend:
+    """`SandboxBackend` over Docker Swarm services, one replica each, volumes pinned by placement."""
+
+    name = "swarm"
+
+    def __init__(self, settings: SandboxSettings, *, manager_url: str | None = None,
+                 node_urls: dict[str, str] | None = None, instance: str | None = None,
+                 start_timeout_s: float = 60.0, start_settle_s: float = 0.5) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.manager_url = manager_url or settings.swarm_manager
+        self.node_urls = dict(node_urls if node_urls is not None else settings.swarm_nodes)
+        self.start_timeout_s = start_timeout_s
+        self.start_settle_s = start_settle_s
+        self._manager: Any = None
+        self._node_backends: dict[str, DockerBackend] = {}
+        self._log = get_logger(component="sandbox.swarm")
+
+    # ---- engines ----------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> Any:
+        if self._manager is None:
+            if not self.manager_url:
+                raise PrerequisiteError("sandbox.backend is 'swarm' but sandbox.swarm_manager is not set",
+                                        SWARM_HINT)
+            try:
+                self._manager = docker.DockerClient(base_url=self.manager_url, timeout=API_TIMEOUT_S)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise self._unreachable() from exc
+        return self._manager
+
+    def _unreachable(self) -> PrerequisiteError:
+        return PrerequisiteError(f"the swarm manager is not reachable at {self.manager_url}", SWARM_HINT)
+
+    def node(self, node_id: str) -> DockerBackend:
+        """The Docker backend of one node's own engine (its volumes, its task containers)."""
+        if node_id not in self._node_backends:
+            with _engine_errors(f"inspect swarm node {node_id}"):
+                attrs = self.manager.nodes.get(node_id).attrs
+            hostname = str((attrs.get("Description") or {}).get("Hostname", ""))
+            url = self.node_urls.get(node_id) or self.node_urls.get(hostname)
+            if not url:
+                raise PrerequisiteError(f"swarm node {node_id} ({hostname}) has no engine URL",
+                                        f"add it to sandbox.swarm_nodes (by node id or hostname); {SWARM_HINT}")
+            backend = DockerBackend(self.settings, instance=self.instance)
+            try:
+                backend._client = docker.DockerClient(base_url=url, timeout=API_TIMEOUT_S)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise PrerequisiteError(f"swarm node {node_id} is not reachable at {url}", SWARM_HINT) from exc
+            self._node_backends[node_id] = backend
+        return self._node_backends[node_id]
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        with _engine_errors("list the swarm nodes"):
+            return [dict(n.attrs) for n in self.manager.nodes.list()]
+
+    def _node_ids(self) -> list[str]:
+        return sorted(str(n["ID"]) for n in self._nodes())
+
+    def node_address(self, ref: SandboxRef) -> str | None:
+        """The address of the node a sandbox runs on (where its published sshd port is)."""
+        service = self._service(ref.name)
+        if service is None:
+            return None
+        node_id = _pinned_node(service.attrs)
+        with _engine_errors(f"inspect swarm node {node_id}"):
+            return str(self.manager.nodes.get(node_id).attrs["Status"]["Addr"])
+
+    def ping(self) -> None:
+        try:
+            info = self.manager.info()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise self._unreachable() from exc
+        if not (info.get("Swarm") or {}).get("ControlAvailable"):
+            raise PrerequisiteError(f"the engine at {self.manager_url} is not a swarm manager",
+                                    "point sandbox.swarm_manager at a manager (`docker node ls` works there)")
+        for node_id in self._node_ids():
+            self.node(node_id).ping()
+
+    # ---- images: every node builds the same context (the tag is its content hash) -------------
+
+    def build(self, request: BuildRequest) -> ImageRef:
+        refs = [self.node(node_id).build(request) for node_id in self._node_ids()]
+        return replace(refs[0], cached=all(ref.cached for ref in refs))
+
+    def image_exists(self, tag: str) -> bool:
+        return all(self.node(node_id).image_exists(tag) for node_id in self._node_ids())
+
+    # ---- placement ----------------------------------------------------------------------------
+
+    def _trial_node(self, trial_id: str) -> str | None:
+        """The node holding a trial's volumes or containers, if any."""
+        selector = {"label": f"{LABEL_TRIAL}={trial_id}"}
+        for node_id in self._node_ids():
+            client = self.node(node_id).client
+            with _engine_errors(f"look for trial {trial_id} on node {node_id}"):
+                if client.volumes.list(filters=selector) or client.containers.list(all=True, filters=selector):
+                    return node_id
+        return None
+
+    def free_memory(self) -> dict[str, int]:
+        """Ready, active nodes → memory less the limits of this store's sandboxes placed there."""
+        free: dict[str, int] = {}
+        for attrs in self._nodes():
+            if (attrs.get("Status") or {}).get("State") != "ready" or \
+                    (attrs.get("Spec") or {}).get("Availability") != "active":
+                continue
+            free[str(attrs["ID"])] = int(attrs["Description"]["Resources"]["MemoryBytes"])
+        for service in self._services():
+            node_id = _pinned_node(service.attrs)
+            limits = (service.attrs["Spec"]["TaskTemplate"].get("Resources") or {}).get("Limits") or {}
+            if node_id in free:
+                free[node_id] -= int(limits.get("MemoryBytes") or 0)
+        return free
+
+    def _place(self, trial_id: str) -> str:
+        held = self._trial_node(trial_id)
+        if held is not None:
+            return held
+        free = self.free_memory()
+        if not free:
+            raise SandboxError("no swarm node is ready and active", "check `docker node ls` on the manager")
+        return max(sorted(free), key=lambda node_id: free[node_id])
+
+    # ---- sandboxes ----------------------------------------------------------------------------
+
+    def _services(self) -> list[Any]:
+        filters = {"label": f"{LABEL_MANAGED}={MANAGED_BY}"}
+        with _engine_errors("list the swarm services"):
+            services = self.manager.services.list(filters=filters)
+        return [s for s in services if (s.attrs["Spec"].get("Labels") or {}).get(LABEL_INSTANCE) == self.instance]
+
+    def _service(self, name: str) -> Any | None:
+        with _engine_errors(f"inspect service {name}"):
+            for service in self.manager.services.list(filters={"name": name}):
+                if service.name == name:
+                    return service
+        return None
+
+    def _labels(self, spec: SandboxSpec) -> dict[str, str]:
+        labels = {LABEL_TRIAL: spec.trial_id, LABEL_MANAGED: MANAGED_BY, LABEL_ROLE: spec.role}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
+        return labels
+
+    def create(self, spec: SandboxSpec) -> SandboxRef:
+        _check_name("trial id", spec.trial_id)
+        _check_name("role", spec.role)
+        if spec.role != "sandbox":
+            return self.node(self._place(spec.trial_id)).create(spec)
+        name = container_name(spec.trial_id, spec.role)
+        existing = self._service(name)
+        if existing is not None:
+            return self._ref(existing)
+        if spec.network_disabled:
+            raise UsageError(f"sandbox spec for trial {spec.trial_id}: network_disabled on the swarm backend",
+                             "a swarm sandbox needs its network; only verifiers run without one")
+        node_id = self._place(spec.trial_id)
+        node = self.node(node_id)
+        made: list[str] = []
+        mounts: list[Any] = []
+        try:
+            for volume, target in spec.volumes.items():
+                _check_name("volume", volume)
+                if not target.startswith("/"):
+                    raise UsageError(f"sandbox spec for trial {spec.trial_id}: volume '{volume}' mount "
+                                     f"point '{target}' is not absolute", "mount points are absolute paths")
+                full = volume_name(spec.trial_id, volume)
+                if node._ensure_volume(full, spec.trial_id):
+                    made.append(full)
+                mounts.append(Mount(target=target, source=full, type="volume"))
+            image_id = self._image_id(node, spec.image, name)
+            self._create_files_holder(node, spec, name, image_id, mounts)
+            service = self._create_service(spec, name, node_id, image_id, mounts)
+        except BaseException:
+            self._remove_files_holder(node, name)
+            for full in made:
+                node._remove_volume(full, quiet=True)
+            raise
+        self._log.info("sandbox.created", trial_id=spec.trial_id, service=name, node=node_id, image=spec.image,
+                       env_keys=sorted(spec.env))
+        return self._ref(service)
+
+    def _image_id(self, node: DockerBackend, tag: str, name: str) -> str:
+        image = node._image(tag)
+        if image is None:
+            raise SandboxError(f"cannot create service {name}: image {tag} does not exist on its node",
+                               "build it first (`trial templates check` builds on every node)")
+        return str(image.id)
+
+    def _create_files_holder(self, node: DockerBackend, spec: SandboxSpec, name: str, image_id: str,
+                             mounts: list[Any]) -> None:
+        labels = {**self._labels(spec), LABEL_ROLE: "files"}
+        with _engine_errors(f"create the files container of {name}"):
+            node.client.containers.create(
+                image_id, name=name + FILES_SUFFIX, command=["true"], user=spec.user, labels=labels,
+                mounts=mounts, network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                read_only=True)
+
+    def _remove_files_holder(self, node: DockerBackend, name: str) -> None:
+        with _engine_errors(f"remove the files container of {name}"), suppress(docker.errors.NotFound):
+            node.client.containers.get(name + FILES_SUFFIX).remove(force=True)
+
+    def _create_service(self, spec: SandboxSpec, name: str, node_id: str, image_id: str,
+                        mounts: list[Any]) -> Any:
+        resources = Resources(cpu_limit=round(spec.cpus * _NS), mem_limit=_bytes(spec.memory))
+        resources["Limits"]["Pids"] = spec.pids
+        tmpfs = [Mount(target=target, source=None, type="tmpfs", tmpfs_size=_tmpfs_size(options))
+                 for target, options in spec.tmpfs.items()]
+        ports = []
+        if spec.publish_ssh:
+            port: dict[str, Any] = {"Protocol": "tcp", "TargetPort": SSH_PORT_IN_CONTAINER, "PublishMode": "host"}
+            if spec.ssh_host_port:
+                port["PublishedPort"] = spec.ssh_host_port
+            ports.append(port)
+        network = spec.internal_network or spec.network or DEFAULT_NETWORK
+        self._ensure_network(network, internal=bool(spec.internal_network))
+        options: dict[str, Any] = {
+            "name": name, "labels": self._labels(spec), "container_labels": self._labels(spec),
+            "env": [f"{key}={value}" for key, value in spec.env.items()],
+            "user": spec.user, "workdir": spec.workdir, "mounts": [*mounts, *tmpfs],
+            "cap_drop": ["ALL"], "read_only": spec.read_only_root, "init": True,
+            "resources": resources, "restart_policy": RestartPolicy(condition="none"),
+            "constraints": [f"node.id=={node_id}"], "mode": {"Replicated": {"Replicas": 0}},
+            "networks": [network], "endpoint_spec": EndpointSpec(ports=ports) if ports else None,
+            "stop_grace_period": 10 * _NS,
+        }
+        if spec.command is not None:
+            options["command"] = list(spec.command)
+        with _engine_errors(f"create service {name}"):
+            try:
+                return self.manager.services.create(image_id, **options)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raced = self._service(name)
+                    if raced is not None:
+                        return raced
+                raise
+
+    def _ensure_network(self, name: str, *, internal: bool) -> None:
+        _check_name("network", name)
+        labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "internal" if internal else "bridge"}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
+        with _engine_errors(f"create network {name}"):
+            if self.manager.networks.list(names=[name]):
+                return
+            try:
+                self.manager.networks.create(
+                    name, driver="bridge", scope="swarm", internal=internal, labels=labels,
+                    options={"com.docker.network.bridge.enable_ip_masquerade": "false",
+                             "com.docker.network.bridge.enable_icc": "false"})
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+
+    def _ref(self, service: Any) -> SandboxRef:
+        spec = service.attrs["Spec"]
+        labels = spec.get("Labels") or {}
+        mounts = (spec["TaskTemplate"].get("ContainerSpec") or {}).get("Mounts") or []
+        volumes = {str(m["Target"]): str(m["Source"]) for m in mounts if m.get("Type") == "volume"}
+        task = self._running_task(service)
+        port = None
+        if task is not None:
+            for published in (task["Status"].get("PortStatus") or {}).get("Ports") or []:
+                if published.get("TargetPort") == SSH_PORT_IN_CONTAINER:
+                    port = int(published["PublishedPort"])
+        return SandboxRef(id=str(service.id), name=str(service.name), trial_id=str(labels.get(LABEL_TRIAL, "")),
+                          volumes=volumes, ssh_port=port)
+
+    def _tasks(self, service: Any) -> list[dict[str, Any]]:
+        with _engine_errors(f"list the tasks of {service.name}"):
+            try:
+                return [dict(task) for task in service.tasks()]
+            except docker.errors.NotFound:
+                return []
+
+    def _running_task(self, service: Any) -> dict[str, Any] | None:
+        for task in self._tasks(service):
+            if task.get("DesiredState") == "running" and task["Status"].get("State") == "running":
+                return task
+        return None
+
+    def _replicas(self, service: Any) -> int:
+        return int(((service.attrs["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0)
+
+    def _scale(self, service: Any, replicas: int) -> None:
+        with _engine_errors(f"scale service {service.name} to {replicas}"):
+            service.reload()
+            if self._replicas(service) != replicas:
+                service.scale(replicas)
+
+    def _located(self, ref: SandboxRef) -> tuple[Any | None, DockerBackend | None, SandboxRef | None]:
+        """(service, its node, the container to act on) — or, for a plain container, (None, node, ref)."""
+        service = self._service(ref.name)
+        if service is not None:
+            node = self.node(_pinned_node(service.attrs))
+            task = self._running_task(service)
+            if task is not None:
+                container_id = str(task["Status"]["ContainerStatus"]["ContainerID"])
+                return service, node, SandboxRef(id=container_id, name=ref.name, trial_id=ref.trial_id)
+            return service, node, None
+        for node_id in self._node_ids():
+            node = self.node(node_id)
+            if node._container_or_none(ref) is not None:
+                return None, node, ref
+        return None, None, None
+
+    def _missing(self, ref: SandboxRef) -> SandboxError:
+        return SandboxError(f"container {ref.name} ({ref.id[:12]}) does not exist",
+                            "it was removed; create the sandbox again (`trial launch` resumes)")
+
+    def start(self, ref: SandboxRef) -> SandboxRef:
+        service, node, target = self._located(ref)
+        if service is None:
+            if node is None or target is None:
+                raise self._missing(ref)
+            return node.start(target)
+        if target is not None:
+            return self._ref(service)
+        self._scale(service, 1)
+        deadline = time.monotonic() + self.start_timeout_s
+        running_since: float | None = None
+        while True:
+            tasks = [t for t in self._tasks(service) if t.get("DesiredState") == "running"]
+            states = [str(t["Status"].get("State")) for t in tasks]
+            now = time.monotonic()
+            failed = [t for t in self._tasks(service) if t["Status"].get("State") in ("failed", "rejected")
+                      or (t["Status"].get("State") == "complete" and running_since is not None)]
+            if failed:
+                self._start_failed(service, node, failed[0], ref)
+            if "running" in states:
+                running_since = running_since or now
+                if now - running_since >= self.start_settle_s:
+                    break
+            elif now > deadline:
+                self._scale(service, 0)
+                raise SandboxError(f"service {ref.name} is still '{','.join(states) or 'pending'}' after "
+                                   f"{self.start_timeout_s:.0f} s", "check `docker service ps` on the manager")
+            time.sleep(TASK_POLL_S)
+        with _engine_errors(f"inspect service {ref.name}"):
+            service.reload()
+        started = self._ref(service)
+        self._log.info("sandbox.started", trial_id=ref.trial_id, service=ref.name, ssh_port=started.ssh_port)
+        return started
+
+    def _start_failed(self, service: Any, node: DockerBackend | None, task: dict[str, Any], ref: SandboxRef) -> None:
+        status = task["Status"]
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        error = str(status.get("Err") or "")
+        logs = ""
+        container_id = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if node is not None and container_id:
+            with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                raw = node.client.containers.get(container_id).logs(stdout=True, stderr=True, tail=20)
+                logs = raw.decode(errors="replace").strip()
+        self._scale(service, 0)
+        last = " | ".join(line for line in logs.splitlines() if line.strip()) or "(no output)"
+        detail = f"; {error}" if error else ""
+        raise SandboxError(f"container {ref.name} exited at once with code {code}{detail}; last output: {last}",
+                           "the service was scaled to 0 (volumes kept); fix the image's CMD or the spec's command")
+
+    def stop(self, ref: SandboxRef, timeout_s: int = 10) -> None:
+        service, node, target = self._located(ref)
+        if service is None:
+            if node is not None and target is not None:
+                node.stop(target, timeout_s=timeout_s)
+            return
+        self._scale(service, 0)
+        deadline = time.monotonic() + timeout_s + 20
+        while self._running_task(service) is not None or self._task_container_running(service, node):
+            if time.monotonic() > deadline:
+                raise SandboxError(f"service {ref.name} did not stop in {timeout_s + 20} s",
+                                   "check `docker service ps` on the manager")
+            time.sleep(TASK_POLL_S)
+        self._log.info("sandbox.stopped", trial_id=ref.trial_id, service=ref.name)
+
+    def _task_container_running(self, service: Any, node: DockerBackend | None) -> bool:
+        if node is None:
+            return False
+        with _engine_errors(f"list the containers of {service.name}"):
+            return bool(node.client.containers.list(filters={"label": f"com.docker.swarm.service.id={service.id}"}))
+
+    def remove(self, ref: SandboxRef, *, volumes: bool = True) -> None:
+        service, node, target = self._located(ref)
+        if service is None:
+            if node is not None and target is not None:
+                node.remove(target, volumes=volumes)
+            return
+        names = set(ref.volumes.values()) | set(self._ref(service).volumes.values())
+        if node is None:  # a service always has its node
+            raise self._missing(ref)
+        with _engine_errors(f"remove service {ref.name}"), suppress(docker.errors.NotFound):
+            service.remove()
+        # The node removes the task containers after the service is gone; the volumes wait for them.
+        deadline = time.monotonic() + REMOVE_WAIT_S
+        selector = {"label": f"com.docker.swarm.service.id={service.id}"}
+        while True:
+            with _engine_errors(f"list the containers of {ref.name}"):
+                left = node.client.containers.list(all=True, filters=selector)
+                if not left:
+                    break
+                if time.monotonic() > deadline:
+                    for container in left:
+                        with suppress(docker.errors.NotFound):
+                            container.remove(force=True)
+                    break
+            time.sleep(TASK_POLL_S)
+        self._remove_files_holder(node, ref.name)
+        if volumes:
+            for name in sorted(names):
+                node._remove_volume(name)
+        self._log.info("sandbox.removed", trial_id=ref.trial_id, service=ref.name, volumes=volumes)
+
+    def status(self, ref: SandboxRef) -> SandboxStatus:
+        service, node, target = self._located(ref)
+        if service is None:
+            return "missing" if node is None or target is None else node.status(target)
+        if target is not None:
+            return "running"
+        return "exited" if self._tasks(service) else "created"
+
+    # ---- exec and files -----------------------------------------------------------------------
+
+    def exec(self, ref: SandboxRef, argv: list[str], *, user: str | None = None, workdir: str | None = None,
+             env: dict[str, str] | None = None, timeout_s: int | None = None) -> ExecResult:
+        if not argv:
+            raise UsageError(f"exec in {ref.name}: empty command", "pass the program and its arguments")
+        _service, node, target = self._located(ref)
+        if node is None:
+            raise self._missing(ref)
+        if target is None:
+            raise SandboxError(f"cannot run {argv[0]} in {ref.name}: the container is not running",
+                               "start the sandbox first")
+        return node.exec(target, argv, user=user, workdir=workdir, env=env, timeout_s=timeout_s)
+
+    def _files_target(self, ref: SandboxRef) -> tuple[DockerBackend, SandboxRef]:
+        """The running task's container, else the files container holding the same volumes."""
+        _service, node, target = self._located(ref)
+        if node is None:
+            raise self._missing(ref)
+        if target is None:
+            holder = ref.name + FILES_SUFFIX
+            target = SandboxRef(id=holder, name=holder, trial_id=ref.trial_id)
+        return node, target
+
+    def copy_in(self, ref: SandboxRef, dest_dir: str, tar_bytes: bytes) -> None:
+        node, target = self._files_target(ref)
+        node.copy_in(target, dest_dir, tar_bytes)
+
+    def copy_out(self, ref: SandboxRef, path: str, *, max_bytes: int | None = None) -> bytes:
+        node, target = self._files_target(ref)
+        return node.copy_out(target, path, max_bytes=max_bytes)
+
+    # ---- lookup and garbage collection ----------------------------------------------------------
+
+    def find(self, trial_id: str, role: str = "sandbox") -> SandboxRef | None:
+        if role == "sandbox":
+            service = self._service(container_name(trial_id, role))
+            return None if service is None else self._ref(service)
+        for node_id in self._node_ids():
+            found = self.node(node_id).find(trial_id, role)
+            if found is not None:
+                return found
+        return None
+
+    def list_managed(self) -> list[ManagedResource]:
+        found: list[ManagedResource] = []
+        with _engine_errors("list the swarm services"):
+            services = self.manager.services.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"})
+        for service in services:
+            labels = service.attrs["Spec"].get("Labels") or {}
+            status = "running" if self._running_task(service) is not None else "exited"
+            found.append(ManagedResource(kind="container", id=str(service.id), name=str(service.name),
+                                         trial_id=labels.get(LABEL_TRIAL), status=status,
+                                         instance=labels.get(LABEL_INSTANCE)))
+        images: set[str] = set()
+        for node_id in self._node_ids():
+            for resource in self.node(node_id).list_managed():
+                if resource.kind == "container" and (resource.name.endswith(FILES_SUFFIX) or "." in resource.name):
+                    continue  # a service's files container or task container: the service stands for it
+                if resource.kind in ("network", "firewall"):
+                    continue  # node-local networks are verification runs' and go with their containers
+                if resource.kind == "image":
+                    if resource.name in images:
+                        continue
+                    images.add(resource.name)
+                found.append(resource)
+        with _engine_errors("list the swarm networks"):
+            for network in self.manager.networks.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}):
+                labels = network.attrs.get("Labels") or {}
+                found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
+                                             trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
+                                             status="unused"))
+        return found
+
+    def volume_usage(self) -> list[VolumeUsage]:
+        return [usage for node_id in self._node_ids() for usage in self.node(node_id).volume_usage()]
+
+    def create_network(self, name: str, trial_id: str) -> None:
+        self.node(self._place(trial_id)).create_network(name, trial_id)
+
+    def remove_network(self, name: str) -> None:
+        for node_id in self._node_ids():
+            self.node(node_id).remove_network(name)
+
+    def remove_resource(self, resource: ManagedResource) -> None:
+        ref = SandboxRef(id=resource.id, name=resource.name, trial_id=resource.trial_id or "")
+        if resource.kind == "container" and self._service(resource.name) is not None:
+            self.remove(ref, volumes=False)
+        elif resource.kind == "network" and self.manager.networks.list(ids=[resource.id]):
+            with _engine_errors(f"remove network {resource.name}", "a service still uses it"), \
+                    suppress(docker.errors.NotFound):
+                self.manager.networks.get(resource.id).remove()
+        else:
+            for node_id in self._node_ids():
+                node = self.node(node_id)
+                with suppress(SandboxError):
+                    if resource.kind == "volume" and not node.client.volumes.list(filters={"name": resource.name}):
+                        continue
+                    node.remove_resource(resource)
+        self._log.info("sandbox.gc.removed", kind=resource.kind, name=resource.name, trial_id=resource.trial_id)
+
+
+
+def _pinned_node(attrs: dict[str, Any]) -> str:
+    constraints = ((attrs["Spec"]["TaskTemplate"].get("Placement") or {}).get("Constraints")) or []
+    for constraint in constraints:
+        key, _, value = str(constraint).replace(" ", "").partition("==")
+        if key == "node.id":
+            return value
+    raise SandboxError(f"service {attrs['Spec'].get('Name')} is not pinned to a node",
+                       "it was not made by trial; remove it with `docker service rm`")
+
+
+def _tmpfs_size(options: str) -> int | None:
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        if key == "size" and value:
+            return _bytes(value)
+    return None
+

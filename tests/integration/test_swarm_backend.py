@@ -1,0 +1,343 @@
+"""SwarmBackend on a real 3-node swarm built on this machine (tests/integration/swarm_cluster.py).
+
+The same backend-level contract as tests/integration/test_docker_backend.py (hardening seen from
+inside, exec, files before the first start and after a stop, volumes kept across re-creation,
+idempotent create, an instant exit reported, gc listing, errors on missing pieces), plus what only
+a swarm has: placement by free memory, volumes pinning a trial to its node, a drained node skipped,
+sshd's port published on the node. The cluster is built once for the module (about 20 s, then the
+image load) and taken down at its end; every test's finalizer removes what carries its trial id
+straight through the engines, whatever the backend did.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from orchestrator.config import SandboxSettings, load_settings
+from orchestrator.errors import SandboxError, UsageError
+from orchestrator.sandbox import make_backend
+from orchestrator.sandbox.base import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE, LABEL_TRIAL, SandboxBackend, SandboxRef
+from orchestrator.sandbox.docker import DockerBackend, volume_name
+from orchestrator.sandbox.swarm import SwarmBackend
+from tests.conftest import BASE_IMAGE
+from tests.integration.swarm_cluster import SwarmCluster, swarm_cluster
+from tests.integration.test_docker_backend import DOCKERFILE, MIB, sandbox_spec, tar_of, untar
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def image() -> Iterator[str]:
+    nonce = uuid.uuid4().hex[:10]
+    client = docker.from_env()
+    tag = f"trial-test-swarm:{nonce}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as archive:
+        data = DOCKERFILE.replace("{nonce}", nonce).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    client.images.build(fileobj=io.BytesIO(context.getvalue()), custom_context=True, tag=tag,
+                        buildargs={"BASE_IMAGE": BASE_IMAGE}, labels={LABEL_MANAGED: "trial"}, pull=False)
+    yield tag
+    client.images.remove(tag, force=True)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(image: str) -> Iterator[SwarmCluster]:
+    with swarm_cluster(3, (image,)) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def instance() -> str:
+    return f"swarm-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def backend(cluster: SwarmCluster, instance: str) -> SwarmBackend:
+    return SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                        instance=instance)
+
+
+def _cleanup(cluster: SwarmCluster, trial_id: str) -> None:
+    selector = {"label": f"{LABEL_TRIAL}={trial_id}"}
+    for service in cluster.manager.client.services.list(filters=selector):
+        service.remove()
+    for node in cluster.nodes:
+        for container in node.client.containers.list(all=True, filters=selector):
+            container.remove(force=True)
+    for node in cluster.nodes:
+        deadline = time.monotonic() + 60
+        while node.client.containers.list(all=True, filters=selector) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for volume in node.client.volumes.list(filters=selector):
+            volume.remove(force=True)
+
+
+@pytest.fixture
+def trial_id(cluster: SwarmCluster) -> Iterator[str]:
+    tid = f"t{uuid.uuid4().hex[:10]}"
+    yield tid
+    _cleanup(cluster, tid)
+
+
+def sh(backend: SwarmBackend, ref: SandboxRef, script: str) -> tuple[int, str, str]:
+    result = backend.exec(ref, ["sh", "-c", script])
+    return result.exit_code, result.stdout.strip(), result.stderr.strip()
+
+
+def node_of(cluster: SwarmCluster, backend: SwarmBackend, ref: SandboxRef) -> Any:
+    service = cluster.manager.client.services.get(ref.id)
+    node_id = service.attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"][0].split("==")[1]
+    return next(node for node in cluster.nodes if node.node_id == node_id)
+
+
+def test_backend_satisfies_the_protocol_pings_and_is_chosen_by_settings(
+        backend: SwarmBackend, cluster: SwarmCluster, tmp_path: Any) -> None:
+    assert isinstance(backend, SandboxBackend)
+    backend.ping()
+    settings = load_settings(env={"TRIAL_HOME": str(tmp_path)}, cwd=tmp_path)
+    settings = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={
+        "backend": "swarm", "swarm_manager": cluster.manager.url, "swarm_nodes": cluster.node_urls()})})
+    chosen = make_backend(settings)
+    assert isinstance(chosen, SwarmBackend)
+    chosen.ping()
+    assert isinstance(make_backend(settings, "docker"), DockerBackend)
+
+
+def test_sandbox_is_hardened_seen_from_inside_and_in_the_service(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str, instance: str) -> None:
+    ref = backend.start(backend.create(sandbox_spec(trial_id, image)))
+    assert ref.name == f"trial-{trial_id}-sandbox"
+    assert backend.status(ref) == "running"
+    assert sh(backend, ref, "id -u")[1] == "1000"
+    status = dict(line.split(":\t", 1) for line in sh(backend, ref, "cat /proc/self/status")[1].splitlines()
+                  if ":\t" in line)
+    assert int(status["CapEff"], 16) == 0
+    assert int(status["CapBnd"], 16) == 0
+    # Not expressible for services on Engine 20.10 (module docstring): the bounding set is empty instead.
+    assert status["NoNewPrivs"].strip() == "0"
+    assert status["Seccomp"].strip() == "2"
+    code, _, err = sh(backend, ref, "touch /etc/evil")
+    assert code != 0
+    assert "Read-only file system" in err
+    assert sh(backend, ref, "touch /workspace/ok /tmp/ok /home/candidate/ok")[0] == 0
+    assert sh(backend, ref, "test -e /var/run/docker.sock || test -e /run/docker.sock")[0] == 1
+    assert sh(backend, ref, "cat /proc/1/comm")[1] == "docker-init"
+    # Even root in the sandbox gets no capability back.
+    assert backend.exec(ref, ["touch", "/etc/evil"], user="root").exit_code != 0
+
+    node = node_of(cluster, backend, ref)
+    container = node.client.containers.list(filters={"label": f"com.docker.swarm.service.id={ref.id}"})[0]
+    host = container.attrs["HostConfig"]
+    assert host["Memory"] == 256 * MIB
+    assert host["PidsLimit"] == 64
+    assert host["NanoCpus"] == 500_000_000
+    assert host["CapDrop"] == ["ALL"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Init"] is True
+    assert not host.get("Binds")
+    assert {m["Type"] for m in container.attrs["Mounts"]} == {"volume", "tmpfs"}
+    assert not any("docker.sock" in str(m) for m in container.attrs["Mounts"])
+    for labels in (container.labels, cluster.manager.client.services.get(ref.id).attrs["Spec"]["Labels"]):
+        assert labels[LABEL_TRIAL] == trial_id
+        assert labels[LABEL_MANAGED] == "trial"
+        assert labels[LABEL_ROLE] == "sandbox"
+        assert labels[LABEL_INSTANCE] == instance
+    assert ref.volumes == {"/workspace": volume_name(trial_id, "workspace"),
+                           "/home/candidate": volume_name(trial_id, "home")}
+    for volume in ref.volumes.values():
+        assert node.client.volumes.get(volume).attrs["Labels"] == {
+            LABEL_TRIAL: trial_id, LABEL_MANAGED: "trial", LABEL_INSTANCE: instance}
+    # tmpfs mounts are nosuid and nodev, as on one host.
+    mounts = sh(backend, ref, "grep ' /tmp ' /proc/mounts")[1]
+    assert "nosuid" in mounts and "nodev" in mounts
+
+
+def test_exec_uses_env_workdir_user_and_enforces_its_timeout(
+        backend: SwarmBackend, image: str, trial_id: str) -> None:
+    ref = backend.start(backend.create(sandbox_spec(trial_id, image)))
+    result = backend.exec(ref, ["sh", "-c", 'echo "$TRIAL_GREETING $EXTRA $(pwd)"; echo oops >&2; exit 5'],
+                          env={"EXTRA": "there"}, workdir="/home/candidate")
+    assert (result.exit_code, result.stdout, result.stderr) == (5, "hello there /home/candidate\n", "oops\n")
+    assert backend.exec(ref, ["pwd"]).stdout.strip() == "/workspace"
+    assert backend.exec(ref, ["id", "-u"], user="root").stdout.strip() == "0"
+    started = time.monotonic()
+    slow = backend.exec(ref, ["sh", "-c", "echo started; sleep 30"], timeout_s=1)
+    assert time.monotonic() - started < 10
+    assert slow.exit_code == 124
+    assert "timed out after 1 s" in slow.stderr
+
+
+def test_copy_in_before_start_and_out_after_stop(backend: SwarmBackend, image: str, trial_id: str) -> None:
+    created = backend.create(sandbox_spec(trial_id, image))
+    assert backend.status(created) == "created"
+    backend.copy_in(created, "/home/candidate", tar_of({".trial/env.sh": b"export A=1\n"}))
+    ref = backend.start(created)
+    env_sh = "/home/candidate/.trial/env.sh"
+    assert sh(backend, ref, f"stat -c %u {env_sh} && cat {env_sh}") == (0, "1000\nexport A=1", "")
+    assert sh(backend, ref, "stat -c %U /home/candidate /home/candidate/.bashrc") == (0, "candidate\ncandidate", "")
+    backend.copy_in(ref, "/workspace", tar_of({"notes/plan.md": b"# plan\n"}))
+    assert untar(backend.copy_out(ref, "/workspace/notes")) == {"notes/plan.md": b"# plan\n"}
+    assert sh(backend, ref, "echo written-while-running > /home/candidate/transcript.jsonl")[0] == 0
+    backend.stop(ref, timeout_s=2)
+    assert backend.status(ref) == "exited"
+    with pytest.raises(SandboxError, match="not running"):
+        backend.exec(ref, ["true"])
+    assert untar(backend.copy_out(ref, "/home/candidate/transcript.jsonl")) == \
+        {"transcript.jsonl": b"written-while-running\n"}
+    backend.copy_in(ref, "/workspace", tar_of({"late.txt": b"in while stopped\n"}))
+    again = backend.start(ref)
+    assert sh(backend, again, "cat /workspace/late.txt /home/candidate/transcript.jsonl")[1] == \
+        "in while stopped\nwritten-while-running"
+    with pytest.raises(SandboxError, match="no-such-file does not exist"):
+        backend.copy_out(again, "/home/candidate/no-such-file")
+
+
+def test_volumes_survive_recreate_on_their_node_and_remove_cleans_everything(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    spec = sandbox_spec(trial_id, image)
+    first = backend.start(backend.create(spec))
+    node = node_of(cluster, backend, first)
+    assert sh(backend, first, "echo kept > /workspace/work.txt")[0] == 0
+    backend.remove(first, volumes=False)
+    assert backend.status(first) == "missing"
+    assert backend.find(trial_id) is None
+    second = backend.start(backend.create(spec))
+    assert second.id != first.id
+    assert node_of(cluster, backend, second) is node  # pinned where its volumes are
+    assert sh(backend, second, "cat /workspace/work.txt")[1] == "kept"
+    backend.remove(second)
+    selector = {"label": f"{LABEL_TRIAL}={trial_id}"}
+    assert cluster.manager.client.services.list(filters=selector) == []
+    for each in cluster.nodes:
+        assert each.client.containers.list(all=True, filters=selector) == []
+        assert each.client.volumes.list(filters=selector) == []
+    backend.remove(second)
+    backend.stop(second)
+
+
+def test_create_is_idempotent_and_starting_a_running_sandbox_is_a_no_op(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    spec = sandbox_spec(trial_id, image)
+    first = backend.create(spec)
+    assert backend.create(spec) == first
+    assert backend.find(trial_id) == first
+    assert backend.find(trial_id, "verifier") is None
+    started = backend.start(first)
+    assert backend.start(started).id == started.id
+    assert len(cluster.manager.client.services.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"})) == 1
+
+
+def test_a_sandbox_that_exits_at_once_fails_start_with_its_output(
+        backend: SwarmBackend, image: str, trial_id: str) -> None:
+    spec = sandbox_spec(trial_id, image, command=("sh", "-c", "echo boom-from-container >&2; exit 7"))
+    ref = backend.create(spec)
+    with pytest.raises(SandboxError) as caught:
+        backend.start(ref)
+    assert "code 7" in caught.value.message
+    assert "boom-from-container" in caught.value.message
+    assert backend.status(ref) == "exited"
+
+
+def test_placement_spreads_by_free_memory_and_skips_a_drained_node(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str) -> None:
+    trials = [f"t{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    manager = cluster.manager.client
+    drained: Any = None
+    try:
+        first = node_of(cluster, backend, backend.create(sandbox_spec(trials[0], image, memory="512m")))
+        second = node_of(cluster, backend, backend.create(sandbox_spec(trials[1], image, memory="256m")))
+        assert second is not first  # the first sandbox's limit took memory from its node
+        idle = next(node for node in cluster.nodes if node not in (first, second))
+        drained = manager.nodes.get(idle.node_id)
+        drained.update({**drained.attrs["Spec"], "Availability": "drain"})
+        assert idle.node_id not in backend.free_memory()
+        # Of the two active nodes, the one whose sandbox reserves less memory.
+        third = node_of(cluster, backend, backend.create(sandbox_spec(trials[2], image, memory="256m")))
+        assert third is second
+    finally:
+        if drained is not None:
+            drained.reload()
+            drained.update({**drained.attrs["Spec"], "Availability": "active"})
+        for tid in trials:
+            _cleanup(cluster, tid)
+
+
+def test_sshd_port_is_published_on_the_node(backend: SwarmBackend, cluster: SwarmCluster, image: str,
+                                            trial_id: str) -> None:
+    spec = sandbox_spec(trial_id, image, publish_ssh=True, volumes={},
+                        command=("python3", "-m", "http.server", "2222", "--bind", "0.0.0.0"))
+    ref = backend.start(backend.create(spec))
+    assert ref.ssh_port is not None
+    address = backend.node_address(ref)
+    assert address == node_of(cluster, backend, ref).address
+    deadline = time.monotonic() + 30
+    reply = b""
+    while not reply.startswith(b"HTTP/") and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, ref.ssh_port), timeout=3) as conn:
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                reply = conn.recv(64)
+        except OSError:
+            time.sleep(0.5)
+    assert reply.startswith(b"HTTP/"), reply
+
+
+def test_verifier_runs_beside_the_trial_volumes_with_no_network(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    sandbox = backend.create(sandbox_spec(trial_id, image))
+    home = node_of(cluster, backend, sandbox)
+    verifier = backend.start(backend.create(sandbox_spec(trial_id, image, role="verifier", network_disabled=True)))
+    assert home.client.containers.get(verifier.id).name == f"trial-{trial_id}-verifier"
+    assert sh(backend, verifier, "ls /sys/class/net")[1].split() == ["lo"]
+    status = dict(line.split(":\t", 1) for line in sh(backend, verifier, "cat /proc/self/status")[1].splitlines()
+                  if ":\t" in line)
+    assert status["NoNewPrivs"].strip() == "1"
+    assert backend.find(trial_id, "verifier") is not None
+    backend.remove(verifier, volumes=False)
+    assert backend.status(verifier) == "missing"
+    with pytest.raises(UsageError, match="network_disabled"):
+        backend.create(sandbox_spec(f"t{uuid.uuid4().hex[:10]}", image, network_disabled=True))
+
+
+def test_list_managed_finds_services_and_volumes_and_removes_them(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    ref = backend.create(sandbox_spec(trial_id, image))
+    mine = [r for r in backend.list_managed() if r.trial_id == trial_id]
+    assert sorted((r.kind, r.name) for r in mine) == [
+        ("container", ref.name),
+        ("volume", volume_name(trial_id, "home")),
+        ("volume", volume_name(trial_id, "workspace")),
+    ]
+    for resource in sorted(mine, key=lambda r: r.kind != "container"):
+        backend.remove_resource(resource)
+    assert [r for r in backend.list_managed() if r.trial_id == trial_id] == []
+    assert backend.volume_usage() == [] or all(u.trial_id != trial_id for u in backend.volume_usage())
+
+
+def test_operations_on_a_missing_sandbox_raise_sandbox_errors(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    ref = backend.create(sandbox_spec(trial_id, image))
+    with pytest.raises(SandboxError, match="not running"):
+        backend.exec(ref, ["true"])
+    backend.remove(ref)
+    for operation in (lambda: backend.start(ref), lambda: backend.exec(ref, ["true"]),
+                      lambda: backend.copy_out(ref, "/workspace")):
+        with pytest.raises(SandboxError, match="does not exist"):
+            operation()
+    with pytest.raises(SandboxError, match="does not exist"):
+        backend.create(sandbox_spec(trial_id, "trial-test-no-such-image:latest"))
+    for node in cluster.nodes:
+        assert node.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
