@@ -68,6 +68,19 @@ _ITEMS = (
     re.compile(r"\b([A-Z]\w*(?:Error|Exception))\b"),
     re.compile(r"(?<![/\w])(test_\w{3,})\b(?!\.\w)"),  # a test's name, not a test module's path
 )
+# Named things a spec pins down that the work can carry: environment variables and constants,
+# algorithms and formats, sizes with their unit, snake_case fields and parameters, signatures.
+# They count only when the shipped work (code, tests or a witnessed run) carries them: a name
+# nobody built or checked shaped nothing, and stuffing names moves no score.
+_NAMED = (
+    re.compile(r"\b([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+)\b"),
+    re.compile(r"\b([A-Z]{2,}[A-Z0-9]*(?:-[A-Z0-9]+)+)\b"),
+    re.compile(r"\b(hmac|sha-?\d{3}|aes-?gcm|aes-?\d{3}|rsa|ecdsa|ed25519|bcrypt|scrypt|argon2(?:id)?|pbkdf2|hkdf|"
+               r"chacha20(?:-poly1305)?|base64|uuid4?|jwt|iso[- ]?8601)\b", re.I),
+    re.compile(r"\b(\d+\+?[ -]?(?:bytes?|bits?|char(?:acter)?s?|seconds?|minutes?|hours?|days?|ms))\b", re.I),
+    re.compile(r"(?<![/\w.])([a-z][a-z0-9]*(?:_[a-z0-9]+)+_?)(?![\w/]|\.\w)"),
+    re.compile(r"\b([A-Za-z_]\w*\([^()\n]{2,80}\))"),
+)
 _NO_NEW_DEPS = re.compile(r"\bno new (dependenc\w*|librar\w*|packages?|deps)\b|\b(don'?t|do not|never) add "
                           r"(any )?(new )?(dependenc\w*|librar\w*|packages?)\b", re.I)
 _ONLY_CHANGE = re.compile(r"\bonly (?:change|touch|modify|edit)\s+((?:[^.;\n]|\.(?=\S)){1,160})", re.I)
@@ -96,15 +109,33 @@ def _norm(text: str) -> str:
     return " ".join(text.replace("'", '"').split()).lower()
 
 
-def concrete_items(text: str) -> set[str]:
-    """The concrete, checkable things a spec says; rubric words alone yield none."""
+def concrete_items(text: str, carried: set[str] | None = None) -> set[str]:
+    """The concrete, checkable things a spec says; rubric words alone yield none. With
+    `carried` (the tokens of the shipped work), also the named things the work carries."""
     found: set[str] = set()
-    for pattern in _ITEMS:
+    for pattern in _ITEMS + (_NAMED if carried is not None else ()):
         for match in pattern.finditer(text):
             item = _norm(match.group(1))
-            if any(ch.isalnum() for ch in item) and len(item) >= 3:
+            if any(ch.isalnum() for ch in item) and len(item) >= 3 and (
+                    pattern in _ITEMS or carried is None or _carried(item, carried)):
                 found.add(item)
     return found
+
+
+def work_tokens(text: str) -> set[str]:
+    """Lower-case names and numbers of the shipped work, for `concrete_items(carried=…)`."""
+    return set(re.findall(r"[a-z0-9_]+", text.lower()))
+
+
+def _carried(item: str, tokens: set[str]) -> bool:
+    """Whether the work carries a named item: a size by its number, a signature by its name,
+    anything else whole ("aesgcm") or by all its parts ("hmac-sha256": hmac, sha256)."""
+    size = re.match(r"(\d+)\+?[ -]?[a-z]", item)
+    if size:
+        return size.group(1) in tokens
+    name = item.split("(", 1)[0]
+    parts = re.findall(r"[a-z0-9_]+", name)
+    return bool(parts) and (re.sub(r"[^a-z0-9_]", "", name) in tokens or all(p in tokens for p in parts))
 
 
 def starter_vocabulary(repo: Repo, revision: Revision) -> set[str]:
@@ -176,8 +207,9 @@ class SpecQualityGrader:
                 vocabulary = starter_vocabulary(repo, revision)
                 starter_files = frozenset(repo.files(revision.starter_sha))
                 changed = {path for _, path in repo.changes(revision.base_sha, revision.sha)}
-                tests = " ".join(_norm(line.text) for line in repo.added_lines(revision.base_sha, revision.sha)
-                                 if TEST_PATH.search(line.path))
+                added = repo.added_lines(revision.base_sha, revision.sha)
+                tests = " ".join(_norm(line.text) for line in added if TEST_PATH.search(line.path))
+                carried = work_tokens(" ".join(line.text for line in added if not SPEC_FILE.search(line.path)))
         except EvidenceError as exc:
             return GraderResult(self.name, status="infra_error", summary=exc.one_line())
         shipped = _Shipped(changed, tests, starter_files)
@@ -186,7 +218,9 @@ class SpecQualityGrader:
         # The spec: every spec file and the prompts sent before the agent's first edit.
         initial = files + [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
         sources = files + prompts
-        spec_items = set().union(*(concrete_items(s.text) for s in initial)) if initial else set()
+        carried |= work_tokens(" ".join(str(timeline.events[i]["text"]) for r in test_runs(timeline.events)
+                                        for i in (r.call, r.result) if i is not None))
+        spec_items = set().union(*(concrete_items(s.text, carried) for s in initial)) if initial else set()
         references = {t.strip("./") for s in initial for t in _TOKEN.findall(s.text)} & vocabulary
         details: dict[str, Any] = {"trusts": TRUSTS, "revision": revision.to_json(),
                                    "sources": [{"ref": s.ref, "label": s.label, "words": words(s.text)}
@@ -198,7 +232,7 @@ class SpecQualityGrader:
             self._upfront(bundle, timeline, files, prompts, spec_items | set(sorted(references)[:2])),
             self._acceptance(timeline, initial, spec_items, shipped, details),
             self._constraints(timeline, sources, shipped, details),
-            self._rework(timeline, spec_items, references, details),
+            self._rework(timeline, spec_items, references, carried, details),
         ]
         self._judge(options, sources, criteria, details)
         summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
@@ -285,7 +319,7 @@ class SpecQualityGrader:
                + (f"; {len(broken)} broken: {'; '.join(broken[:4])}" if broken else "") + ".")
         return Criterion("constraints_honoured", title, score, 4.0, why, sorted(set(refs))[:20])
 
-    def _rework(self, timeline: Timeline, items: set[str], references: set[str],
+    def _rework(self, timeline: Timeline, items: set[str], references: set[str], carried: set[str],
                 details: dict[str, Any]) -> Criterion:
         title = "The spec made corrections unnecessary"
         if not timeline.writes:
@@ -295,11 +329,11 @@ class SpecQualityGrader:
         def deviation(prompt: int) -> bool:
             """The candidate holds the agent to a requirement the spec had stated: the agent's
             mistake (steering's catch), not a gap in the spec."""
-            return bool(concrete_items(timeline.events[prompt]["text"]) & items)
+            return bool(concrete_items(timeline.events[prompt]["text"], carried) & items)
 
         open_rounds, deviations = [], []
         for finding in rework_rounds(timeline):
-            said = concrete_items(timeline.events[finding.index]["text"])
+            said = concrete_items(timeline.events[finding.index]["text"], carried)
             # A round that only repeats what the spec said is the agent ignoring it, not a gap in it.
             if deviation(finding.index):
                 deviations.append(finding.index)

@@ -140,3 +140,45 @@ def test_correcting_a_deviation_from_the_spec_costs_the_spec_nothing(tmp_path: P
                                                           "`evaluate(\"2 ** 3\") == 8`.")
     rework = _criterion(SpecQualityGrader().grade(Bundle(open_question), {}, GradeContext()), "rework_avoided")
     assert not rework.rationale.startswith("0 round(s)"), rework.rationale
+
+
+NAMED_OPS = CAREFUL_OPS + '''
+
+import hashlib
+import hmac
+import os
+
+
+def checksum(text, secret=None):
+    """HMAC-SHA256 of an expression, keyed with CALC_SECRET; a 12-byte salt first."""
+    salt = os.urandom(12)
+    key = secret or os.environ["CALC_SECRET"].encode()
+    return salt + hmac.new(key, text.encode(), hashlib.sha256).digest()
+'''
+
+
+def _named_spec_session(root: Path, prompt: str) -> Path:
+    s = SessionBuilder(root, trial_id="t-named", candidate="finn")
+    s.prompt(3, prompt)
+    [ops] = s.reply(4, "Implementing.", [write("calc/ops.py", NAMED_OPS)])
+    s.tool_result(4.5, ops, "File created successfully at: /workspace/calc/ops.py")
+    s.commit(7, "Add * and / and a checksum")
+    s.push(8)
+    return s.build()
+
+
+def test_named_algorithms_env_vars_and_sizes_the_work_carries_are_concrete_requirements(tmp_path: Path) -> None:
+    # s01: "HMAC-SHA256 ... keyed with KEYSERVICE_HMAC_SECRET ... 12-byte random nonce" are a spec.
+    named = _named_spec_session(tmp_path / "named", "Add checksum(text) to calc/ops.py: an HMAC-SHA256 keyed with "
+                                                    "CALC_SECRET, after a 12-byte random salt.")
+    upfront = _criterion(SpecQualityGrader().grade(Bundle(named), {}, GradeContext()), "upfront")
+    assert upfront.score >= 2.0, upfront.rationale
+    for item in ("hmac-sha256", "calc_secret", "12-byte"):
+        assert item in upfront.rationale or item in json.dumps(
+            SpecQualityGrader().grade(Bundle(named), {}, GradeContext()).details["spec_items"])
+    # The same kind of names that the work never carries shaped nothing: no credit for naming them.
+    stuffed = _named_spec_session(tmp_path / "stuffed", "Add checksum(text) to calc/ops.py. Use RSA-4096, "
+                                                        "BLAKE_KEY_SIZE, argon2id and a 64-bit pepper.")
+    result = SpecQualityGrader().grade(Bundle(stuffed), {}, GradeContext())
+    assert not {"rsa-4096", "blake_key_size", "argon2id", "64-bit"} & set(result.details["spec_items"])
+    assert _criterion(result, "upfront").score <= 1.0
