@@ -9,7 +9,8 @@ listed, never scored.
 
 Scores come from timing and coverage; the terms only label which unknown a question is about:
 - per unknown: asked before building started (full), asked after (a quarter), not asked but
-  written down as an assumption in the design document (half, labelled), neither (nothing).
+  written down as an assumption in the design document (half, labelled; a line counts for one
+  unknown, the one it names most terms of), neither (nothing).
   "Building started" is the first witnessed code: the host's time of the first pushed commit
   touching anything other than documentation, or the first gateway-witnessed agent write to
   such a file, whichever came first.
@@ -120,7 +121,8 @@ class RequirementsGrader:
         answers = self._answers(events)
         doc = self._design_doc(bundle, tuple(options.get("design_doc", ("DESIGN.md",))))
         assumptions = _assumption_lines(doc)
-        criteria = [self._unknown(u, asked, answers, started, assumptions) for u in spec.unknown]
+        assumed = _assumed(assumptions, spec)
+        criteria = [self._unknown(u, asked, answers, started, assumed.get(u.id, [])) for u in spec.unknown]
         criteria.append(self._brief_read(spec, asked, answers))
         not_scored = [{"index": i, "text": str(e.get("text") or "")[:200], "witness": e.get("witness"),
                        "scored": False}
@@ -210,7 +212,7 @@ class RequirementsGrader:
 
     @staticmethod
     def _unknown(unknown: Unknown, asked: list[_Question], answers: dict[Any, list[tuple[int, dict[str, Any]]]],
-                 started: datetime | None, assumptions: list[str]) -> Criterion:
+                 started: datetime | None, assumed: list[str]) -> Criterion:
         about = [q for q in asked if unknown.id in q.credited]
         mentioned_only = [q for q in asked if unknown.id in q.mentions and unknown.id not in q.credited]
         early = [q for q in about if _before(q.event, started)]
@@ -224,7 +226,6 @@ class RequirementsGrader:
                 refs.append(f"event:{index}")
                 if (reply.get("data") or {}).get("comment_url"):
                     refs.append(f"comment:{reply['data']['comment_url']}")
-        assumed = [line for line in assumptions if _mentions(line, unknown.terms)]
         if early:
             q = early[0]
             fraction, why = ASKED_EARLY, f"asked before building (question {q.number} at {q.event.get('ts')})"
@@ -261,6 +262,18 @@ class RequirementsGrader:
 def _before(event: dict[str, Any], started: datetime | None) -> bool:
     moment = parse_ts(event.get("ts"))
     return moment is not None and (started is None or moment < started)
+
+
+def _assumed(lines: list[str], spec: ReviewerQuestions) -> dict[str, list[str]]:
+    """unknown id → the assumption lines about it; a line counts for the one unknown it names most
+    terms of, so one line listing every term is one assumption."""
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        named = [(len(_mentions(line, u.terms)), -position, u.id) for position, u in enumerate(spec.unknown)]
+        count, _, best = max(named)
+        if count:
+            found.setdefault(best, []).append(line)
+    return found
 
 
 def _assumption_lines(doc: str) -> list[str]:

@@ -227,14 +227,19 @@ def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]]) ->
     posted = {r.get("comment_url") for r in logged}
     questions = [r for r in logged if r["kind"] == "question"]
     extra: list[dict[str, Any]] = []
-    for comment in sorted(comments, key=lambda c: str(c["created_at"])):
+    for comment in sorted(comments, key=lambda c: _moment(c["created_at"])):
         author = str(comment.get("author") or "")
         body = str(comment.get("body") or "")
         # Our own posts (questions relayed, answers from `trial answer`) are already in the host's log.
         if comment.get("mine") or comment.get("url") in posted:
             continue
-        base = {"ts": str(comment["created_at"]), "text": body.strip()[:MAX_CHARS], "via": "issue",
-                "author": author, "comment_url": comment.get("url"), "witness": "forge"}
+        # An edited comment is as old as its last edit: the text we read is the edit's, and an
+        # early "any questions?" must not become a full interview after building started.
+        created, updated = str(comment["created_at"]), str(comment.get("updated_at") or comment["created_at"])
+        edited = _moment(updated) > _moment(created)
+        base = {"ts": updated if edited else created, "text": body.strip()[:MAX_CHARS], "via": "issue",
+                "author": author, "comment_url": comment.get("url"), "witness": "forge", "edited": edited,
+                "created_at": created}
         if author.lower() == trial.candidate.lower():
             # Numbered apart from the host's 1, 2, …, which are given out as questions arrive.
             record = {**base, "kind": "question", "number": f"c{comment.get('id')}"}
@@ -286,7 +291,8 @@ def events(bundle_dir: Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        data = {k: record.get(k) for k in ("number", "question", "via", "author", "comment_url") if k in record}
+        data = {k: record.get(k) for k in ("number", "question", "via", "author", "comment_url", "edited",
+                                           "created_at") if k in record}
         out.append({"ts": record["ts"], "source": "host" if record["witness"] == "host" else "forge",
                     "kind": record["kind"], "session": None, "text": record["text"], "data": data,
                     "witness": record["witness"]})

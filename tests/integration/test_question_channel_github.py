@@ -18,6 +18,7 @@ from graders.requirements import RequirementsGrader
 from orchestrator import questions
 from orchestrator.catalog import Catalog
 from orchestrator.evidence.bundle import Bundle, write_jsonl
+from orchestrator.evidence.events import parse_ts
 from orchestrator.store import Trial, utcnow
 from tests.fakes.github.world import CANDIDATE, REVIEWER, GitHubWorld
 from tests.fakes.github_server import FakeGitHub
@@ -101,3 +102,24 @@ def test_a_closed_trial_takes_no_question(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="deadline passed"):
         questions.ask(tmp_path, None, trial, "Too late?")
     assert questions.read_log(tmp_path, "tclosed1") == []
+
+
+def test_a_question_edited_later_counts_from_the_edit(world: GitHubWorld, tmp_path: Path) -> None:
+    """Attack: ask something vague early as an issue comment, then edit every term into it after
+    building started. The forge's record of the edit is the question's time."""
+    forge, repo, _, _ = launched(world, tmp_path)
+    issue_url = forge.open_issue(repo, "Hash the API keys", "Store digests, not keys.")
+    now = utcnow()
+    trial = Trial(TRIAL, "design-round", CANDIDATE, "none", "active", now, now, 1, 10,
+                  deadline=now + timedelta(hours=1), data={"repo": repo.to_json(), "issue_url": issue_url})
+    number = questions.issue_number(issue_url)
+    assert number is not None
+    issue = lazy_client(world, world.candidate_token).get_repo(repo.full_name).get_issue(number)
+    comment = issue.create_comment("Hello, anything I should know?")
+    world.fake.advance_clock(timedelta(minutes=30))
+    comment.edit("Which channels at launch? SMS? Time zone? Defaults? Audit history?")
+    [record] = questions.read_thread(tmp_path / "home", forge, trial).records
+    assert record["text"].startswith("Which channels") and record["edited"] is True
+    assert parse_ts(record["ts"]) == parse_ts(comment.updated_at.isoformat())
+    assert parse_ts(record["ts"]) != parse_ts(comment.created_at.isoformat())
+

@@ -177,3 +177,28 @@ def test_question_events_carry_their_witness_into_the_timeline(tmp_path: Path) -
              if e["kind"] in ("question", "answer")]
     assert kinds == [("question", "host", "host"), ("answer", "host", "host")]
     assert json.loads((bundle / questions.QUESTIONS_FILE).read_text().splitlines()[0])["number"] == 1
+
+
+def test_one_assumption_line_stuffed_with_every_term_is_one_assumption(tmp_path: Path) -> None:
+    """Attack: an Assumptions section of one line naming every unknown's terms."""
+    design = ("# Design\n\n## Assumptions\n- Channels at launch incl. SMS; delay in quiet hours; UTC time zone; "
+              "defaults opt-in; scale 2000 per second; audit history kept.\n")
+    result = grade(build(tmp_path, [], design=design))
+    assumed = [c for c in result.criteria if c.id.startswith("unknown.") and c.score > 0]
+    assert len(assumed) == 1 and assumed[0].score == 0.5
+
+
+def test_the_question_channel_is_capped_per_trial(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from orchestrator.errors import UsageError
+    from orchestrator.store import Trial, utcnow
+
+    now = utcnow()
+    trial = Trial("tflood01", "design-round", "alice", "none", "active", now, now, 1, 10,
+                  deadline=now + timedelta(hours=1))
+    for index in range(questions.MAX_QUESTIONS):
+        questions.ask(tmp_path, None, trial, f"question {index}?")
+    with pytest.raises(UsageError, match="limit"):
+        questions.ask(tmp_path, None, trial, "one more?")
+    assert len(questions.read_log(tmp_path, "tflood01")) == questions.MAX_QUESTIONS
