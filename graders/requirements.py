@@ -117,6 +117,12 @@ class RequirementsGrader:
         per_question = int(options.get("per_question", 2))
         events = bundle.events()
         started, started_by = self._building_started(bundle, events)
+        deadline = parse_ts(bundle.trial.get("deadline"))
+        late = [(i, e) for i, e in enumerate(events) if e.get("kind") == "question" and witnessed(e)
+                and deadline is not None and (parse_ts(e.get("ts")) or deadline) > deadline]
+        # After the deadline the trial is over (an issue comment can still arrive before collect).
+        for index, _ in late:
+            events[index] = {**events[index], "kind": "question_after_deadline"}
         asked = self._questions(events, spec, per_question)
         answers = self._answers(events)
         doc = self._design_doc(bundle, tuple(options.get("design_doc", ("DESIGN.md",))))
@@ -125,8 +131,10 @@ class RequirementsGrader:
         criteria = [self._unknown(u, asked, answers, started, assumed.get(u.id, [])) for u in spec.unknown]
         criteria.append(self._brief_read(spec, asked, answers))
         not_scored = [{"index": i, "text": str(e.get("text") or "")[:200], "witness": e.get("witness"),
-                       "scored": False}
+                       "scored": False, "why": "only a transcript shows it"}
                       for i, e in enumerate(events) if e.get("kind") == "question" and not witnessed(e)]
+        not_scored += [{"index": i, "text": str(e.get("text") or "")[:200], "witness": e.get("witness"),
+                        "scored": False, "why": "asked after the deadline"} for i, e in late]
         details = {
             "trusts": TRUSTS,
             "building_started": format_ts(started) if started else None,

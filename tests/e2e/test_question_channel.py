@@ -33,6 +33,10 @@ def test_ask_from_the_sandbox_answer_on_the_host_grade_the_gathering(trial_home:
     try:
         [container] = docker.from_env().containers.list(filters={"label": f"trial.id={trial_id}"})
 
+        # The reviewer's questions and answers are nowhere the candidate can read.
+        code, output = in_sandbox(container, "find / -xdev -name questions.toml 2>/dev/null; "
+                                             "git -C /workspace log --all --format=%H -- reviewer | head -1")
+        assert output.strip() == "", output
         code, output = in_sandbox(container, f"trial-ask {json.dumps(QUESTION)}")
         assert code == 0 and "asked as question 1" in output, output
         # A token for another trial (or none) is refused by the service, whatever the sandbox sends.

@@ -5,6 +5,7 @@ only a transcript shows; an agent edit witnessed by the gateway starts the build
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,14 @@ def test_the_question_channel_is_capped_per_trial(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="limit"):
         questions.ask(tmp_path, None, trial, "one more?")
     assert len(questions.read_log(tmp_path, "tflood01")) == questions.MAX_QUESTIONS
+
+
+def test_a_question_after_the_deadline_is_shown_not_scored(tmp_path: Path) -> None:
+    """Attack: build nothing, then ask everything as issue comments after time ran out (before collect)."""
+    bundle = build(tmp_path, [(200 + i, q, "forge") for i, q in enumerate(GOOD_QUESTIONS)], code_at=None)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["trial"]["deadline"] = _iso(datetime(2025, 3, 3, 12, 0, tzinfo=UTC))  # 180 minutes after START
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    result = grade(bundle)
+    assert all(c.score == 0 for c in result.criteria if c.id.startswith("unknown."))
+    assert [item["why"] for item in result.details["not_scored"]] == ["asked after the deadline"] * 6
