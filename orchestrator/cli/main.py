@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -12,8 +13,32 @@ from orchestrator.cli.context import CliState
 from orchestrator.cli.render import emit_json_error, err
 from orchestrator.errors import ExitCode, TrialError
 
+# Command name -> (module under orchestrator.cli, attribute). Imported when that command runs
+# (or help lists it), so `trial launch` does not pay for every other command's imports.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "templates": ("templates", "templates"), "key": ("evidence", "key"), "verify": ("evidence", "verify"),
+    "cohort": ("cohort", "cohort"), "answer": ("answer", "answer"), "questions": ("answer", "list_questions"),
+    "launch": ("trials", "launch"), "ls": ("trials", "ls"), "status": ("trials", "status"),
+    "shell": ("trials", "shell"), "restart": ("trials", "restart"), "collect": ("trials", "collect"),
+    "teardown": ("trials", "teardown"), "gc": ("trials", "gc"), "candidate-push": ("trials", "candidate_push"),
+    "candidate-play": ("trials", "candidate_play"), "grade": ("grade", "grade"), "serve": ("serve", "serve"),
+    "usage": ("gateway", "usage"), "extend": ("deadlines", "extend"), "reap": ("deadlines", "reap"),
+    "scores": ("scores", "scores"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, attr = _COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(f"orchestrator.cli.{module}"), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="trial")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default=None,
               help="Logs for people (console) or machines (json). Env: TRIAL_LOG_FORMAT.")
@@ -40,23 +65,6 @@ def cli(ctx: click.Context, log_format: str | None, log_level: str, home: str | 
             fmt = "console"
     configure("json" if fmt == "json" else "console", log_level)
     ctx.call_on_close(state.close)
-
-
-def _register() -> None:
-    from orchestrator.cli import answer, cohort, deadlines, evidence, gateway, grade, scores, serve, templates, trials
-
-    cli.add_command(templates.templates)
-    cli.add_command(evidence.key)
-    cli.add_command(cohort.cohort)
-    cli.add_command(answer.answer)
-    cli.add_command(answer.list_questions)
-    for command in (trials.launch, trials.ls, trials.status, trials.shell, trials.restart, trials.collect,
-                    trials.teardown, trials.gc, trials.candidate_push, trials.candidate_play, grade.grade, serve.serve,
-                    evidence.verify, gateway.usage, deadlines.extend, deadlines.reap, scores.scores):
-        cli.add_command(command)
-
-
-_register()
 
 
 def _print_error(text: str) -> None:
