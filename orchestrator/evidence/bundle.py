@@ -117,7 +117,9 @@ class Bundle:
         return read_jsonl(self.path / EVENTS)
 
     def gateway_records(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / GATEWAY_LOG)
+        from orchestrator.gateway.log import read_records  # requests stored as blocks come back whole
+
+        return list(read_records(self.path / GATEWAY_LOG))
 
     def pulls(self) -> list[dict[str, Any]]:
         folder = self.path / PULLS_DIR

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.evidence.bundle import COMMITS, GATEWAY_LOG, PULLS_DIR, PUSHES, read_jsonl
-from orchestrator.evidence.exchanges import Exchange, ToolOutcome, read_exchange
+from orchestrator.evidence.exchanges import Exchange, ToolOutcome, log_records, read_exchange
 from orchestrator.logging import redact_text
 
 Event = dict[str, Any]
@@ -70,7 +70,7 @@ def build_events(bundle_dir: Path, agent_events: list[Event]) -> list[Event]:
     """Merge gateway records, agent events, commits, pushes and PR activity into one timeline."""
     # A refused request (budget, size, route, quota) never reached a model: it is in the log as
     # evidence of the attempt, not as a turn of the conversation.
-    exchanges = sorted((read_exchange(record) for record in read_jsonl(bundle_dir / GATEWAY_LOG)
+    exchanges = sorted((read_exchange(record) for record in log_records(bundle_dir / GATEWAY_LOG)
                         if record.get("upstream", True)), key=lambda exchange: exchange.seq)
     chain = _Chain(exchanges)
     gateway_events = [event for exchange in exchanges for event in _exchange_events(exchange, chain)]

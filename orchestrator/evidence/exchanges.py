@@ -3,13 +3,16 @@
 The gateway logs the raw request body and the assembled response in the provider's own
 wire format (Anthropic Messages, OpenAI Chat Completions or OpenAI Responses). This
 module turns any of the three into one `Exchange`, so the timeline builder and the
-graders never branch on wire formats.
+graders never branch on wire formats. `read_log` reads a whole log (either storage format:
+requests whole, or as content-addressed blocks) through the gateway log's one reader.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.agents.events import tool_arguments
@@ -81,6 +84,19 @@ def prompt_key(text: str) -> str:
 
 def tool_key(tool_id: str) -> str:
     return "t:" + tool_id
+
+
+def log_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a gateway log (or a bundle's copy) in file order, each request whole."""
+    from orchestrator.gateway.log import read_records  # light, but only evidence readers need it
+
+    return read_records(path)
+
+
+def read_log(path: Path) -> Iterator[Exchange]:
+    """The exchanges of a gateway log (or a bundle's copy), in file order."""
+    for record in log_records(path):
+        yield read_exchange(record)
 
 
 def read_exchange(record: dict[str, Any]) -> Exchange:

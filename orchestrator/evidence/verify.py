@@ -7,8 +7,9 @@ Checks, in this order, and names the first that fails:
    (so any byte of it, a final newline included, is covered);
 4. no file is in the bundle that the manifest does not list (reports from `trial grade`
    aside: grading is repeatable and never evidence);
-5. the bundle's gateway log is an intact hash chain (orchestrator.gateway.log.verify_chain)
-   whose record count and head are the ones the manifest recorded;
+5. the bundle's gateway log is an intact hash chain (orchestrator.gateway.log.verify_chain),
+   every request it stores as blocks rebuilds from blocks that match their names, and its
+   record count and head are the ones the manifest recorded;
 6. when the gateway's own log is at hand (the operator's data dir), it ends in that same head:
    records cut off the bundle's copy, or added to the live log after collect, show here.
 """

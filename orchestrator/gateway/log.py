@@ -21,6 +21,12 @@ tail all the same: to a reader, a write torn by a crash and bytes added or a new
 removed by hand look alike, and a copy that verifies must be byte for byte what the
 gateway wrote. It names the record and the byte offset where the file stops matching.
 
+Requests are stored as content-addressed blocks (blocks.py): each record holds what is new
+since the log's earlier requests, so a session's log grows with its content, not with the
+square of its length. `read_records` is the one way to read records back with their
+requests whole; `verify_chain` also checks that every record's blocks reconstruct. Logs
+written before that format (whole requests) read and verify as they are.
+
 Limits: the chain cannot show that records were cut off the end; whoever holds the last
 hash (the collected bundle's manifest) can. One gateway process writes a trial's file at
 a time, enforced with an advisory lock.
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import EvidenceError, UsageError
+from orchestrator.gateway.blocks import BlockError, Packer, Unpacker, packed_record
 
 GENESIS = "0" * 64
 LOG_DIR_NAME = "gateway"
@@ -101,6 +108,8 @@ class LogState:
     """Bytes of an unfinished last line cut off when the file was opened."""
     size: int = 0
     """Bytes of complete records in the file (what the trial's log quota counts)."""
+    packer: Packer = field(default_factory=Packer)
+    """Names of the request blocks the file already stores."""
 
 
 def _scan(path: Path) -> LogState:
@@ -120,6 +129,7 @@ def _scan(path: Path) -> LogState:
                 continue
             if isinstance(record, dict):
                 state.seq = int(record.get("seq", state.seq))
+                state.packer.learn(record)
                 state.head = str(record.get("hash", state.head))
                 cost = record.get("cost_usd")
                 if isinstance(cost, int | float):
@@ -136,9 +146,11 @@ def _scan(path: Path) -> LogState:
 class TrialLog:
     """Appends one trial's records; `append` returns once the record is on disk."""
 
-    def __init__(self, path: Path, fd: int, state: LogState) -> None:
+    def __init__(self, path: Path, fd: int, state: LogState, *, pack: bool = True) -> None:
         self.path = path
         self.state = state
+        self.pack = pack
+        """Store requests as blocks (False writes whole requests, the format before blocks: benchmarks, tests)."""
         self._fd = fd
         self._pending: list[tuple[dict[str, Any], int, asyncio.Future[dict[str, Any]]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -146,7 +158,7 @@ class TrialLog:
         """Recent time one write+flush took (moving average): decides inline or threaded."""
 
     @classmethod
-    def open(cls, path: Path) -> TrialLog:
+    def open(cls, path: Path, *, pack: bool = True) -> TrialLog:
         """Blocking: lock the file, read where the chain stands. Call from a worker thread."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -161,7 +173,7 @@ class TrialLog:
         except (OSError, ValueError) as exc:
             os.close(fd)
             raise EvidenceError(f"{path}: cannot read the gateway log ({exc})", "check the file") from exc
-        return cls(path, fd, state)
+        return cls(path, fd, state, pack=pack)
 
     async def append(self, fields: dict[str, Any], size_hint: int = 0, *, alone: bool = False) -> dict[str, Any]:
         """Chain, write and flush one record; concurrent callers share the write.
@@ -200,12 +212,32 @@ class TrialLog:
                 await asyncio.sleep(0)  # let the answers go out before the next batch
 
     def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        packer = self.state.packer
+        # Later records of a batch may use blocks an earlier one stores; all are taken back
+        # if the batch is not written, so the known blocks stay what the file holds.
+        learned: tuple[set[str], set[str]] = (set(), set())
+        try:
+            return self._write_packed(batch, learned)
+        except BaseException:
+            packer.blocks -= learned[0]
+            packer.prefixes -= learned[1]
+            raise
+
+    def _write_packed(self, batch: list[dict[str, Any]], learned: tuple[set[str], set[str]]) -> list[dict[str, Any]]:
         seq, head = self.state.seq, self.state.head
         records: list[dict[str, Any]] = []
         lines: list[bytes] = []
+        packer = self.state.packer
         for fields in batch:
             seq += 1
-            record, line = _chain(seq, fields, head)
+            packed = packer.pack(fields.get("request")) if self.pack else None
+            stored = fields
+            if packed is not None:
+                stored = packed_record(fields, packed)
+                learned[0].update(packed.known - packer.blocks)
+                learned[1].update(set(packed.new_prefixes) - packer.prefixes)
+                packer.commit(packed)
+            record, line = _chain(seq, stored, head)
             head = record["hash"]
             records.append(record)
             lines.append(line)
@@ -301,11 +333,38 @@ def _lines(path: Path) -> Iterator[bytes]:
         yield from handle
 
 
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record of a log in order, each request whole: the one way evidence reads a log.
+
+    Lines that are not JSON objects are skipped (verify_chain is what judges a log). A
+    record whose blocks do not reconstruct keeps `request: null` and says why in
+    `request_error`, so a damaged copy still shows everything else it holds.
+    """
+    if not path.exists():
+        return
+    unpacker = Unpacker()
+    for line in _lines(path):
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        try:
+            yield unpacker.unpack(record)
+        except BlockError as exc:
+            rest = {key: value for key, value in record.items() if key not in ("packed", "blocks")}
+            yield {**rest, "request": None, "request_error": str(exc)}
+
+
 def verify_chain(path: Path) -> VerifyResult:
-    """Check every record's seq, prev_hash, hash and exact bytes; name the first bad one."""
+    """Check every record's seq, prev_hash, hash, exact bytes and request blocks; name the first bad one."""
     if not path.exists():
         return VerifyResult(False, 0, None, f"{path} does not exist")
     head, count, offset = GENESIS, 0, 0
+    # Every block is checked against its name and every reference resolved, so the requests
+    # the graders read are the ones the gateway received, even in a chain rebuilt by hand.
+    unpacker = Unpacker()
     for position, line in enumerate(_lines(path), start=1):
         # Seqs run 1, 2, 3… in file order, so a record's position is the seq it must carry.
         if not line.endswith(b"\n"):
@@ -319,6 +378,11 @@ def verify_chain(path: Path) -> VerifyResult:
             return VerifyResult(False, count, position, f"record {position} (offset {offset}): {problem}", head,
                                 offset=offset)
         assert isinstance(record, dict)  # noqa: S101 - _check_line returned a record without a problem
+        try:
+            unpacker.unpack(record)
+        except BlockError as exc:
+            return VerifyResult(False, count, position, f"record {position} (offset {offset}): {exc}", head,
+                                offset=offset)
         head = str(record["hash"])
         count += 1
         offset += len(line)

@@ -37,7 +37,7 @@ from orchestrator.agents.cache import agent_cache_root
 from orchestrator.agents.transcripts import collect
 from orchestrator.catalog import Template, load_template
 from orchestrator.config import Settings, load_settings
-from orchestrator.gateway.log import log_path
+from orchestrator.gateway.log import log_path, read_records
 from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef, SandboxSpec
 from orchestrator.sandbox.docker import DockerBackend
 from orchestrator.sandbox.home import env_sh, home_tar
@@ -361,7 +361,7 @@ def _quote(part: str) -> str:
 
 def gateway_records(gateway: Gateway, trial_id: str) -> list[dict[str, Any]]:
     path = log_path(gateway.home, trial_id)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return list(read_records(path))  # requests whole, however the log stores them
 
 
 def assert_no_canary_inside(backend: DockerBackend, run: Run) -> None:

@@ -23,7 +23,7 @@ import openai
 import pytest
 
 from orchestrator.catalog import load_template
-from orchestrator.gateway.log import usage_summary, verify_chain
+from orchestrator.gateway.log import read_records, usage_summary, verify_chain
 from orchestrator.gateway.usage import BYTES_PER_INPUT_TOKEN
 from tests.fakes.llm_upstream import Knobs
 from tests.integration.gateway_harness import Harness, create_trial, running_gateway
@@ -39,7 +39,7 @@ def records(path: Path, at_least: int = 0) -> list[dict[str, Any]]:
     a stream's last event may be done before the gateway has appended the exchange's record."""
     deadline = time.monotonic() + 10
     while True:
-        found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        found = list(read_records(path))  # requests whole, however the log stores them
         if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.02)
@@ -117,8 +117,9 @@ def test_a_trial_that_fills_its_log_quota_is_refused_and_the_refusals_stop_growi
         client = anthropic_client(gw)
         served = 0
         with pytest.raises(anthropic.RateLimitError) as refused:
-            for _ in range(40):  # bounded
-                client.messages.create(model="claude-sonnet-5-5", max_tokens=8, messages=filler)
+            for n in range(40):  # bounded; each prompt new, as the log stores a repeated one once
+                client.messages.create(model="claude-sonnet-5-5", max_tokens=8,
+                                       messages=[{"role": "user", "content": f"{n:02d}" + "p" * 9_000}])
                 served += 1
         assert "quota" in refused.value.message and refused.value.response.headers["x-should-retry"] == "false"
         assert 3 <= served < 10 and len(gw.fake.requests) == served

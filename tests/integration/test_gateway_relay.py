@@ -19,7 +19,7 @@ import anthropic
 import openai
 import pytest
 
-from orchestrator.gateway.log import verify_chain
+from orchestrator.gateway.log import read_records, verify_chain
 from orchestrator.store import utcnow
 from tests.fakes.llm_upstream import ANTHROPIC_KEY, OPENAI_KEY, FakeUpstream, Knobs, knobs_header
 from tests.integration.gateway_harness import Harness, running_gateway
@@ -54,7 +54,7 @@ def openai_pair(gw: Harness) -> tuple[openai.OpenAI, openai.OpenAI]:
 def records(gw: Harness, provider: str = "anthropic") -> list[dict[str, Any]]:
     """The log of the harness's Anthropic (Claude Code) trial, or of its OpenAI (Codex) one."""
     path = gw.log if provider == "anthropic" else gw.openai_log
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return list(read_records(path))  # requests whole, however the log stores them
 
 
 @pytest.mark.parametrize("tool_call", [False, True])

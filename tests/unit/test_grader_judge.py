@@ -19,6 +19,7 @@ from graders.spec_quality import SpecQualityGrader
 from graders.steering import SteeringGrader
 from orchestrator.errors import ConfigError
 from orchestrator.evidence.bundle import Bundle
+from orchestrator.gateway.log import read_records
 from tests.fakes.llm_upstream import FakeUpstream, Knobs
 from tests.fixtures.bundle_builder import SESSIONS
 from tests.integration.gateway_harness import Harness, running_gateway
@@ -77,7 +78,7 @@ def test_judge_scores_only_what_it_can_quote_moves_a_bounded_amount_and_reports_
     assert usage["calls"] == 1 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
     assert usage["cost_usd"] == pytest.approx((usage["input_tokens"] * 3 + usage["output_tokens"] * 15) / 1e6)
     # It went through the gateway: logged there, with the fixed rubric prompt and the material.
-    [record] = [json.loads(line) for line in gateway.log.read_text().splitlines()]
+    [record] = read_records(gateway.log)  # requests whole, however the log stores them
     assert "review how clearly a software engineer specified" in record["request"]["system"]
     assert "Acceptance criteria" in record["request"]["messages"][0]["content"]
 
@@ -94,7 +95,7 @@ def test_a_key_makes_the_judge_the_primary_reader(careful: Bundle, gateway: Harn
 def test_without_prices_the_judge_reports_what_the_gateway_charged(careful: Bundle, gateway: Harness) -> None:
     options = {"judge": {"enabled": True, "url": gateway.gateway.url, "model": "claude-sonnet-5-5"}}
     result = SpecQualityGrader().grade(careful, options, GradeContext())
-    [record] = [json.loads(line) for line in gateway.log.read_text().splitlines()]
+    [record] = read_records(gateway.log)  # requests whole, however the log stores them
     assert record["cost_usd"] > 0
     assert result.details["judge"]["usage"]["cost_usd"] == pytest.approx(record["cost_usd"], rel=1e-6)
 
