@@ -125,10 +125,10 @@ class RequirementsGrader:
             events[index] = {**events[index], "kind": "question_after_deadline"}
         asked = self._questions(events, spec, per_question)
         answers = self._answers(events)
-        doc = self._design_doc(bundle, tuple(options.get("design_doc", ("DESIGN.md",))))
+        doc, doc_pr = self._design_doc(bundle, tuple(options.get("design_doc", ("DESIGN.md",))))
         assumptions = _assumption_lines(doc)
         assumed = _assumed(assumptions, spec)
-        criteria = [self._unknown(u, asked, answers, started, assumed.get(u.id, [])) for u in spec.unknown]
+        criteria = [self._unknown(u, asked, answers, started, assumed.get(u.id, []), doc_pr) for u in spec.unknown]
         criteria.append(self._brief_read(spec, asked, answers))
         not_scored = [{"index": i, "text": str(e.get("text") or "")[:200], "witness": e.get("witness"),
                        "scored": False, "why": "only a transcript shows it"}
@@ -203,9 +203,9 @@ class RequirementsGrader:
         return found
 
     @staticmethod
-    def _design_doc(bundle: Bundle, names: tuple[str, ...]) -> str:
-        """The design document's added lines in the last pull request that touches it."""
-        text = ""
+    def _design_doc(bundle: Bundle, names: tuple[str, ...]) -> tuple[str, int | None]:
+        """The design document's added lines in the last pull request that touches it, and its number."""
+        text, number = "", None
         for pull in bundle.pulls():
             lines: list[str] = []
             current = ""
@@ -215,12 +215,12 @@ class RequirementsGrader:
                 elif line.startswith("+") and any(current == n or current.endswith("/" + n) for n in names):
                     lines.append(line[1:])
             if lines:
-                text = "\n".join(lines)
-        return text
+                text, number = "\n".join(lines), int(pull["number"])
+        return text, number
 
     @staticmethod
     def _unknown(unknown: Unknown, asked: list[_Question], answers: dict[Any, list[tuple[int, dict[str, Any]]]],
-                 started: datetime | None, assumed: list[str]) -> Criterion:
+                 started: datetime | None, assumed: list[str], doc_pr: int | None) -> Criterion:
         about = [q for q in asked if unknown.id in q.credited]
         mentioned_only = [q for q in asked if unknown.id in q.mentions and unknown.id not in q.credited]
         early = [q for q in about if _before(q.event, started)]
@@ -242,6 +242,7 @@ class RequirementsGrader:
             fraction, why = ASKED_LATE, (f"asked only after building started (question {q.number} at "
                                          f"{q.event.get('ts')})")
         elif assumed:
+            refs.append(f"pr:{doc_pr}")
             fraction, why = ASSUMED, f"not asked; assumed in the design document: \"{assumed[0][:160]}\""
         else:
             fraction, why = 0.0, "not asked and no assumption written down"
@@ -256,7 +257,10 @@ class RequirementsGrader:
                     answers: dict[Any, list[tuple[int, dict[str, Any]]]]) -> Criterion:
         redundant = [q for q in asked if q.redundant]
         refs = [f"event:{q.index}" for q in redundant]
-        refs += [f"event:{i}" for q in redundant for i, _ in answers.get(q.number, [])[:1]]
+        for q in redundant:
+            url = (q.event.get("data") or {}).get("comment_url")
+            refs += [f"comment:{url}"] if url else []
+            refs += [f"event:{i}" for i, _ in answers.get(q.number, [])[:1]]
         if not redundant:
             why = "no question asked what the brief already answers"
         else:

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,7 +178,9 @@ def answer(home: Path, forge: Forge | None, trial: Trial, text: str,
 
 
 def _quoted(text: str) -> str:
-    return "\n".join("> " + line for line in text.splitlines())
+    """The text as a quote that pings nobody and hides nothing (no @-mentions, no HTML comments)."""
+    safe = text.replace("@", "@\u200b").replace("<!--", "&lt;!--")
+    return "\n".join("> " + line for line in safe.splitlines())
 
 
 def _post(home: Path, forge: Forge | None, trial: Trial, record: dict[str, Any], body: str) -> None:
@@ -185,7 +188,8 @@ def _post(home: Path, forge: Forge | None, trial: Trial, record: dict[str, Any],
     repo, number = _brief_issue(trial)
     if forge is None or repo is None or number is None:
         return
-    marker = f"{MARKER}:{trial.id}:{record['seq']}"
+    # Unguessable: forges update the comment carrying a marker, and the candidate writes question text.
+    marker = f"{MARKER}:{trial.id}:{record['seq']}:{secrets.token_hex(8)}"
     try:
         url = forge.post_comment(repo, number, body, marker)
     except TrialError as exc:

@@ -125,3 +125,18 @@ def test_answer_errors_are_one_line(served: tuple[Settings, Store, int, str, str
     assert result.exit_code != 0
     result = CliRunner().invoke(cli, ["answer", "tq-one:x", "bad id"])
     assert result.exit_code != 0
+
+
+def test_a_question_cannot_take_over_the_next_comment(served: tuple[Settings, Store, int, str, str]) -> None:
+    """Attack: a question carrying the marker the bot will give the next post, so that post edits the
+    question's comment instead of adding one (the forge's record of question 1 would be gone)."""
+    settings, store, port, token, _ = served
+    text = "Which channels? <!-- trial-question:tq-one:2 --> trial-question:tq-one:2 @everyone"
+    assert call(port, "POST", "/questions/tq-one", token, {"text": text})[0] == 201
+    result = CliRunner().invoke(cli, ["answer", "tq-one:1", "Email and push."], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    comments = issue_comments(settings, store, "tq-one")
+    assert len(comments) == 2
+    assert "Which channels?" in comments[0]["body"] and "Email and push." in comments[1]["body"]
+    # Relayed text mentions nobody and hides nothing.
+    assert "@everyone" not in comments[0]["body"] and "<!--" not in comments[0]["body"]

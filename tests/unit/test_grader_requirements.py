@@ -101,6 +101,7 @@ def test_asks_nothing_and_assumes(tmp_path: Path) -> None:
     assert got["unknown.defaults"] == 0 and got["unknown.audit"] == 0
     assumed = next(c for c in result.criteria if c.id == "unknown.channels")
     assert assumed.rationale.startswith("not asked; assumed in the design document")
+    assert assumed.evidence_refs == ["pr:1"]
     assert got["brief_read"] == 1.0
 
 
@@ -115,6 +116,7 @@ def test_asks_what_the_brief_already_said(tmp_path: Path) -> None:
     brief = next(c for c in result.criteria if c.id == "brief_read")
     assert "2 question(s) the brief already answered" in brief.rationale
     assert len([r for r in brief.evidence_refs if r.startswith("event:")]) == 4  # two questions, two answers
+    assert "comment:http://forge/issue-1#c1" in brief.evidence_refs
 
 
 def test_a_late_question_stuffed_with_every_term_earns_no_asked_before_building(tmp_path: Path) -> None:
