@@ -7,6 +7,12 @@ watched as it goes by (orchestrator/service/pktline.py): its pack is counted aga
 repository size quota (the upstream connection is cut, so nothing lands, when it goes
 over), and the ref updates GitHub accepts are written to the host push log, in the
 local forge's format, at the moment GitHub answered.
+
+The quota holds against a client that writes its own requests: a push must ask for
+report-status (every git client does; without it GitHub's answer says nothing the proxy
+could read), each chunk of a pack is reserved against the quota before it goes upstream
+(so pushes in flight at once share what is left instead of each using all of it), and
+the pack counts as used whenever GitHub answered 200, whatever the answer says.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ class GitHubProxy:
         self.quota_bytes = quota_bytes
         self._session: aiohttp.ClientSession | None = None
         self._record_lock = asyncio.Lock()
+        # Pack bytes of pushes in flight, by repo: already sent on to GitHub, not yet in the usage file.
+        self._reserved: dict[str, int] = {}
 
     def forge(self) -> GitHubForge:
         if self._forge is None:
@@ -118,7 +126,6 @@ class GitHubProxy:
         headers.update(auth)
         pushing = request.method == "POST" and tail == "git-receive-pack"
         push = PushRequest() if pushing else None
-        remaining = self._remaining(repo) if pushing else None
         held: list[bytes] = []
         if push is not None:
             # The commands come first and are small: read them all before GitHub hears of the push.
@@ -128,15 +135,27 @@ class GitHubProxy:
                     push.feed(chunk)
             except ProtocolError as exc:
                 return web.Response(status=400, text=f"not a git push: {exc}\n")
+            if push.commands and not {"report-status", "report-status-v2"} & push.capabilities:
+                # GitHub would answer such a push with nothing to read: it would land unlogged. (A push
+                # with no commands is git's auth probe, a bare flush, before a large chunked push.)
+                reason = "the push must ask for report-status (git always does): push with git"
+                return await self._refuse(request, trial, push, {c.ref: reason for c in push.commands})
             refused = refused_refs(push, repo.default_branch)
             if refused:
                 return await self._refuse(request, trial, push, refused)
-        body = self._streamed(request, held, push, remaining) if request.method == "POST" else None
-        return await self._relay(request, trial, repo, f"{url}/{tail}", headers, body, push, remaining)
+        if push is None:
+            body = self._streamed(request, held, None, None) if request.method == "POST" else None
+            return await self._relay(request, trial, repo, f"{url}/{tail}", headers, body, None)
+        reservation = _Reservation(self, repo)
+        try:
+            body = self._streamed(request, held, push, reservation)
+            return await self._relay(request, trial, repo, f"{url}/{tail}", headers, body, push, reservation)
+        finally:
+            reservation.release()
 
     async def _relay(self, request: web.Request, trial: Trial, repo: RepoRef, target: str,
                      headers: dict[str, str], body: AsyncIterator[bytes] | None, push: PushRequest | None,
-                     remaining: int | None) -> web.StreamResponse:
+                     reservation: _Reservation | None = None) -> web.StreamResponse:
         """Send the request on to GitHub and its answer back, both streamed; log an accepted push."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=UPSTREAM_TIMEOUT, auto_decompress=True)
@@ -151,6 +170,9 @@ class GitHubProxy:
                     key: upstream.headers[key] for key in RESPONSE_HEADERS if key in upstream.headers})
                 await response.prepare(request)
                 report = PushReport(push.side_band) if push is not None else None
+                if push is not None and reservation is not None and upstream.status == 200:
+                    # GitHub took the pack in: it counts, whatever the report below says or leaves out.
+                    await self._settle(repo, reservation)
                 async for chunk in upstream.content.iter_chunked(CHUNK):
                     if report is not None:
                         try:
@@ -158,6 +180,8 @@ class GitHubProxy:
                         except ProtocolError:
                             report = None  # not a report we can read: the push is left out of the log
                     await response.write(chunk)
+                if reservation is not None and upstream.status == 200:
+                    await self._settle(repo, reservation)  # pack bytes GitHub read after it answered
                 await response.write_eof()
         except aiohttp.ClientError as exc:
             if response is not None and response.prepared:
@@ -165,7 +189,7 @@ class GitHubProxy:
                 log.warning("git_proxy.upstream_cut", trial_id=trial.id, error=type(exc).__name__)
                 return response
             if isinstance(exc.__cause__, QuotaExceeded) and push is not None:
-                log.info("git_proxy.over_quota", trial_id=trial.id, pack_bytes=push.pack_bytes, remaining=remaining)
+                log.info("git_proxy.over_quota", trial_id=trial.id, pack_bytes=push.pack_bytes)
                 reason = f"refused: {exc.__cause__}"
                 return await self._refuse(request, trial, push, {c.ref: reason for c in push.commands})
             log.warning("git_proxy.upstream_failed", trial_id=trial.id, error=type(exc).__name__)
@@ -188,25 +212,37 @@ class GitHubProxy:
                                      "Cache-Control": "no-cache"})
 
     def _remaining(self, repo: RepoRef) -> int | None:
+        """What is left of the quota: the usage file less the packs in flight (None: no quota)."""
         if self.quota_bytes <= 0:
             return None
-        return self.quota_bytes - _read_int(self.forge().proxy_usage_path(repo))
+        used = _read_int(self.forge().proxy_usage_path(repo))
+        return self.quota_bytes - used - self._reserved.get(repo.full_name, 0)
 
     @staticmethod
     async def _streamed(request: web.Request, held: list[bytes], push: PushRequest | None,
-                        remaining: int | None) -> AsyncIterator[bytes]:
-        """The request body as it arrives (what was read ahead first), a push's pack counted
-        against what is left of the quota."""
+                        reservation: _Reservation | None) -> AsyncIterator[bytes]:
+        """The request body as it arrives (what was read ahead first), a push's pack reserved
+        against the quota before each part of it goes on."""
         if held:
-            if remaining is not None and push is not None and push.pack_bytes > remaining:
-                raise QuotaExceeded(_over(remaining))
+            if reservation is not None and push is not None:
+                reservation.take(push.pack_bytes)
             yield b"".join(held)
         async for chunk in request.content.iter_chunked(CHUNK):
             if push is not None:
+                before = push.pack_bytes
                 push.feed(chunk)
-                if remaining is not None and push.pack_bytes > remaining:
-                    raise QuotaExceeded(_over(remaining))
+                if reservation is not None:
+                    reservation.take(push.pack_bytes - before)
             yield chunk
+
+    async def _settle(self, repo: RepoRef, reservation: _Reservation) -> None:
+        """Move a push's reserved bytes into the usage file. The file is written before the
+        reservation is let go, so for a moment they count twice, never not at all."""
+        usage = self.forge().proxy_usage_path(repo)
+        async with self._record_lock:
+            if usage is not None and reservation.held:
+                await asyncio.to_thread(_write_int, usage, _read_int(usage) + reservation.held)
+            reservation.release()
 
     async def _record(self, repo: RepoRef, trial: Trial, push: PushRequest, report: PushReport) -> None:
         if report.unpack_ok is False:
@@ -221,10 +257,35 @@ class GitHubProxy:
             log_path = forge.push_log_path(repo)
             if log_path is not None:
                 await asyncio.to_thread(pushlog.append, log_path, lines)
-            usage = forge.proxy_usage_path(repo)
-            if usage is not None:
-                await asyncio.to_thread(_write_int, usage, _read_int(usage) + push.pack_bytes)
         log.info("git_proxy.push", trial_id=trial.id, refs=len(lines), pack_bytes=push.pack_bytes)
+
+
+class _Reservation:
+    """One push's share of the quota while it streams to GitHub. Taking is synchronous (no await
+    between the check and the add), so two pushes on the event loop cannot both take the last bytes."""
+
+    def __init__(self, proxy: GitHubProxy, repo: RepoRef) -> None:
+        self._proxy = proxy
+        self._key = repo.full_name
+        self._repo = repo
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        remaining = self._proxy._remaining(self._repo)
+        if remaining is not None and size > remaining:
+            raise QuotaExceeded(_over(remaining + self.held))
+        self.held += size
+        reserved = self._proxy._reserved
+        reserved[self._key] = reserved.get(self._key, 0) + size
+
+    def release(self) -> None:
+        reserved = self._proxy._reserved
+        left = reserved.get(self._key, 0) - self.held
+        if left > 0:
+            reserved[self._key] = left
+        else:
+            reserved.pop(self._key, None)
+        self.held = 0
 
 
 def _over(remaining: int) -> str:

@@ -309,3 +309,94 @@ def test_a_push_only_github_saw_after_the_deadline_is_late_and_the_forges_word(
     (late,) = late_pushes(events, deadline)
     assert (late["ref"], late["witness"], late["pusher"]) == ("refs/heads/work", "forge", CANDIDATE)
     assert heads_at(events, deadline)["refs/heads/work"] == in_time
+
+
+def _raw_push(clone: Path, ref: str, caps: str) -> tuple[bytes, bytes]:
+    """A receive-pack request body as a hand-written client (curl) would send it: the command
+    (with `caps`) and the pack of HEAD over main, split into its two halves."""
+    head = git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+    pack = subprocess.run(["git", "pack-objects", "--revs", "--stdout", "-q"], cwd=clone, input=b"HEAD\n^origin/main\n",
+                          capture_output=True, check=True).stdout
+    line = f"{'0' * 40} {head} {ref}\0{caps}\n".encode()
+    body = f"{len(line) + 4:04x}".encode() + line + b"0000" + pack
+    half = len(body) // 2
+    return body[:half], body[half:]
+
+
+class RawPush:
+    """One receive-pack POST to the proxy over a socket of its own, sent in parts at the test's pace."""
+
+    def __init__(self, url: str, repo: RepoRef, token: str) -> None:
+        import base64
+        import http.client
+
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        self.conn.putrequest("POST", f"/git/{repo.name}.git/git-receive-pack")
+        self.conn.putheader("Authorization", "Basic " + base64.b64encode(f"trial:{token}".encode()).decode())
+        self.conn.putheader("Content-Type", "application/x-git-receive-pack-request")
+        self.conn.putheader("Transfer-Encoding", "chunked")
+        self.conn.endheaders()
+
+    def send(self, data: bytes, *, last: bool = False) -> None:
+        self.conn.send(f"{len(data):x}\r\n".encode() + data + b"\r\n" + (b"0\r\n\r\n" if last else b""))
+
+    def answer(self) -> tuple[int, bytes]:
+        response = self.conn.getresponse()
+        try:
+            return response.status, response.read()
+        finally:
+            self.conn.close()
+
+
+def _branch_with_blob(clone: Path, branch: str, size: int) -> None:
+    git("checkout", "-q", "-B", branch, "origin/main", cwd=clone)
+    (clone / f"{branch}.bin").write_bytes(os.urandom(size))
+    git("add", ".", cwd=clone)
+    git("commit", "-qm", branch, cwd=clone)
+
+
+def test_a_push_without_report_status_is_refused_so_it_cannot_skip_the_quota(tmp_path: Path) -> None:
+    """Without report-status GitHub answers nothing the proxy can read: such a push would land
+    uncounted, and push after push would fill the repository past its quota."""
+    for proxy in proxied(tmp_path, quota_mb=1.0):
+        repo, token = proxy.launch("tgh000001", "trial-mine", tmp_path)
+        clone = tmp_path / "clone"
+        git("clone", "-q", proxy.git_url(repo, token), str(clone), cwd=tmp_path)
+        _branch_with_blob(clone, "quiet", 300 * 1024)
+        first, rest = _raw_push(clone, "refs/heads/quiet", "side-band-64k quiet agent=curl/8")
+        push = RawPush(proxy.url, repo, token)
+        push.send(first)
+        push.send(rest, last=True)
+        status, body = push.answer()
+        assert status == 403 and b"report-status" in body, (status, body)
+        held = proxy.world.fake.repo(repo.full_name)
+        assert gitops.rev(held.path, "refs/heads/quiet") is None
+
+        # A real git client asks for report-status and is let through as before.
+        git("push", "-q", "origin", "quiet", cwd=clone)
+        assert gitops.rev(held.path, "refs/heads/quiet") is not None
+
+
+def test_two_parallel_pushes_over_the_quota_together_cannot_both_land(tmp_path: Path) -> None:
+    """Each push alone fits in what is left; both in flight at once must not each use the whole remainder."""
+    for proxy in proxied(tmp_path, quota_mb=1.0):
+        repo, token = proxy.launch("tgh000001", "trial-mine", tmp_path)
+        clone = tmp_path / "clone"
+        git("clone", "-q", proxy.git_url(repo, token), str(clone), cwd=tmp_path)
+        bodies = {}
+        for branch in ("left", "right"):
+            _branch_with_blob(clone, branch, 600 * 1024)
+            bodies[branch] = _raw_push(clone, f"refs/heads/{branch}", "report-status side-band-64k agent=git/2")
+        pushes = {branch: RawPush(proxy.url, repo, token) for branch in bodies}
+        for branch, push in pushes.items():
+            push.send(bodies[branch][0])
+        time.sleep(0.5)  # both halves are through the proxy before either push ends
+        for branch, push in pushes.items():
+            push.send(bodies[branch][1], last=True)
+        answers = {branch: push.answer() for branch, push in pushes.items()}
+        held = proxy.world.fake.repo(repo.full_name)
+        landed = {branch for branch in bodies if gitops.rev(held.path, f"refs/heads/{branch}") is not None}
+        assert len(landed) == 1, (landed, answers)
+        (cut,) = set(bodies) - landed
+        assert b"repository size quota" in answers[cut][1], answers[cut]
