@@ -85,9 +85,12 @@ _LISTS = {"anthropic.messages": "messages", "openai.chat": "messages", "openai.r
 _FOUND_LIMIT = 5
 
 
-def fetched_urls(kind: str, payload: dict[str, Any], body: bytes) -> list[str]:
-    """Content parts the provider would fetch from the internet itself, named by their place."""
-    if kind not in _LISTS or b"http" not in body:  # every such URL is http(s): most requests stop here
+def fetched_urls(kind: str, payload: dict[str, Any]) -> list[str]:
+    """Content parts the provider would fetch from the internet itself, named by their place.
+
+    Read from the parsed payload, never the raw bytes: JSON escapes (`\\u0068ttps`) hide a URL
+    from a byte search, and the gateway forwards the payload it checked (see the server)."""
+    if kind not in _LISTS:
         return []
     found: list[str] = []
     items = payload.get(_LISTS[kind])

@@ -294,15 +294,17 @@ class Gateway:
         if not grant.allow_remote_tools and searches_by_itself(route.provider, ex.model):
             return (400, f"model {ex.model} searches the web by itself, which this trial's template does not "
                     "allow (allow_remote_tools); use a model without built-in search", "refused_remote_model", False)
-        fetched = [] if grant.allow_remote_tools else fetched_urls(route.kind, payload, ex.body or b"")
+        fetched = [] if grant.allow_remote_tools else fetched_urls(route.kind, payload)
         if fetched:
             return (400, f"the provider would fetch {fetched[0]} from the internet, which this trial's template "
                     "does not allow (allow_remote_tools); send the content inline (base64)", "refused_remote_content",
                     False)
         if not grant.allow_remote_tools:
             clean, stripped = strip_remote_tools(route.kind, payload)
+            # Upstream gets the payload these checks read, re-serialized, never the candidate's
+            # bytes: a provider's parser may read duplicate keys or odd encodings otherwise.
+            ex.body = json.dumps(clean).encode()
             if stripped:
-                ex.body = json.dumps(clean).encode()
                 ex.extra["stripped_tools"] = stripped
                 log.info("gateway.remote_tools_stripped", trial_id=grant.trial_id, stripped=stripped)
         return None

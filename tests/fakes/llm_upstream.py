@@ -87,6 +87,8 @@ class Recorded:
     query: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
+    """The bytes as they arrived (what a provider's own parser would read)."""
 
 
 @dataclass
@@ -114,7 +116,7 @@ class FakeUpstream:
         body: Any = json.loads(raw) if raw else {}
         if self.record:
             self.requests.append(Recorded(request.method, request.path, request.query_string,
-                                          dict(request.headers), body))
+                                          dict(request.headers), body, raw))
         knobs = self.knobs
         if request.headers.get("x-fake-knobs"):
             knobs = replace(knobs, **json.loads(request.headers["x-fake-knobs"]))

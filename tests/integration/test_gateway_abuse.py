@@ -477,3 +477,19 @@ def test_a_stream_the_gateway_could_not_log_never_reaches_its_terminal_event(
         assert b"Hello" in received or b"Hello".lower() in received.lower()  # the answer was relayed as it came
         assert terminal not in received  # but never its end: the client cannot take it as complete
         assert len(records(log)) == 1
+
+
+def test_a_url_hidden_by_json_escapes_or_duplicate_keys_is_still_refused_or_never_forwarded() -> None:
+    escaped = (b'{"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": ['
+               b'{"type": "document", "source": {"type": "url", "url": "\\u0068ttps://example.invalid/a.pdf"}}]}]}')
+    # Python keeps the last of two equal keys; a provider's parser may keep the first.
+    first_wins = (b'{"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": ['
+                  b'{"type": "document", "source": {"type": "url", "url": "https://example.invalid/b.pdf"}}]}], '
+                  b'"messages": [{"role": "user", "content": "hello"}]}')
+    with running_gateway() as gw:
+        status, _, body = post(gw.urls["anthropic"], "/v1/messages", gw.token, escaped)
+        assert status == 400 and "example.invalid/a.pdf" in body["error"]["message"]
+        status, _, _ = post(gw.urls["anthropic"], "/v1/messages", gw.token, first_wins)
+        assert status == 200
+        [forwarded] = gw.fake.requests
+        assert b"example.invalid" not in forwarded.raw and forwarded.body["messages"][0]["content"] == "hello"

@@ -275,6 +275,10 @@ def test_error_event_inside_a_stream_is_relayed_and_logged(gw: Harness) -> None:
             events.get_final_message()
         outcomes.append((type(caught.value).__name__, caught.value.body))
     assert outcomes[0] == outcomes[1]
+    # The client raises at the error event; the gateway appends the record just after it.
+    deadline = time.monotonic() + 10
+    while not records(gw) and time.monotonic() < deadline:
+        time.sleep(0.05)
     (logged,) = records(gw)
     assert logged["outcome"] == "upstream_error_event" and "overloaded_error" in logged["error"]
 
