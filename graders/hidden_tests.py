@@ -26,7 +26,7 @@ from typing import Any
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.collateral import Collateral, find_collateral, progress_credit
 from graders.junit import TestCase, lookup
-from graders.repo import choose_revision, open_repo
+from graders.repo import TreeTooLarge, choose_revision, open_repo
 from graders.runner_reach import find_reaches
 from graders.verifier import (
     Job,
@@ -133,6 +133,7 @@ class HiddenTestsGrader:
         try:
             with open_repo(bundle) as repo:
                 revision = choose_revision(bundle, repo)
+                repo.check_tree(revision.sha)  # before any diff or archive reads the tree in full
                 starter_files = tuple(sorted({test_id.split("::", 1)[0] for test_id in starter_ids}))
                 collateral = find_collateral(repo, revision, tuple(template.config.scope), tests.hidden_dir,
                                              starter_files)
@@ -142,6 +143,8 @@ class HiddenTestsGrader:
                 # Starter tests must keep passing as the starter wrote them, not as the candidate left them.
                 for path in starter_files:
                     replace[path] = repo.show(revision.starter_sha, path)
+        except TreeTooLarge as exc:
+            return self._too_large(exc, revision.to_json(), tests.fail_to_pass, bool(tests.pass_to_pass))
         except EvidenceError as exc:
             return self._infra(exc.one_line())
         trial_id = str(bundle.trial.get("id") or bundle.path.name)
@@ -230,6 +233,23 @@ class HiddenTestsGrader:
         details["progress"] = round(progress, 4)
         return Criterion("collateral", "No collateral damage", progress_credit(COLLATERAL_MAX, kept, progress),
                          COLLATERAL_MAX, why, [])
+
+    def _too_large(self, exc: TreeTooLarge, revision: dict[str, Any], expected: tuple[str, ...],
+                   has_pass_to_pass: bool) -> GraderResult:
+        """The candidate's tree is too big to run: their failure (not infrastructure), with an alert."""
+        message = (f"The graded commit's tree expands to more than {exc.cap >> 20} MiB (every path's file "
+                   "counted, one blob repeated at many paths counted each time): the hidden tests were not run. "
+                   "Scored as failing.")
+        missing = {"run": "hidden", "message": message,
+                   "evidence": {"tree_bytes_at_least": exc.size, "cap_bytes": exc.cap, "sha": revision["sha"]}}
+        criteria = [Criterion("fail_to_pass", "Hidden tests now pass", 0.0, F2P_MAX, message,
+                              [f"test:{t}" for t in expected][:30])]
+        if has_pass_to_pass:
+            criteria.append(Criterion("pass_to_pass", "Starter tests still pass", 0.0, P2P_MAX, message, []))
+        criteria.append(Criterion("collateral", "No collateral damage", 0.0, COLLATERAL_MAX, message, []))
+        return GraderResult(self.name, criteria=criteria, summary=f"Not run: {message}",
+                            details={"revision": revision, "missing_results": [missing], "tampering": [],
+                                     "tree_too_large": missing["evidence"]})
 
     def _infra(self, message: str, details: dict[str, Any] | None = None) -> GraderResult:
         return GraderResult(self.name, status="infra_error", summary=f"Not graded (infrastructure): {message}",

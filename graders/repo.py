@@ -15,14 +15,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 from orchestrator import gitenv
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import REPO_BUNDLE, Bundle
 
 _SHOWS_DIFFS = ("diff", "show", "log")
+MAX_TREE_BYTES = 512 << 20
+"""The most a graded tree may expand to (every path's blob size, a blob named by many paths counted
+at each): the pack quota measures compressed objects, and 200 paths naming one 8 MB blob pack into
+28 KiB but archive into 1.6 GB."""
+MAX_DIFF_BYTES = 256 << 20
+"""The most diff text a query reads: git's output is streamed and cut here, never held whole."""
+_CHUNK = 1 << 20
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+class TreeTooLarge(EvidenceError):
+    """The candidate's tree or diff expands past a cap: the candidate's doing, not the machinery's."""
+
+    def __init__(self, message: str, size: int, cap: int) -> None:
+        super().__init__(message, "the candidate's commit holds too much data to grade; read repo.bundle by hand")
+        self.size = size
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,67 @@ class Repo:
         result = self._run_bytes("show", f"{sha}:{path}")
         return result.stdout.decode("utf-8", "replace") if result.returncode == 0 else None
 
+    def _stream(self, args: tuple[str, ...], cap: int, what: str) -> bytes:
+        """stdout of `git ARGS`, read in chunks and stopped (git killed) past `cap` bytes: TreeTooLarge."""
+        chunks: list[bytes] = []
+        size = 0
+        with subprocess.Popen(gitenv.argv(*self._args(args)), env=gitenv.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            stdout = cast("IO[bytes]", proc.stdout)  # stdout=PIPE: never None
+            try:
+                while chunk := stdout.read(_CHUNK):
+                    size += len(chunk)
+                    if size > cap:
+                        raise TreeTooLarge(f"{self.bundle_file}: {what} is over {cap >> 20} MiB", size, cap)
+                    chunks.append(chunk)
+                stderr = proc.stderr.read() if proc.stderr else b""
+                code = proc.wait(timeout=gitenv.DEFAULT_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        if code != 0:
+            raise EvidenceError(f"{self.bundle_file}: `git {' '.join(args[:3])}` failed: "
+                                f"{stderr.decode(errors='replace').strip()[:300]}",
+                                "the repo bundle may be damaged: run `trial collect ID` again")
+        return b"".join(chunks)
+
+    def tree_bytes(self, sha: str, cap: int | None = None) -> int:
+        """What the tree at `sha` expands to: every blob's size at every path naming it (`ls-tree -r -l`).
+        Stops counting past `cap` (the total returned is then over it)."""
+        total = 0
+        limit = MAX_TREE_BYTES if cap is None else cap
+        with subprocess.Popen(gitenv.argv(*self._args(("ls-tree", "-r", "-l", "-z", sha))), env=gitenv.env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+            stdout = cast("IO[bytes]", proc.stdout)  # stdout=PIPE: never None
+            rest = b""
+            try:
+                while chunk := stdout.read(_CHUNK):
+                    *entries, rest = (rest + chunk).split(b"\0")
+                    for entry in entries:
+                        meta = entry.split(b"\t", 1)[0].split()
+                        if len(meta) == 4 and meta[3].isdigit():
+                            total += int(meta[3])
+                    if total > limit:
+                        return total
+                code = proc.wait(timeout=gitenv.DEFAULT_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        if code != 0:
+            raise EvidenceError(f"{self.bundle_file}: cannot list the tree of {sha[:12]}",
+                                "the repo bundle may be damaged: run `trial collect ID` again")
+        return total
+
+    def check_tree(self, sha: str) -> None:
+        """TreeTooLarge when the tree at `sha` expands past MAX_TREE_BYTES (read at call time)."""
+        size = self.tree_bytes(sha, MAX_TREE_BYTES)
+        if size > MAX_TREE_BYTES:
+            raise TreeTooLarge(f"the tree of {sha[:12]} expands to more than {MAX_TREE_BYTES >> 20} MiB (each "
+                               "path's blob counted, however often one blob is repeated)", size, MAX_TREE_BYTES)
+
     def archive(self, sha: str) -> bytes:
+        """A tar of the tree at `sha`; TreeTooLarge (checked before git writes a byte) past MAX_TREE_BYTES."""
+        self.check_tree(sha)
         result = self._run_bytes("archive", "--format=tar", sha)
         if result.returncode != 0:
             raise EvidenceError(f"{self.bundle_file}: cannot archive {sha[:12]}: "
@@ -123,12 +199,16 @@ class Repo:
         return [(parts[i][0], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
 
     def added_lines(self, base: str, head: str) -> list[AddedLine]:
-        return _parse_added(self.git("diff", "--no-renames", "-U0", "--no-color", base, head))
+        return _parse_added(self._diff_text(("diff", "--no-renames", "-U0", "--no-color", base, head)))
 
     def commit_added_lines(self, sha: str) -> list[AddedLine]:
         """Lines a commit added relative to its first parent (or to nothing, for a root commit)."""
-        return _parse_added(self.git("show", "--no-renames", "-U0", "--no-color", "--format=", "--first-parent",
-                                     sha))
+        return _parse_added(self._diff_text(("show", "--no-renames", "-U0", "--no-color", "--format=",
+                                             "--first-parent", sha)))
+
+    def _diff_text(self, args: tuple[str, ...]) -> str:
+        return self._stream(args, MAX_DIFF_BYTES, f"the diff `git {' '.join(args[:1])} {args[-1][:12]}`") \
+            .decode("utf-8", "replace")
 
     def rev_list(self, base: str | None, head: str) -> list[str]:
         """Commits in head and not in base, oldest first."""

@@ -390,3 +390,75 @@ def test_a_runner_configuration_in_a_folder_of_tests_is_harness_and_put_back(tmp
                                 ("tests/test_calc.py",))
     assert sorted(found.harness_changed) == ["tests/pyproject.toml", "tests/pytest.ini"] and found.suspicious
     assert found.harness_restores == {"tests/pyproject.toml": None, "tests/pytest.ini": None}
+
+
+# ----- a tree that expands past the cap ---------------------------------------------------------------
+
+class _NoVerifier:
+    """A sandbox backend the grader must never reach: the tree is refused before any container is made."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the verifier was reached ({name}) for a tree past the cap")
+
+
+def _repeated_blob_commit(work: Path, paths: int, blob_bytes: int) -> str:
+    """One commit naming a single blob at `paths` paths: a tiny pack, a huge archive."""
+    import os
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Cand", "GIT_AUTHOR_EMAIL": "c@example.com",
+           "GIT_COMMITTER_NAME": "Cand", "GIT_COMMITTER_EMAIL": "c@example.com"}
+
+    def git(*args: str, data: bytes | None = None) -> str:
+        return subprocess.run(["git", *args], cwd=work, input=data, capture_output=True, check=True,
+                              env=env).stdout.decode().strip()
+
+    blob = git("hash-object", "-w", "--stdin", data=b"0123456789abcde\n" * (blob_bytes // 16))
+    top = git("ls-tree", "HEAD")
+    sub = git("mktree", data="".join(f"100644 blob {blob}\tcopy{i:04d}.txt\n" for i in range(paths)).encode())
+    tree = git("mktree", data=(top + f"\n040000 tree {sub}\tdata\n").encode())
+    commit = git("commit-tree", tree, "-p", "HEAD", "-m", "Add data")
+    git("update-ref", "HEAD", commit)
+    return commit
+
+
+def test_a_tree_of_one_blob_repeated_past_the_cap_fails_the_candidate_without_archiving(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graders import repo as repo_module
+    from graders.runner import _hidden_test_alerts
+    from tests.fixtures.bundle_builder import SessionBuilder
+
+    s = SessionBuilder(tmp_path, trial_id="t-bigtree")
+    s.human_write("calc/extra.py", "X = 1\n")
+    s.commit(5, "Work")
+    built = s.build()
+    sha = _repeated_blob_commit(s.work, 300, 4 << 20)  # 1.2 GB expanded, a few KiB packed
+    (built / "repo.bundle").unlink()
+    subprocess.run(["git", "bundle", "create", str(built / "repo.bundle"), "--all"], cwd=s.work, check=True,
+                   capture_output=True)
+    assert (built / "repo.bundle").stat().st_size < 1 << 20
+    monkeypatch.setattr(repo_module, "MAX_TREE_BYTES", 64 << 20)
+    archived: list[str] = []
+    monkeypatch.setattr(repo_module.Repo, "_run_bytes",
+                        lambda self, *args: archived.append(args[0]) or (_ for _ in ()).throw(AssertionError(args)))
+    bundle = Bundle(built)
+    result = HiddenTestsGrader().grade(bundle, {}, GradeContext(template=load_template(MINI_TEMPLATE),
+                                                                sandbox=_NoVerifier(), image="unused"))  # type: ignore[arg-type]
+    assert result.status == "ok" and result.score == 0.0 and result.max > 0, result.summary
+    assert archived == []  # refused on `ls-tree -l` sizes, before git archive or show
+    assert result.details["revision"]["sha"] == sha
+    assert result.details["tree_too_large"]["cap_bytes"] == 64 << 20
+    assert result.details["tree_too_large"]["tree_bytes_at_least"] > 64 << 20
+    assert "expands to more than 64 MiB" in result.summary
+    [alert] = _hidden_test_alerts(result.details)
+    assert alert["kind"] == "hidden_tests_missing" and "not run" in alert["message"]
+
+
+def test_tree_size_counts_a_blob_at_every_path_naming_it(tmp_path: Path) -> None:
+    from tests.fixtures.bundle_builder import SessionBuilder
+
+    s = SessionBuilder(tmp_path, trial_id="t-treesize")
+    sha = _repeated_blob_commit(s.work, 200, 1 << 16)
+    built = s.build()
+    with open_repo(Bundle(built)) as repo:
+        assert repo.tree_bytes(sha) >= 200 * (1 << 16)
+        assert repo.tree_bytes(sha, cap=1 << 16) <= 2 * 200 * (1 << 16)  # stops counting past the cap
