@@ -20,7 +20,7 @@ import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ _REFERS = re.compile(r"\b(?:Q|question\s*#?)\s*(\d{1,3})\b", re.I)
 class Thread:
     trial_id: str
     records: list[dict[str, Any]]
+    left_out: list[str] = field(default_factory=list)
+    """What could not be read (the forge's issue comments), for the manifest's left_out."""
 
     def questions(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["kind"] == "question"]
@@ -70,10 +72,12 @@ def log_path(home: Path, trial_id: str) -> Path:
 
 def read_log(home: Path, trial_id: str) -> list[dict[str, Any]]:
     path = log_path(home, trial_id)
-    if not path.exists():
-        return []
+    return _records(path.read_text()) if path.exists() else []
+
+
+def _records(text: str) -> list[dict[str, Any]]:
     records = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
             record = json.loads(line)
         except ValueError:
@@ -90,7 +94,7 @@ def _append(home: Path, trial_id: str, make: Any) -> dict[str, Any]:
     with path.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
-        existing = [json.loads(line) for line in handle.read().splitlines() if line.strip().startswith("{")]
+        existing = _records(handle.read())
         record: dict[str, Any] = make(existing)
         record["seq"] = len(existing) + 1
         handle.write(json.dumps(record, sort_keys=True) + "\n")
@@ -212,13 +216,15 @@ def read_thread(home: Path, forge: Forge | None, trial: Trial) -> Thread:
     urls = {r["of"]: r["comment_url"] for r in raw if r.get("kind") == "posted"}
     records = [{**r, "witness": "host", "comment_url": urls.get(r["seq"], r.get("comment_url"))}
                for r in raw if r.get("kind") in ("question", "answer")]
+    left_out: list[str] = []
     if forge is not None:
-        records += _issue_comments(forge, trial, records)
+        records += _issue_comments(forge, trial, records, left_out)
     records.sort(key=lambda r: _moment(r["ts"]))
-    return Thread(trial.id, records)
+    return Thread(trial.id, records, left_out)
 
 
-def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]],
+                    left_out: list[str]) -> list[dict[str, Any]]:
     listing = getattr(forge, "issue_comments", None)
     repo, number = _brief_issue(trial)
     if listing is None or repo is None or number is None:
@@ -227,6 +233,7 @@ def _issue_comments(forge: Forge, trial: Trial, logged: list[dict[str, Any]]) ->
         comments: list[dict[str, Any]] = listing(repo, number)
     except ForgeError as exc:
         log.warning("questions.comments_unread", trial_id=trial.id, error=exc.one_line())
+        left_out.append(f"the brief issue's comments (questions and answers given there): {exc.one_line()}")
         return []
     posted = {r.get("comment_url") for r in logged}
     questions = [r for r in logged if r["kind"] == "question"]
@@ -324,8 +331,8 @@ def collect(home: Path, forge: Forge | None, trial: Trial, bundle_dir: Path) -> 
     path = bundle_dir / QUESTIONS_FILE
     if not thread.records:
         path.unlink(missing_ok=True)
-        return {"questions": 0, "answers": 0}
+        return {"questions": 0, "answers": 0, "left_out": thread.left_out}
     with path.open("w") as handle:
         for record in thread.records:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
-    return {"questions": len(thread.questions()), "answers": len(thread.answers())}
+    return {"questions": len(thread.questions()), "answers": len(thread.answers()), "left_out": thread.left_out}

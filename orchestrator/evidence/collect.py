@@ -172,12 +172,13 @@ class CollectSteps:
         timeline = build_events(self.bundle_dir, agent_events)
         # The question channel (host log and brief-issue comments): questions.jsonl and its events.
         asked = questions.collect(self.services.settings.home, self.services.forge, self.trial, self.bundle_dir)
-        timeline = questions.merge_into(timeline, self.bundle_dir) if any(asked.values()) else timeline
+        if asked["questions"] or asked["answers"]:
+            timeline = questions.merge_into(timeline, self.bundle_dir)
         files.write_jsonl(self.bundle_dir / files.EVENTS, timeline)
         # The same timeline in Harbor's ATIF, so existing trajectory viewers can open it.
         trajectory = to_atif(timeline, self.services.store.get_trial(self.trial.id))
         (self.bundle_dir / files.TRAJECTORY).write_text(json.dumps(trajectory, indent=2, sort_keys=True) + "\n")
-        return {"events": len(timeline)}
+        return {"events": len(timeline), "questions_left_out": asked["left_out"]}
 
     def manifest(self, ctx: StepContext) -> dict[str, Any]:
         current = self.services.store.get_trial(self.trial.id)
@@ -226,6 +227,8 @@ class CollectSteps:
         """Everything collection did not take, and why: the manifest's list, which the report shows."""
         notes: list[dict[str, str]] = list(ctx.results.get("fetch_repo", {}).get("left_out", []))
         notes += ctx.results.get("pull_requests", {}).get("left_out", [])
+        notes += [{"what": "questions", "why": str(why)}
+                  for why in ctx.results.get("events", {}).get("questions_left_out", [])]
         notes += [{"what": "transcripts", "why": str(problem)}
                   for problem in ctx.results.get("transcripts", {}).get("left_out", [])]
         gateway = ctx.results.get("gateway_log", {})

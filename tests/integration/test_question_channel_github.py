@@ -84,7 +84,7 @@ def test_issue_comments_answer_and_ask_on_github(world: GitHubWorld, tmp_path: P
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "manifest.json").write_text(json.dumps({"trial": {"id": TRIAL}, "files": {}}))
-    assert questions.collect(home, forge, trial, bundle) == {"questions": 3, "answers": 3}
+    assert questions.collect(home, forge, trial, bundle) == {"questions": 3, "answers": 3, "left_out": []}
     write_jsonl(bundle / "events.jsonl", questions.merge_into([], bundle))
     result = RequirementsGrader().grade(Bundle(bundle), {}, GradeContext(
         template=Catalog(ROOT / "trial_templates").get("design-round")))
@@ -123,3 +123,25 @@ def test_a_question_edited_later_counts_from_the_edit(world: GitHubWorld, tmp_pa
     assert parse_ts(record["ts"]) == parse_ts(comment.updated_at.isoformat())
     assert parse_ts(record["ts"]) != parse_ts(comment.created_at.isoformat())
 
+
+
+class _UnreadableIssue:
+    """A forge whose issue comments cannot be read (GitHub down at collect)."""
+
+    def issue_comments(self, repo: object, number: int) -> list[dict[str, object]]:
+        from orchestrator.errors import ForgeError
+
+        raise ForgeError("GitHub answered 502 reading the comments", "try again")
+
+
+def test_unreadable_issue_comments_are_named_in_left_out(tmp_path: Path) -> None:
+    now = utcnow()
+    trial = Trial("tleft001", "design-round", "octocat", "none", "active", now, now, 1, 10,
+                  deadline=now + timedelta(hours=1),
+                  data={"repo": {"forge": "github", "name": "r", "full_name": "org/r", "web_url": "x"},
+                        "issue_url": "https://github.example/org/r/issues/1"})
+    questions.ask(tmp_path, None, trial, "Which channels?")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    got = questions.collect(tmp_path, _UnreadableIssue(), trial, bundle)  # type: ignore[arg-type]
+    assert got["questions"] == 1 and "502" in got["left_out"][0]
