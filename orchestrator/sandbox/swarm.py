@@ -52,7 +52,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import EndpointSpec, Mount, Resources, RestartPolicy
+from docker.types import EndpointSpec, Mount, Resources, RestartPolicy, ServiceMode
 
 from orchestrator.config import SandboxSettings
 from orchestrator.errors import PrerequisiteError, SandboxError, UsageError
@@ -89,6 +89,8 @@ DEFAULT_NETWORK = "trial-swarm-sandbox"
 TASK_POLL_S = 0.2
 REMOVE_WAIT_S = 60.0
 FILES_SUFFIX = "-files"
+LABEL_STARTED = "trial.started"
+"""On a sandbox's service once it was first scaled up (`status` says `exited` rather than `created`)."""
 _NS = 1_000_000_000
 _UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -388,10 +390,16 @@ class SwarmBackend:
         return int(((service.attrs["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0)
 
     def _scale(self, service: Any, replicas: int) -> None:
+        """Scale, and mark the service as started once: Swarm forgets the tasks of a scaled-down slot,
+        so task history cannot tell a stopped sandbox from one that never ran."""
         with _engine_errors(f"scale service {service.name} to {replicas}"):
             service.reload()
-            if self._replicas(service) != replicas:
-                service.scale(replicas)
+            labels = dict(service.attrs["Spec"].get("Labels") or {})
+            if replicas:
+                labels[LABEL_STARTED] = "1"
+            if self._replicas(service) != replicas or labels != (service.attrs["Spec"].get("Labels") or {}):
+                service.client.api.update_service(service.id, service.version, mode=ServiceMode("replicated", replicas),
+                                                  labels=labels, fetch_current_spec=True)
 
     def _located(self, ref: SandboxRef) -> tuple[Any | None, DockerBackend | None, SandboxRef | None]:
         """(service, its node, the container to act on) — or, for a plain container, (None, node, ref)."""
@@ -521,7 +529,7 @@ class SwarmBackend:
             return "missing" if node is None or target is None else node.status(target)
         if target is not None:
             return "running"
-        return "exited" if self._tasks(service) else "created"
+        return "exited" if (service.attrs["Spec"].get("Labels") or {}).get(LABEL_STARTED) else "created"
 
     # ---- exec and files -----------------------------------------------------------------------
 

@@ -25,14 +25,28 @@ import pytest
 from orchestrator.config import SandboxSettings, load_settings
 from orchestrator.errors import SandboxError, UsageError
 from orchestrator.sandbox import make_backend
-from orchestrator.sandbox.base import LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE, LABEL_TRIAL, SandboxBackend, SandboxRef
+from orchestrator.sandbox.base import (
+    HOME,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_ROLE,
+    LABEL_TRIAL,
+    SSHD_DIR,
+    WORKSPACE,
+    SandboxBackend,
+    SandboxRef,
+    SandboxSpec,
+)
 from orchestrator.sandbox.docker import DockerBackend, volume_name
 from orchestrator.sandbox.swarm import SwarmBackend
 from tests.conftest import BASE_IMAGE
+from tests.integration.sandbox_image import build_probe_image
 from tests.integration.swarm_cluster import SwarmCluster, swarm_cluster
 from tests.integration.test_docker_backend import DOCKERFILE, MIB, sandbox_spec, tar_of, untar
 
 pytestmark = pytest.mark.docker
+_LIVE: list[SwarmCluster] = []
+"""The cluster while it is up: every test's finalizer cleans its trial there too."""
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +68,19 @@ def image() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(image: str) -> Iterator[SwarmCluster]:
-    with swarm_cluster(3, (image,)) as built:
-        yield built
+def probe_image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The real sandbox image of a tool-less template (sshd entrypoint, setuid bits stripped)."""
+    return build_probe_image(tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("templates"))[0]
+
+
+@pytest.fixture(scope="module")
+def cluster(image: str, probe_image: str) -> Iterator[SwarmCluster]:
+    with swarm_cluster(3, (image, probe_image)) as built:
+        _LIVE.append(built)
+        try:
+            yield built
+        finally:
+            _LIVE.remove(built)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +90,16 @@ def instance() -> str:
 
 @pytest.fixture
 def backend(cluster: SwarmCluster, instance: str) -> SwarmBackend:
+    return SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                        instance=instance)
+
+
+@pytest.fixture(params=["docker", "swarm"])
+def any_backend(request: pytest.FixtureRequest, instance: str) -> SandboxBackend:
+    """The contract's subject: each test below runs on the host's engine and on the swarm."""
+    if request.param == "docker":
+        return DockerBackend(SandboxSettings(), instance=instance)
+    cluster: SwarmCluster = request.getfixturevalue("cluster")
     return SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
                         instance=instance)
 
@@ -86,13 +120,21 @@ def _cleanup(cluster: SwarmCluster, trial_id: str) -> None:
 
 
 @pytest.fixture
-def trial_id(cluster: SwarmCluster) -> Iterator[str]:
+def trial_id(request: pytest.FixtureRequest) -> Iterator[str]:
     tid = f"t{uuid.uuid4().hex[:10]}"
     yield tid
-    _cleanup(cluster, tid)
+    for cluster in _LIVE:
+        _cleanup(cluster, tid)
+    engine = docker.from_env()
+    selector = {"label": f"{LABEL_TRIAL}={tid}"}
+    for container in engine.containers.list(all=True, filters=selector):
+        container.remove(force=True)
+    for volume in engine.volumes.list(filters=selector):
+        volume.remove(force=True)
+    engine.close()
 
 
-def sh(backend: SwarmBackend, ref: SandboxRef, script: str) -> tuple[int, str, str]:
+def sh(backend: SandboxBackend, ref: SandboxRef, script: str) -> tuple[int, str, str]:
     result = backend.exec(ref, ["sh", "-c", script])
     return result.exit_code, result.stdout.strip(), result.stderr.strip()
 
@@ -166,43 +208,43 @@ def test_sandbox_is_hardened_seen_from_inside_and_in_the_service(
 
 
 def test_exec_uses_env_workdir_user_and_enforces_its_timeout(
-        backend: SwarmBackend, image: str, trial_id: str) -> None:
-    ref = backend.start(backend.create(sandbox_spec(trial_id, image)))
-    result = backend.exec(ref, ["sh", "-c", 'echo "$TRIAL_GREETING $EXTRA $(pwd)"; echo oops >&2; exit 5'],
+        any_backend: SandboxBackend, image: str, trial_id: str) -> None:
+    ref = any_backend.start(any_backend.create(sandbox_spec(trial_id, image)))
+    result = any_backend.exec(ref, ["sh", "-c", 'echo "$TRIAL_GREETING $EXTRA $(pwd)"; echo oops >&2; exit 5'],
                           env={"EXTRA": "there"}, workdir="/home/candidate")
     assert (result.exit_code, result.stdout, result.stderr) == (5, "hello there /home/candidate\n", "oops\n")
-    assert backend.exec(ref, ["pwd"]).stdout.strip() == "/workspace"
-    assert backend.exec(ref, ["id", "-u"], user="root").stdout.strip() == "0"
+    assert any_backend.exec(ref, ["pwd"]).stdout.strip() == "/workspace"
+    assert any_backend.exec(ref, ["id", "-u"], user="root").stdout.strip() == "0"
     started = time.monotonic()
-    slow = backend.exec(ref, ["sh", "-c", "echo started; sleep 30"], timeout_s=1)
+    slow = any_backend.exec(ref, ["sh", "-c", "echo started; sleep 30"], timeout_s=1)
     assert time.monotonic() - started < 10
     assert slow.exit_code == 124
     assert "timed out after 1 s" in slow.stderr
 
 
-def test_copy_in_before_start_and_out_after_stop(backend: SwarmBackend, image: str, trial_id: str) -> None:
-    created = backend.create(sandbox_spec(trial_id, image))
-    assert backend.status(created) == "created"
-    backend.copy_in(created, "/home/candidate", tar_of({".trial/env.sh": b"export A=1\n"}))
-    ref = backend.start(created)
+def test_copy_in_before_start_and_out_after_stop(any_backend: SandboxBackend, image: str, trial_id: str) -> None:
+    created = any_backend.create(sandbox_spec(trial_id, image))
+    assert any_backend.status(created) == "created"
+    any_backend.copy_in(created, "/home/candidate", tar_of({".trial/env.sh": b"export A=1\n"}))
+    ref = any_backend.start(created)
     env_sh = "/home/candidate/.trial/env.sh"
-    assert sh(backend, ref, f"stat -c %u {env_sh} && cat {env_sh}") == (0, "1000\nexport A=1", "")
-    assert sh(backend, ref, "stat -c %U /home/candidate /home/candidate/.bashrc") == (0, "candidate\ncandidate", "")
-    backend.copy_in(ref, "/workspace", tar_of({"notes/plan.md": b"# plan\n"}))
-    assert untar(backend.copy_out(ref, "/workspace/notes")) == {"notes/plan.md": b"# plan\n"}
-    assert sh(backend, ref, "echo written-while-running > /home/candidate/transcript.jsonl")[0] == 0
-    backend.stop(ref, timeout_s=2)
-    assert backend.status(ref) == "exited"
+    assert sh(any_backend, ref, f"stat -c %u {env_sh} && cat {env_sh}") == (0, "1000\nexport A=1", "")
+    assert sh(any_backend, ref, "stat -c %U /home/candidate /home/candidate/.bashrc") == (0, "candidate\ncandidate", "")
+    any_backend.copy_in(ref, "/workspace", tar_of({"notes/plan.md": b"# plan\n"}))
+    assert untar(any_backend.copy_out(ref, "/workspace/notes")) == {"notes/plan.md": b"# plan\n"}
+    assert sh(any_backend, ref, "echo written-while-running > /home/candidate/transcript.jsonl")[0] == 0
+    any_backend.stop(ref, timeout_s=2)
+    assert any_backend.status(ref) == "exited"
     with pytest.raises(SandboxError, match="not running"):
-        backend.exec(ref, ["true"])
-    assert untar(backend.copy_out(ref, "/home/candidate/transcript.jsonl")) == \
+        any_backend.exec(ref, ["true"])
+    assert untar(any_backend.copy_out(ref, "/home/candidate/transcript.jsonl")) == \
         {"transcript.jsonl": b"written-while-running\n"}
-    backend.copy_in(ref, "/workspace", tar_of({"late.txt": b"in while stopped\n"}))
-    again = backend.start(ref)
-    assert sh(backend, again, "cat /workspace/late.txt /home/candidate/transcript.jsonl")[1] == \
+    any_backend.copy_in(ref, "/workspace", tar_of({"late.txt": b"in while stopped\n"}))
+    again = any_backend.start(ref)
+    assert sh(any_backend, again, "cat /workspace/late.txt /home/candidate/transcript.jsonl")[1] == \
         "in while stopped\nwritten-while-running"
     with pytest.raises(SandboxError, match="no-such-file does not exist"):
-        backend.copy_out(again, "/home/candidate/no-such-file")
+        any_backend.copy_out(again, "/home/candidate/no-such-file")
 
 
 def test_volumes_survive_recreate_on_their_node_and_remove_cleans_everything(
@@ -229,26 +271,27 @@ def test_volumes_survive_recreate_on_their_node_and_remove_cleans_everything(
 
 
 def test_create_is_idempotent_and_starting_a_running_sandbox_is_a_no_op(
-        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+        any_backend: SandboxBackend, image: str, trial_id: str) -> None:
     spec = sandbox_spec(trial_id, image)
-    first = backend.create(spec)
-    assert backend.create(spec) == first
-    assert backend.find(trial_id) == first
-    assert backend.find(trial_id, "verifier") is None
-    started = backend.start(first)
-    assert backend.start(started).id == started.id
-    assert len(cluster.manager.client.services.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"})) == 1
+    first = any_backend.create(spec)
+    assert any_backend.create(spec) == first
+    assert any_backend.find(trial_id) == first
+    assert any_backend.find(trial_id, "verifier") is None
+    started = any_backend.start(first)
+    assert any_backend.start(started).id == started.id
+    assert [r.name for r in any_backend.list_managed() if r.trial_id == trial_id and r.kind == "container"] == \
+        [first.name]
 
 
 def test_a_sandbox_that_exits_at_once_fails_start_with_its_output(
-        backend: SwarmBackend, image: str, trial_id: str) -> None:
+        any_backend: SandboxBackend, image: str, trial_id: str) -> None:
     spec = sandbox_spec(trial_id, image, command=("sh", "-c", "echo boom-from-container >&2; exit 7"))
-    ref = backend.create(spec)
+    ref = any_backend.create(spec)
     with pytest.raises(SandboxError) as caught:
-        backend.start(ref)
+        any_backend.start(ref)
     assert "code 7" in caught.value.message
     assert "boom-from-container" in caught.value.message
-    assert backend.status(ref) == "exited"
+    assert any_backend.status(ref) in ("missing", "exited")  # Docker discards the container; Swarm scales to 0
 
 
 def test_placement_spreads_by_free_memory_and_skips_a_drained_node(
@@ -313,31 +356,54 @@ def test_verifier_runs_beside_the_trial_volumes_with_no_network(
 
 
 def test_list_managed_finds_services_and_volumes_and_removes_them(
-        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
-    ref = backend.create(sandbox_spec(trial_id, image))
-    mine = [r for r in backend.list_managed() if r.trial_id == trial_id]
+        any_backend: SandboxBackend, image: str, trial_id: str) -> None:
+    ref = any_backend.create(sandbox_spec(trial_id, image))
+    mine = [r for r in any_backend.list_managed() if r.trial_id == trial_id]
     assert sorted((r.kind, r.name) for r in mine) == [
         ("container", ref.name),
         ("volume", volume_name(trial_id, "home")),
         ("volume", volume_name(trial_id, "workspace")),
     ]
     for resource in sorted(mine, key=lambda r: r.kind != "container"):
-        backend.remove_resource(resource)
-    assert [r for r in backend.list_managed() if r.trial_id == trial_id] == []
-    assert backend.volume_usage() == [] or all(u.trial_id != trial_id for u in backend.volume_usage())
+        any_backend.remove_resource(resource)
+    assert [r for r in any_backend.list_managed() if r.trial_id == trial_id] == []
+    assert any_backend.volume_usage() == [] or all(u.trial_id != trial_id for u in any_backend.volume_usage())
 
 
 def test_operations_on_a_missing_sandbox_raise_sandbox_errors(
-        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
-    ref = backend.create(sandbox_spec(trial_id, image))
+        any_backend: SandboxBackend, image: str, trial_id: str) -> None:
+    ref = any_backend.create(sandbox_spec(trial_id, image))
     with pytest.raises(SandboxError, match="not running"):
-        backend.exec(ref, ["true"])
-    backend.remove(ref)
-    for operation in (lambda: backend.start(ref), lambda: backend.exec(ref, ["true"]),
-                      lambda: backend.copy_out(ref, "/workspace")):
+        any_backend.exec(ref, ["true"])
+    any_backend.remove(ref)
+    for operation in (lambda: any_backend.start(ref), lambda: any_backend.exec(ref, ["true"]),
+                      lambda: any_backend.copy_out(ref, "/workspace")):
         with pytest.raises(SandboxError, match="does not exist"):
             operation()
     with pytest.raises(SandboxError, match="does not exist"):
-        backend.create(sandbox_spec(trial_id, "trial-test-no-such-image:latest"))
-    for node in cluster.nodes:
-        assert node.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
+        any_backend.create(sandbox_spec(trial_id, "trial-test-no-such-image:latest"))
+    # The failed create took back the volumes it had made.
+    assert [r for r in any_backend.list_managed() if r.trial_id == trial_id] == []
+
+
+def test_the_real_sandbox_serves_ssh_on_its_node_and_has_no_setuid_program(
+        backend: SwarmBackend, probe_image: str, trial_id: str) -> None:
+    """What stands in for no-new-privileges on Swarm: the sandbox layer leaves no setuid or setgid
+    file, and with an empty bounding set there is nothing one could gain."""
+    spec = SandboxSpec(trial_id=trial_id, image=probe_image, publish_ssh=True, memory="256m", cpus=0.5, pids=64,
+                       volumes={"workspace": WORKSPACE, "home": HOME, "sshd": SSHD_DIR})
+    ref = backend.start(backend.create(spec))
+    found = backend.exec(ref, ["find", "/", "-xdev", "-perm", "/6000", "-type", "f"], timeout_s=60)
+    assert found.stdout.strip() == "", found.stdout
+    assert backend.exec(ref, ["su", "-c", "id"], timeout_s=10).exit_code != 0
+    address = backend.node_address(ref)
+    assert address is not None and ref.ssh_port is not None
+    deadline = time.monotonic() + 30
+    banner = b""
+    while not banner.startswith(b"SSH-2.0-") and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, ref.ssh_port), timeout=3) as conn:
+                banner = conn.recv(64)
+        except OSError:
+            time.sleep(0.5)
+    assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
