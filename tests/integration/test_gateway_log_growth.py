@@ -11,12 +11,9 @@ same session written in the old whole-request format.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -26,70 +23,20 @@ from orchestrator.evidence.bundle import GATEWAY_LOG
 from orchestrator.evidence.events import build_events
 from orchestrator.evidence.exchanges import read_log
 from orchestrator.gateway.blocks import canonical
-from orchestrator.gateway.log import TrialLog, read_records, verify_chain
+from orchestrator.gateway.log import read_records, verify_chain
 from tests.fakes.llm_upstream import Knobs
+from tests.fixtures.long_session import distinct_bytes, rewrite_whole, run_session
 from tests.integration.gateway_harness import running_gateway
 
 pytestmark = pytest.mark.unit  # loopback sockets only, no Docker
 
 TURNS = 200
-SYSTEM = [{"type": "text", "text": "You are Claude Code, a coding agent. " * 300},
-          {"type": "text", "text": "Environment: Linux, /workspace. " * 20, "cache_control": {"type": "ephemeral"}}]
-TOOLS = [{"name": name, "description": f"The {name} tool. " * 60,
-          "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}
-         for name in ("Read", "Write", "Edit", "Bash", "Grep", "Glob", "TodoWrite", "WebFetch")]
-
-
-def tool_output(turn: int) -> str:
-    """A file or command output of 1-4 KB, different every turn."""
-    return f"marker-{turn:04d}\n" + "".join(f"{turn:04d}:{line:03d}  def handler_{turn}_{line}(): pass\n"
-                                            for line in range(20 + (turn * 7) % 80))
-
-
-def run_session(base: str, token: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    headers = {"Authorization": f"Bearer {token}", "anthropic-version": "2023-06-01",
-               "Content-Type": "application/json"}
-    requests: list[dict[str, Any]] = []
-    responses: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
-    for turn in range(TURNS):
-        if history:
-            previous = history[-1]
-            previous["content"] = [{k: v for k, v in part.items() if k != "cache_control"}
-                                   for part in previous["content"]]
-            answer = responses[-1]
-            history.append({"role": "assistant", "content": answer["content"]})
-            call = next(part for part in answer["content"] if part["type"] == "tool_use")
-            part: dict[str, Any] = {"type": "tool_result", "tool_use_id": call["id"], "content": tool_output(turn)}
-        else:
-            part = {"type": "text", "text": "Add input validation to the upload handler."}
-        history.append({"role": "user", "content": [{**part, "cache_control": {"type": "ephemeral"}}]})
-        body = {"model": "claude-sonnet-5-5", "max_tokens": 256, "system": SYSTEM, "tools": TOOLS,
-                "messages": history}
-        requests.append(json.loads(json.dumps(body)))
-        sent = urllib.request.Request(f"{base}/v1/messages", json.dumps(body).encode(), headers)
-        with urllib.request.urlopen(sent, timeout=30) as reply:
-            assert reply.status == 200
-            responses.append(json.loads(reply.read()))
-    return requests, responses
-
-
-def rewrite_whole(source: Path, target: Path) -> None:
-    """The same records in the format before blocks: each request whole."""
-    async def run() -> None:
-        log = TrialLog.open(target, pack=False)
-        try:
-            for record in read_records(source):
-                await log.append({k: v for k, v in record.items() if k not in ("seq", "prev_hash", "hash")})
-        finally:
-            await log.close()
-    asyncio.run(run())
 
 
 def test_a_200_turn_session_logs_linearly_and_reads_back_exactly(tmp_path: Path) -> None:
     with running_gateway(budget_usd=1000.0) as gw:
         gw.fake.knobs = Knobs(tool_call=True, input_tokens=200)
-        sent, _ = run_session(gw.urls["anthropic"], gw.token)
+        sent, _ = run_session(gw.urls["anthropic"], gw.token, TURNS)
         received = [recorded.body for recorded in gw.fake.requests]
         log = tmp_path / "new" / GATEWAY_LOG
         log.parent.mkdir()
@@ -107,7 +54,7 @@ def test_a_200_turn_session_logs_linearly_and_reads_back_exactly(tmp_path: Path)
     assert len(names) == len(set(names))  # each block stored once
     for turn in range(1, TURNS):
         assert raw.count(f"marker-{turn:04d}".encode()) == 1  # each tool result once, in a 200-turn session
-    distinct = len(canonical(sent[-1])) + sum(len(canonical(r["response"])) for r in records)
+    distinct = distinct_bytes(records)
 
     old = tmp_path / "old" / GATEWAY_LOG
     rewrite_whole(log, old)
