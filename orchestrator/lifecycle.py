@@ -27,7 +27,7 @@ from typing import Any
 
 from orchestrator.agents import AgentSpec, get_agent
 from orchestrator.catalog import Template
-from orchestrator.errors import ForgeError, SandboxError, StateError, UsageError
+from orchestrator.errors import ForgeError, PrerequisiteError, SandboxError, StateError, UsageError
 from orchestrator.forge.base import RepoRef
 from orchestrator.logging import get_logger
 from orchestrator.sandbox.base import HOME, SSHD_DIR, WORKSPACE, SandboxRef, SandboxSpec
@@ -144,6 +144,7 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
     agent = get_agent(request.agent or template.config.agent)
     provider = _gateway_provider(services, template, request.provider)
     services.sandbox.ping()
+    _require_egress_enforced(services)
     services.forge.check()
     if not services.forge.user_exists(candidate):
         raise UsageError(f"candidate '{candidate}' does not exist on {services.forge.name}",
@@ -161,6 +162,22 @@ def launch(services: Services, request: LaunchRequest) -> LaunchResult:
     ), unless_live=() if request.again else LIVE_STATES)
     log.info("launch.start", trial_id=trial.id, template=template.name, candidate=candidate, agent=agent.name)
     return _run_launch(services, trial, template, agent, resumed=False)
+
+
+def _require_egress_enforced(services: Services) -> None:
+    """An explicit `sandbox.egress = host-only` is a requirement, not a wish: refuse up front where
+    this process cannot write the host filter, instead of launching an open sandbox with a warning
+    (`auto` launches and says so)."""
+    sandbox = services.settings.sandbox
+    if sandbox.egress != "host-only" or sandbox.backend != "docker":
+        return
+    from orchestrator.sandbox.egress import host_firewall
+
+    reason = host_firewall()
+    if isinstance(reason, str):
+        raise PrerequisiteError(f"sandbox.egress = host-only cannot be enforced: {reason}",
+                                "run trial as root on the engine's host, or set sandbox.egress = \"auto\" to "
+                                "launch with a warning instead")
 
 
 def _gateway_provider(services: Services, template: Template, flag: str | None) -> str | None:
