@@ -123,7 +123,10 @@ class Packer:
         if self._known(name, out):
             return name
         holes: list[tuple[Path_, str]] = []
-        skeleton = _skeleton(value, [], holes) if isinstance(value, dict | list) else value
+        try:
+            skeleton = _skeleton(value, [], holes) if isinstance(value, dict | list) else value
+        except RecursionError:
+            holes = []  # nested deeper than Python recurses (the sender chose so): stored whole
         if not holes:
             self._store(name, value, out)
             return name
@@ -192,11 +195,14 @@ class Unpacker:
         self.prefixes: dict[str, tuple[str, str]] = {ROOT: (ROOT, "")}
         """Prefix name → (the prefix before it, its last item's name)."""
 
-    def unpack(self, record: dict[str, Any]) -> dict[str, Any]:
+    def unpack(self, record: dict[str, Any], *, build: bool = True) -> dict[str, Any]:
         """The record as the gateway received it: `request` whole, `packed` and `blocks` gone.
 
         Raises BlockError when a block does not match its name or a reference names
-        something the log does not hold (at this point).
+        something the log does not hold (at this point). Values the request shares with
+        earlier ones are the same objects: readers must not change them. Without `build`
+        every reference is checked but old list items are not gathered (verification: a
+        session's lists grow with its length, so gathering them all is quadratic).
         """
         packed = record.get("packed")
         if packed is None and "blocks" not in record:
@@ -214,21 +220,21 @@ class Unpacker:
             if key not in PACKED_KEYS or key not in request or request[key] is not None:
                 raise BlockError(f"request key {key!r} is not a packed placeholder")
             if isinstance(reference, dict) and "prefix" in reference:
-                whole[key] = self._list(key, reference)
+                whole[key] = self._list(key, reference, build)
             else:
                 whole[key] = self._value(key, reference)[1]
         rest = {key: value for key, value in record.items() if key not in ("packed", "blocks")}
         rest["request"] = whole
         return rest
 
-    def _list(self, key: str, reference: dict[str, Any]) -> list[Any]:
+    def _list(self, key: str, reference: dict[str, Any], build: bool) -> list[Any]:
         prefix, refs = reference.get("prefix"), reference.get("items")
         if not isinstance(prefix, str) or not isinstance(refs, list):
             raise BlockError(f"request key {key!r}: a list reference needs a prefix and items")
         if prefix not in self.prefixes:
             raise BlockError(f"request key {key!r}: list prefix {prefix[:16]}… is not stored earlier in the log")
         names: list[str] = []
-        cursor = prefix
+        cursor = prefix if build else ROOT
         while cursor != ROOT:
             cursor, name = self.prefixes[cursor]
             names.append(name)

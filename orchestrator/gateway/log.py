@@ -198,7 +198,7 @@ class TrialLog:
             try:
                 records = self._write(fields) if inline else await asyncio.get_running_loop().run_in_executor(
                     _WRITER, self._write, fields)
-            except (OSError, ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError, RecursionError) as exc:
                 error = EvidenceError(f"{self.path}: cannot append to the gateway log ({exc})",
                                       "check the disk and the data directory's permissions")
                 for _, _, future in batch:
@@ -338,7 +338,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
     Lines that are not JSON objects are skipped (verify_chain is what judges a log). A
     record whose blocks do not reconstruct keeps `request: null` and says why in
-    `request_error`, so a damaged copy still shows everything else it holds.
+    `request_error`, so a damaged copy still shows everything else it holds. Requests share
+    the values they repeat (the same message is one object in every request that holds it):
+    read them, do not change them.
     """
     if not path.exists():
         return
@@ -379,7 +381,7 @@ def verify_chain(path: Path) -> VerifyResult:
                                 offset=offset)
         assert isinstance(record, dict)  # noqa: S101 - _check_line returned a record without a problem
         try:
-            unpacker.unpack(record)
+            unpacker.unpack(record, build=False)
         except BlockError as exc:
             return VerifyResult(False, count, position, f"record {position} (offset {offset}): {exc}", head,
                                 offset=offset)

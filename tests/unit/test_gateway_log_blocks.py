@@ -178,3 +178,25 @@ def test_a_block_removed_or_a_value_swapped_with_the_chain_rebuilt_is_caught(tmp
     rechain(path, records)
     result = verify_chain(path)
     assert not result.ok and result.first_bad_seq == 4 and "does not rebuild" in result.reason
+
+
+def test_a_log_begun_with_whole_requests_continues_with_blocks(tmp_path: Path) -> None:
+    requests = conversation(8)
+    path = tmp_path / "t1.jsonl"
+    write(path, requests[:4], pack=False)  # written by a gateway from before blocks
+    write(path, requests[4:])
+    kinds = ["packed" in json.loads(line) for line in path.read_bytes().splitlines()]
+    assert kinds == [False] * 4 + [True] * 4
+    assert verify_chain(path).ok
+    assert [canonical(r["request"]) for r in read_records(path)] == [canonical(r) for r in requests]
+
+
+def test_a_request_nested_deeper_than_python_recurses_is_stored_whole(tmp_path: Path) -> None:
+    deep: Any = "x" * 300
+    for _ in range(900):  # json parses and serializes this; a recursive walk in Python would not
+        deep = [deep]
+    request = {"model": "m", "messages": [{"role": "user", "content": deep}]}
+    path = tmp_path / "t1.jsonl"
+    write(path, [request])
+    assert verify_chain(path).ok
+    assert canonical(next(read_records(path))["request"]) == canonical(request)
