@@ -139,7 +139,8 @@ def ask(home: Path, forge: Forge | None, trial: Trial, text: str) -> dict[str, A
     """Log a candidate's question (host time) and post it to the brief issue."""
     closed = closed_reason(trial)
     if closed is not None:
-        raise StateError(closed.replace("git access", "the question channel"), "")
+        raise StateError(closed.replace("git access", "the question channel"),
+                         "write what is still open into DESIGN.md as assumptions")
     text = _clean(text, "question")
 
     def make(existing: list[dict[str, Any]]) -> dict[str, Any]:
