@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from orchestrator import gitenv
 from orchestrator.config import Settings
@@ -333,7 +334,7 @@ class LocalForge:
                 number=number, title=subject.strip(), body=body.strip(), state="open",
                 head_ref=branch, head_sha=head, base_ref=base_ref, base_sha=base,
                 author=str(first["author"]), created_at=times[0], updated_at=times[-1],
-                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head, number, budget > 0),
+                url=f"{repo.web_url}#pull-{number}", files=self._files(path, base, head, number, budget),
                 commits=commits[:MAX_PR_COMMITS], comments=list(comments.get(str(number), [])),
             ))
             budget -= sum(len(f["patch"]) for f in pulls[-1].files) + len(self._diff_cache.get(number, ("", ""))[1])
@@ -369,10 +370,36 @@ class LocalForge:
         return self._git(*BIG_FILES, "diff", *gitenv.DIFF_FLAGS, "--no-renames", *args, base or EMPTY_TREE, head,
                          cwd=path)
 
-    def _files(self, path: Path, base: str, head: str, number: int, full_read: bool) -> list[dict[str, Any]]:
+    def _diff_capped(self, path: Path, base: str, head: str, cap: int) -> str | None:
+        """The patch, streamed and cut (git killed) past `cap` bytes: None then. A diff is never read
+        whole first: one blob at many paths packs into KiB and diffs into GB."""
+        argv = gitenv.argv(*BIG_FILES, "diff", *gitenv.DIFF_FLAGS, "--no-renames", base or EMPTY_TREE, head)
+        chunks: list[bytes] = []
+        size = 0
+        with subprocess.Popen(argv, cwd=path, env=gitenv.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) as proc:
+            stdout = cast("IO[bytes]", proc.stdout)  # stdout=PIPE: never None
+            try:
+                while chunk := stdout.read(1 << 20):
+                    size += len(chunk)
+                    if size > cap:
+                        return None
+                    chunks.append(chunk)
+                code = proc.wait(timeout=gitenv.DEFAULT_TIMEOUT_S)
+            except subprocess.TimeoutExpired as exc:
+                raise ForgeError(f"git diff did not finish within {gitenv.DEFAULT_TIMEOUT_S:g}s") from exc
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        if code != 0:
+            raise ForgeError(f"git diff failed (exit {code}) for {head[:12]}")
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def _files(self, path: Path, base: str, head: str, number: int, budget: int) -> list[dict[str, Any]]:
         """Two diffs for the whole branch (status and line counts together, then the patch); git
-        lists files in the same order in both. Past the diff budget (`full_read` False), one
-        tree-only diff: names and statuses, no blob is read."""
+        lists files in the same order in both. Past the diff budget (`budget` spent, or this patch
+        longer than what is left), one tree-only listing: names and statuses, no patch kept."""
+        full_read = budget > 0
         statuses: list[str] = []
         names: list[str] = []
         counts: list[tuple[str, str, str]] = []  # (added, deleted, name)
@@ -385,13 +412,13 @@ class LocalForge:
             elif token.count("\t") >= 2:
                 added, deleted, name = token.split("\t", 2)
                 counts.append((added, deleted, name))
-        if not full_read:
+        full = self._diff_capped(path, base, head, budget) if full_read else None
+        if full is None:
             self._over_budget.add(number)
             return [{"filename": name, "status": {"A": "added", "D": "removed"}.get(code, "modified"),
                      "additions": 0, "deletions": 0, "patch": "", "counted": False}
                     for code, name in list(zip(statuses, names, strict=False))[:MAX_FILES_PAST_BUDGET]]
         entries = [(statuses[i] if i < len(statuses) else "M", *count) for i, count in enumerate(counts)]
-        full = self._diff(path, base, head)
         if len(full) <= MAX_CACHED_DIFF:
             self._diff_cache[number] = (head, full)
         patches = _split_patch(full)
@@ -428,7 +455,12 @@ class LocalForge:
         if branch is None or branch not in branches or repo.default_branch not in branches:
             raise ForgeError(f"no pull request #{number} in {repo.name}")
         head = branches[branch]
-        return self._diff(path, self._merge_base(path, branches[repo.default_branch], head), head)
+        diff = self._diff_capped(path, self._merge_base(path, branches[repo.default_branch], head), head,
+                                 MAX_DIFF_BUDGET)
+        if diff is None:
+            raise ForgeError(f"the diff of pull request #{number} was not read: longer than the "
+                             f"{MAX_DIFF_BUDGET >> 20} MiB diff budget")
+        return diff
 
     def push_events(self, repo: RepoRef) -> list[dict[str, Any]]:
         return pushlog.read(self.repo_path(repo.name) / PUSH_LOG)

@@ -296,3 +296,38 @@ def test_a_history_too_long_or_too_slow_to_count_is_listed_bounded_and_named(
     records = commit_records(mirror, problems)
     assert len(records) == 3 and all(r["files"] == [] for r in records)
     assert problems[1].startswith("per-file line counts left out (git log did not finish within")
+
+
+def test_one_blob_at_many_paths_is_listed_not_diffed_in_full(forge_repo: tuple[LocalForge, Path, Path],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 paths naming one 1 MiB text blob: a pack of KiB, a diff of 300 MiB. The patch is streamed
+    and cut at the budget; the pull request lists its files and its diff is left out, named."""
+    from orchestrator.forge import local
+
+    forge, _work, remote = forge_repo
+    git = ["git", "--git-dir", str(remote)]
+    blob = subprocess.run([*git, "hash-object", "-w", "--stdin"], input=b"0123456789abcde\n" * (1 << 16),
+                          capture_output=True, check=True).stdout.decode().strip()
+    base = subprocess.run([*git, "rev-parse", "main"], capture_output=True, text=True, check=True).stdout.strip()
+    listing = "".join(f"100644 blob {blob}\tcopy{i:04d}.txt\n" for i in range(300))
+    tree = subprocess.run([*git, "mktree"], input=listing, capture_output=True, text=True, check=True).stdout.strip()
+    commit = subprocess.run([*git, "commit-tree", tree, "-p", base, "-m", "Data"], capture_output=True, text=True,
+                            check=True, env={**os.environ, **IDENTITY}).stdout.strip()
+    subprocess.run([*git, "update-ref", "refs/heads/data", commit], check=True)
+    cut: list[int] = []
+    capped = LocalForge._diff_capped
+
+    def spy(self: LocalForge, path: Path, base: str, head: str, cap: int) -> str | None:
+        found = capped(self, path, base, head, cap)
+        cut.append(cap if found is None else -1)
+        return found
+
+    monkeypatch.setattr(LocalForge, "_diff_capped", spy)
+    monkeypatch.setattr(local, "MAX_DIFF_BUDGET", 8 << 20)
+    repo = forge.list_managed()[0]
+    [pull] = forge.pull_requests(repo)
+    assert cut == [8 << 20]  # the stream was cut at the budget: at most 8 MiB was ever held
+    assert len(pull.files) == 300 and all(f["patch"] == "" and f["counted"] is False for f in pull.files)
+    assert any("past the 8 MiB diff budget" in note for note in forge.left_out), forge.left_out
+    with pytest.raises(ForgeError, match="diff budget"):
+        forge.pull_request_diff(repo, pull.number)
