@@ -19,7 +19,7 @@ from typing import Any
 
 from graders.base import GraderResult
 from orchestrator.evidence.bundle import Bundle
-from orchestrator.evidence.events import MISSING_FROM_GATEWAY, parse_ts
+from orchestrator.evidence.events import MISSING_FROM_GATEWAY, SCORED_WITNESSES, WITNESSES, parse_ts
 
 Event = dict[str, Any]
 
@@ -84,8 +84,6 @@ def command_of(event: Event) -> str:
     return ""
 
 
-WITNESSES = ("gateway", "host", "forge", "transcript")
-SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
 _SOURCE_WITNESS = {"gateway": "gateway", "git": "host", "forge": "forge", "host": "host"}
 UNWITNESSED = "unwitnessed"
 """The kind an event takes in `witnessed_view` when only a transcript shows it."""
