@@ -236,12 +236,17 @@ def test_work_runs_at_most_parallel_at_once_and_every_job_finishes() -> None:
 
     lock = threading.Lock()
     running = {"now": 0, "most": 0}
+    # The first three jobs meet at a barrier: they can only pass it if three really run at once,
+    # however loaded the machine (a sleep-based overlap is timing luck).
+    first_three = threading.Barrier(3, timeout=30)
 
     def job(index: int) -> int:
         with lock:
             running["now"] += 1
             running["most"] = max(running["most"], running["now"])
-        time.sleep(0.05)
+        if index < 3:
+            first_three.wait()
+        time.sleep(0.01)
         with lock:
             running["now"] -= 1
         return index
