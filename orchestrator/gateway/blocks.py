@@ -49,8 +49,14 @@ class BlockError(ValueError):
     """A packed record that does not reconstruct: a missing or altered block, an unknown prefix."""
 
 
+# One encoder for every call: json.dumps builds a new one per call when given separators,
+# which costs more than encoding a small message.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    """The log's one serialization (orchestrator.gateway.log.canonical): compact, ASCII, keys as given."""
+    return _ENCODER.encode(value)
 
 
 def block_name(value: Any) -> str:

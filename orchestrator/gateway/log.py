@@ -95,6 +95,9 @@ _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-log")
 # A lone record up to this size is written from the event loop while flushes stay fast.
 INLINE_MAX_BYTES = 64 * 1024
 INLINE_MAX_FLUSH_S = 0.002
+# A request body under this size (the record's request_bytes) is stored whole: references
+# would save at most a few KB, and packing costs more than serializing on the hot path.
+PACK_MIN_BYTES = 4096
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -230,7 +233,9 @@ class TrialLog:
         packer = self.state.packer
         for fields in batch:
             seq += 1
-            packed = packer.pack(fields.get("request")) if self.pack else None
+            size = fields.get("request_bytes")
+            small = isinstance(size, int) and size < PACK_MIN_BYTES
+            packed = packer.pack(fields.get("request")) if self.pack and not small else None
             stored = fields
             if packed is not None:
                 stored = packed_record(fields, packed)

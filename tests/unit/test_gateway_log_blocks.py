@@ -200,3 +200,21 @@ def test_a_request_nested_deeper_than_python_recurses_is_stored_whole(tmp_path: 
     write(path, [request])
     assert verify_chain(path).ok
     assert canonical(next(read_records(path))["request"]) == canonical(request)
+
+
+def test_a_small_request_is_stored_whole_and_a_large_one_as_blocks(tmp_path: Path) -> None:
+    requests = conversation(3)
+    sizes = [100, 50_000, 60_000]  # request_bytes as the gateway records them
+    path = tmp_path / "t1.jsonl"
+
+    async def run() -> None:
+        log = TrialLog.open(path)
+        try:
+            for n, (request, size) in enumerate(zip(requests, sizes, strict=True)):
+                await log.append({**fields(n, request), "request_bytes": size})
+        finally:
+            await log.close()
+    asyncio.run(run())
+    assert ["packed" in json.loads(line) for line in path.read_bytes().splitlines()] == [False, True, True]
+    assert verify_chain(path).ok
+    assert [canonical(r["request"]) for r in read_records(path)] == [canonical(r) for r in requests]
