@@ -83,6 +83,19 @@ _NAMED = (
 )
 _NO_NEW_DEPS = re.compile(r"\bno new (dependenc\w*|librar\w*|packages?|deps)\b|\b(don'?t|do not|never) add "
                           r"(any )?(new )?(dependenc\w*|librar\w*|packages?)\b", re.I)
+# A named allowance: "cryptography is the only new dependency", "no (new) dependency besides
+# cryptography" (also except / other than / apart from / beyond): checkable against the names
+# the shipped dependency files add, and specific enough to count when honoured.
+_ONLY_DEP = re.compile(r"\b([A-Za-z][\w.-]*) (?:is|as) the only (?:new |extra |added )?(?:dependenc\w*|librar\w*|"
+                       r"packages?|deps?)\b|\bno (?:new |other |extra )?(?:dependenc\w*|librar\w*|packages?|deps?) "
+                       r"(?:besides|except(?: for)?|other than|apart from|beyond|but) ([A-Za-z][\w.-]*)", re.I)
+# A dependency spec in an added line: "cryptography>=42", cryptography==42.0, left-pad: ^1.0.
+_DEP_SPEC = re.compile(r"""^\s*["']?([A-Za-z][\w.-]*)(?:\[[\w,\s-]+\])?\s*(?:[<>=~!^]=?|["']?\s*:|;|["']?\s*,?\s*$)""")
+_DEP_QUOTED = re.compile(r"""["']([A-Za-z][\w.-]*)(?:\[[\w,\s-]+\])?\s*(?:[<>=~!^]=?[^"']*)?["']""")
+# "tests/test_x.py is the acceptance test …; leave it as it is": the sentence's first path stays.
+_LEAVE_IT = re.compile(r"\b(?:leave it|keep it|it stays?|it must stay|it remains?)\s*(?:as it is|alone|unchanged|"
+                       r"untouched|as is)\b|\b(?:stays?|remains?|must stay) (?:unchanged|as (?:it )?is)\b", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 _ONLY_CHANGE = re.compile(r"\bonly (?:change|touch|modify|edit)\s+((?:[^.;\n]|\.(?=\S)){1,160})", re.I)
 _PATHISH = re.compile(r"[\w./-]+\.\w+|[\w-]+/[\w./-]*")
 DEPENDENCY_FILES = re.compile(r"(^|/)(pyproject\.toml|requirements[^/]*\.txt|setup\.(py|cfg)|Pipfile(\.lock)?|"
@@ -119,6 +132,39 @@ def concrete_items(text: str, carried: set[str] | None = None) -> set[str]:
             if any(ch.isalnum() for ch in item) and len(item) >= 3 and (
                     pattern in _ITEMS or carried is None or _carried(item, carried)):
                 found.add(item)
+    return found
+
+
+def added_dependencies(lines: list[str]) -> frozenset[str]:
+    """Package names that added lines of dependency files declare (not keys such as `version`)."""
+    names: set[str] = set()
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("["):
+            continue
+        key, sep, value = text.partition("=")
+        if sep and not key.strip().startswith(("'", '"')) and re.fullmatch(r"[\w.-]+", key.strip()) \
+                and not value.startswith("="):
+            # `dependencies = ["cryptography>=42"]`: only quoted specs in a list count.
+            if value.strip().startswith("[") and re.search(r"depend|require", key, re.I):
+                names.update(m.group(1).lower() for m in _DEP_QUOTED.finditer(value))
+            continue
+        quoted = [m.group(1).lower() for m in _DEP_QUOTED.finditer(text)]
+        if quoted:
+            names.update(quoted[:1] if ":" in text else quoted)
+        elif (spec := _DEP_SPEC.match(text)) is not None:
+            names.add(spec.group(1).lower())
+    return frozenset(names)
+
+
+def left_as_is(text: str) -> set[str]:
+    """Paths a spec says to leave as they are: the first path of a sentence that says so."""
+    found: set[str] = set()
+    for sentence in _SENTENCE.split(text):
+        if _LEAVE_IT.search(sentence):
+            paths = _PATHISH.findall(sentence)
+            if paths:
+                found.add(paths[0].rstrip(".,:;)`'\"").strip("`'\""))
     return found
 
 
@@ -186,6 +232,8 @@ class _Shipped:
     """Added lines of test files in the shipped diff, normalized."""
     starter: frozenset[str] = frozenset()
     """The starter's files: a constraint on a file that does not exist constrains nothing."""
+    new_dependencies: frozenset[str] = frozenset()
+    """Package names the shipped diff adds to dependency files (lower case)."""
 
 
 class SpecQualityGrader:
@@ -212,7 +260,8 @@ class SpecQualityGrader:
                 carried = work_tokens(" ".join(line.text for line in added if not SPEC_FILE.search(line.path)))
         except EvidenceError as exc:
             return GraderResult(self.name, status="infra_error", summary=exc.one_line())
-        shipped = _Shipped(changed, tests, starter_files)
+        shipped = _Shipped(changed, tests, starter_files,
+                           added_dependencies([line.text for line in added if DEPENDENCY_FILES.search(line.path)]))
         timeline = Timeline.of(witnessed_view(events))
         first_edit = timeline.edits[0] if timeline.edits else None
         # The spec: every spec file and the prompts sent before the agent's first edit.
@@ -288,9 +337,19 @@ class SpecQualityGrader:
         broken: list[str] = []
         refs: list[str] = []
         for source in sources:
-            for path in sorted(p for p in forbidden_paths(source.text)
+            said_at = int(source.ref.split(":")[1]) if source.ref.startswith("event:") else -1
+
+            def changed(path: str, since: int = said_at) -> bool:
+                # A starter file: changed in what shipped. A file the candidate added (an acceptance
+                # test written first): an agent write to it after the constraint was said.
+                if path in shipped.starter:
+                    return path in shipped.changed
+                return any(w.path == path and w.index > since for w in timeline.writes)
+
+            kept = forbidden_paths(source.text) | left_as_is(source.text)
+            for path in sorted(p for p in kept
                                if not SPEC_FILE.search(p) and (p in shipped.starter or p in shipped.changed)):
-                (broken if path in shipped.changed else honoured).append(f"leave {path} alone")
+                (broken if changed(path) else honoured).append(f"leave {path} alone")
                 refs.append(source.ref)
             for match in _ONLY_CHANGE.finditer(source.text):
                 allowed = {p.rstrip(".,:;)`'\"").strip("`'\"") for p in _PATHISH.findall(match.group(1))}
@@ -302,8 +361,14 @@ class SpecQualityGrader:
                                              for a in allowed))
                 (broken if outside else honoured).append(f"only change {', '.join(sorted(allowed))}")
                 refs.append(source.ref)
+            allowed = {(m.group(1) or m.group(2)).lower().rstrip(".,;:") for m in _ONLY_DEP.finditer(source.text)}
+            if allowed:
+                extra = sorted(shipped.new_dependencies - allowed)
+                label = f"no new dependency besides {', '.join(sorted(allowed))}"
+                (broken if extra else honoured).append(label + (f" (added {', '.join(extra[:3])})" if extra else ""))
+                refs.append(source.ref)
             # "No new dependencies" costs when broken; honoured it earns nothing: a stock phrase.
-            if _NO_NEW_DEPS.search(source.text) and any(DEPENDENCY_FILES.search(p) for p in shipped.changed):
+            elif _NO_NEW_DEPS.search(source.text) and any(DEPENDENCY_FILES.search(p) for p in shipped.changed):
                 broken.append("no new dependencies")
                 refs.append(source.ref)
         honoured = sorted(set(honoured))

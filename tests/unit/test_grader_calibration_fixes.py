@@ -182,3 +182,59 @@ def test_named_algorithms_env_vars_and_sizes_the_work_carries_are_concrete_requi
     result = SpecQualityGrader().grade(Bundle(stuffed), {}, GradeContext())
     assert not {"rsa-4096", "blake_key_size", "argon2id", "64-bit"} & set(result.details["spec_items"])
     assert _criterion(result, "upfront").score <= 1.0
+
+
+def _dependency_session(root: Path, prompt: str, requirements: str) -> Path:
+    s = SessionBuilder(root, trial_id="t-deps", candidate="gail")
+    s.prompt(3, prompt)
+    ops, reqs = s.reply(4, "Implementing.", [write("calc/ops.py", NAMED_OPS), write("requirements.txt", requirements)])
+    s.tool_result(4.5, ops, "File created successfully at: /workspace/calc/ops.py")
+    s.tool_result(4.6, reqs, "File created successfully at: /workspace/requirements.txt")
+    s.commit(7, "Add * and / and a checksum")
+    s.push(8)
+    return s.build()
+
+
+@pytest.mark.parametrize("wording", [
+    "cryptography is the only new dependency.",
+    "No new dependency besides cryptography.",
+    "No dependency other than cryptography.",
+])
+def test_a_named_dependency_allowance_honoured_counts_and_is_not_read_as_no_new_dependencies(
+        tmp_path: Path, wording: str) -> None:
+    # s01 and H3: the spec allowed cryptography; cryptography was added, nothing else.
+    prompt = ("Implement * and / in calc/ops.py. tests/test_calc.py is the acceptance test; leave it as it is. "
+              + wording)
+    honoured = _criterion(SpecQualityGrader().grade(Bundle(_dependency_session(
+        tmp_path / "ok", prompt, "cryptography>=42\n")), {}, GradeContext()), "constraints_honoured")
+    assert honoured.score >= 3.0 and "broken" not in honoured.rationale, honoured.rationale
+    assert "leave tests/test_calc.py alone" in honoured.rationale
+    assert "no new dependency besides cryptography" in honoured.rationale
+    broken = _criterion(SpecQualityGrader().grade(Bundle(_dependency_session(
+        tmp_path / "extra", prompt, "cryptography>=42\nrequests==2.31\n")), {}, GradeContext()),
+        "constraints_honoured")
+    assert "broken" in broken.rationale and "requests" in broken.rationale
+    assert broken.score < honoured.score
+
+
+@pytest.mark.parametrize("agent_edits_it", [False, True])
+def test_an_acceptance_test_the_candidate_wrote_first_and_said_to_leave_is_checked_against_the_agent(
+        tmp_path: Path, agent_edits_it: bool) -> None:
+    # s01: the candidate's own acceptance test ships as an added file; only an agent write breaks "leave it".
+    s = SessionBuilder(tmp_path, trial_id="t-accept", candidate="hana")
+    s.human_write("tests/test_accept.py", "from calc import evaluate\n\n\ndef test_mul():\n"
+                                          "    assert evaluate(\"6 * 7\") == 42\n")
+    s.commit(1, "Acceptance test first")
+    s.prompt(3, "Implement * and / in calc/ops.py. tests/test_accept.py is the acceptance test; leave it as it is.")
+    tools = [write("calc/ops.py", CAREFUL_OPS)]
+    if agent_edits_it:
+        tools.append(write("tests/test_accept.py", "def test_mul():\n    pass\n"))
+    ids = s.reply(4, "Implementing.", tools)
+    for minute, tool_id in enumerate(ids):
+        s.tool_result(4.5 + minute / 10, tool_id, "File written")
+    s.commit(7, "Add * and /")
+    s.push(8)
+    constraints = _criterion(SpecQualityGrader().grade(Bundle(s.build()), {}, GradeContext()),
+                             "constraints_honoured")
+    assert "leave tests/test_accept.py alone" in constraints.rationale
+    assert ("broken" in constraints.rationale) is agent_edits_it, constraints.rationale
