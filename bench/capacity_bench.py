@@ -72,7 +72,8 @@ def hold(names: list[str], free_before: float) -> list[str]:
         print(f"idle sandbox memory: median {statistics.median(memory.values()):.1f} MiB, "
               f"max {max(memory.values()):.1f} MiB, total {sum(memory.values()):.0f} MiB")
     print(f"host MemAvailable: {free_before:.0f} MiB before, {free_holding:.0f} MiB holding them "
-          f"({(free_before - free_holding) / max(len(up), 1):.1f} MiB per trial, host service included)")
+          f"({(free_before - free_holding) / max(len(up), 1):.1f} MiB per trial; host-wide, so other work "
+          "on the host moves it)")
     if len(up) != len(names) or not names:
         missed.append("every trial running after the hold")
     if memory and max(memory.values()) > MAX_IDLE_MIB:
