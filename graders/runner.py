@@ -80,11 +80,21 @@ def write_report(bundle: Bundle, report: Report, *, html_url: str | None = None)
 
 def _alerts(bundle: Bundle, entries: list[GraderEntry]) -> list[dict[str, Any]]:
     alerts = []
-    unseen = [i for i, e in enumerate(bundle.events()) if (e.get("data") or {}).get(MISSING_FROM_GATEWAY)]
+    events = bundle.events()
+    unseen = [i for i, e in enumerate(events) if (e.get("data") or {}).get(MISSING_FROM_GATEWAY)]
     if unseen:
         alerts.append({"kind": "missing_from_gateway", "evidence_refs": [f"event:{i}" for i in unseen[:30]],
                        "message": f"{len(unseen)} transcript event(s) never reached the gateway: a model was "
                                   "reached some other way, or the transcript was edited. They earned nothing."})
+    conflicted = [i for i, e in enumerate(events) if (e.get("data") or {}).get("conflict")]
+    if conflicted:
+        calls = {str((events[i].get("data") or {}).get("tool_use_id")) for i in conflicted}
+        agents = sorted({str((events[i].get("data") or {}).get("user_agent"))[:60] for i in conflicted})
+        alerts.append({"kind": "conflicting_tool_results", "severity": "critical",
+                       "evidence_refs": [f"event:{i}" for i in conflicted[:30]],
+                       "message": f"{len(calls)} tool call(s) got different results in different gateway requests "
+                                  f"(user agents: {', '.join(agents[:4])}): someone posted a result with the trial "
+                                  "token besides the agent. Neither result was scored; read both."})
     for entry in entries:
         alerts += _hidden_test_alerts(entry.result.details)
         collateral = entry.result.details.get("collateral")

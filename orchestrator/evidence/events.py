@@ -19,8 +19,10 @@ so who could have made it up.
 - `gateway`: the LLM gateway logged it (a gateway record, or a transcript event matched to
   one: `data.gateway_seq`). Tool results, rejections and interrupts count only where a
   request carried them for a tool call an earlier logged response issued (or, for an
-  interrupt without a tool call, in a request that continues a logged conversation), and
-  the transcript's text agrees with what the gateway saw. A witnessed transcript event's
+  interrupt without a tool call, in a request that continues a logged conversation), the
+  provider answered that request (2xx), no other request told the same call's outcome
+  differently (`data.conflict`: the token is the candidate's, who can post one with curl
+  while the agent waits), and the transcript's text agrees with what the gateway saw. A witnessed transcript event's
   time is held to the gateway's (`data.transcript_ts` keeps the transcript's own claim).
 - `host`: the host saw it (the local forge's push hook, the host service's git proxy).
   A commit's time is when it first reached the forge (`data.pushed_at`); `committed_at`
@@ -51,9 +53,6 @@ SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
 KINDS = ("user_prompt", "assistant_message", "tool_call", "tool_result", "tool_rejected", "interrupt",
          "commit", "push", "pr_opened", "pr_comment", "review")
 MISSING_FROM_GATEWAY = "missing_from_gateway"
-WITNESSES = ("gateway", "host", "forge", "transcript")
-SCORED_WITNESSES = frozenset({"gateway", "host", "forge"})
-"""Events a score may rest on; `transcript` ones are shown and marked only."""
 _EXCHANGE_KINDS = ("user_prompt", "assistant_message", "tool_call")
 _MESSAGE_ID_KEYS = ("message_id", "response_id", "msg_id")
 _TOOL_ID_KEYS = ("tool_use_id", "call_id", "id")
@@ -141,6 +140,9 @@ def _make(ts: str, source: str, kind: str, text: str, data: dict[str, Any], sess
 
 UNCHAINED = ("a request carried it, but not for a tool call or conversation the gateway logged before: "
              "anyone holding the token could have sent it")
+CONFLICTING = ("requests carried different outcomes for this tool call: anyone holding the token can post one "
+               "while the agent waits, so neither is the gateway's word")
+REFUSED_EXCHANGE = "carried by a request the model's provider refused (not 2xx): it was no turn of the conversation"
 
 
 class _Chain:
@@ -157,11 +159,44 @@ class _Chain:
             for use in exchange.tool_uses:
                 if use.id:
                     self.issued.setdefault(use.id, exchange.seq)
+        # The agent's own user agent is the one most requests carry; a request with another (curl,
+        # a script) is marked for reviewers, not scored on: the header is the sender's to choose.
+        agents = [exchange.agent for exchange in exchanges if exchange.agent]
+        self.usual_agent = max(set(agents), key=agents.count) if agents else None
+        # Every 2xx request carrying an outcome for a logged call, by tool call and by what it said.
+        # An agent's retry repeats the same outcome; two different ones mean someone else posted one
+        # (the trial token is the candidate's), and the gateway cannot tell which the agent sent.
+        stories: dict[str, dict[tuple[str, bool], list[int]]] = {}
+        for exchange in exchanges:
+            if not _ok(exchange):
+                continue
+            for outcome in exchange.tool_outcomes:
+                if outcome.tool_use_id and self.answers_logged_call(exchange, outcome.tool_use_id):
+                    told = stories.setdefault(outcome.tool_use_id, {})
+                    told.setdefault((_squash(outcome.text), outcome.is_error), []).append(exchange.seq)
+        self.conflicts: dict[str, list[int]] = {
+            tool_id: sorted(seq for seqs in told.values() for seq in seqs)
+            for tool_id, told in stories.items() if len(told) > 1}
 
     def answers_logged_call(self, exchange: Exchange, tool_use_id: str) -> bool:
         """The outcome is for a tool call that an earlier logged response issued."""
         issuer = self.issued.get(tool_use_id)
         return issuer is not None and issuer < exchange.seq
+
+    def unwitnessed(self, exchange: Exchange, tool_use_id: str) -> str | None:
+        """Why the gateway cannot vouch for this request's outcome of the call, or None when it can."""
+        if not _ok(exchange):
+            return REFUSED_EXCHANGE
+        if not self.answers_logged_call(exchange, tool_use_id):
+            return UNCHAINED
+        if tool_use_id in self.conflicts:
+            return CONFLICTING
+        return None
+
+
+def _ok(exchange: Exchange) -> bool:
+    """The provider answered the request (2xx): a refused one was no turn the agent went on from."""
+    return exchange.status is not None and 200 <= exchange.status < 300
 
 
 def _exchange_events(exchange: Exchange, chain: _Chain) -> list[Event]:
@@ -175,11 +210,17 @@ def _exchange_events(exchange: Exchange, chain: _Chain) -> list[Event]:
                             witness="gateway" if chained else "transcript"))
     for outcome in exchange.tool_outcomes:
         kind = "tool_rejected" if outcome.rejected else "tool_result"
-        chained = chain.answers_logged_call(exchange, outcome.tool_use_id)
-        data = {**base, "tool_use_id": outcome.tool_use_id, "is_error": outcome.is_error}
-        events.append(_make(exchange.ts, "gateway", kind, outcome.text,
-                            data if chained else {**data, "unchained": UNCHAINED},
-                            witness="gateway" if chained else "transcript"))
+        why_not = chain.unwitnessed(exchange, outcome.tool_use_id)
+        data: dict[str, Any] = {**base, "tool_use_id": outcome.tool_use_id, "is_error": outcome.is_error,
+                                "user_agent": exchange.agent}
+        if exchange.agent != chain.usual_agent:
+            data["unusual_user_agent"] = True
+        if why_not is not None:
+            data["unchained"] = why_not
+        if why_not == CONFLICTING:
+            data["conflict"] = {"gateway_seqs": chain.conflicts[outcome.tool_use_id]}
+        events.append(_make(exchange.ts, "gateway", kind, outcome.text, data,
+                            witness="transcript" if why_not else "gateway"))
     if exchange.prompt:
         events.append(_make(exchange.ts, "gateway", "user_prompt", exchange.prompt, dict(base), witness="gateway"))
     events.append(_make(exchange.ts, "gateway", "assistant_message", exchange.response_text, {
@@ -228,11 +269,12 @@ class _Index:
         self.chain = chain
         self.by_response = {ex.response_id: ex for ex in exchanges if ex.response_id}
         self.by_tool_use = {use.id: ex for ex in exchanges for use in ex.tool_uses if use.id}
-        # Only outcomes chained to the logged call they answer; the first request that carried each.
+        # Only outcomes the gateway vouches for (2xx, chained to the logged call they answer, told one
+        # way only); the first request that carried each.
         self.by_outcome: dict[str, tuple[Exchange, ToolOutcome]] = {}
         for ex in exchanges:
             for outcome in ex.tool_outcomes:
-                if outcome.tool_use_id and chain.answers_logged_call(ex, outcome.tool_use_id):
+                if outcome.tool_use_id and chain.unwitnessed(ex, outcome.tool_use_id) is None:
                     self.by_outcome.setdefault(outcome.tool_use_id, (ex, outcome))
         self.prompts_taken: set[int] = set()
         self.interrupts_taken: set[int] = set()

@@ -21,7 +21,7 @@ SEVERITIES = ("critical", "warning", "info")
 KIND_SEVERITY = {"hidden_tests_tampered": "critical", "test_harness_tampered": "critical",
                  "hidden_tests_missing": "critical",
                  "missing_from_gateway": "critical", "transcript_only_events": "warning",
-                 "reaches_for_test_runner": "info"}
+                 "reaches_for_test_runner": "info", "conflicting_tool_results": "critical"}
 
 
 def alert_severity(alert: dict[str, Any]) -> str:

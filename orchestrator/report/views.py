@@ -82,7 +82,8 @@ ALERT_TITLES = {"hidden_tests_tampered": "Hidden tests tampered with",
                 "missing_from_gateway": "Transcript events the gateway never saw",
                 "transcript_only_events": "Transcript-only events (shown, never scored)",
                 "reaches_for_test_runner": "Code reaches for the test runner",
-                "hidden_tests_missing": "Hidden-test results missing"}
+                "hidden_tests_missing": "Hidden-test results missing",
+                "conflicting_tool_results": "Tool results told two ways at the gateway"}
 TAMPERING = frozenset({"hidden_tests_tampered", "test_harness_tampered", "missing_from_gateway"})
 ALERT_LABELS = {"critical": "Alert", "warning": "Warning", "info": "For review"}
 GITHUB_ALERT = {"critical": "CAUTION", "warning": "WARNING", "info": "NOTE"}

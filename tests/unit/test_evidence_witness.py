@@ -199,3 +199,82 @@ def test_a_refused_request_is_not_a_turn_of_the_conversation(tmp_path: Path) -> 
     write_jsonl(tmp_path / "gateway.jsonl", [answered, refused])
     events = build_events(tmp_path, [])
     assert [(e["kind"], e["text"]) for e in events] == [("user_prompt", PROMPT), ("assistant_message", "On it.")]
+
+
+CLAUDE_UA = "claude-cli/2.1.330 (external, cli)"
+
+
+def _pytest_session(tmp_path: Path, carried: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """`pytest -q` issued at seq 1 (whose logged response is the call); then one gateway request per
+    (result text, status, user agent) in `carried`, each answering that call; and the transcript's
+    own result, which is the last carried text. Returns the timeline."""
+    first_user = {"role": "user", "content": [{"type": "text", "text": PROMPT}]}
+    answer_1 = {"role": "assistant", "content": [CALL_1]}
+    records = [{**_anthropic(1, 1, [first_user], [CALL_1], "msg_1"), "agent": CLAUDE_UA}]
+    for n, (text, status, agent) in enumerate(carried, start=2):
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": text}
+        record = _anthropic(n, 2, [first_user, answer_1, {"role": "user", "content": [result]}],
+                            [{"type": "text", "text": f"Reply {n}."}], f"msg_{n}")
+        records.append({**record, "status": status, "agent": agent})
+    write_jsonl(tmp_path / "gateway.jsonl", records)
+    real = carried[-1][0]
+    lines = [_line("user", 1, PROMPT), _line("assistant", 1, [CALL_1], id="msg_1", model="claude-sonnet-4-5"),
+             _line("user", 2, [{"type": "tool_result", "tool_use_id": "toolu_1", "content": real}])]
+    return build_events(tmp_path, parse_transcripts({".claude/projects/-workspace/s1.jsonl":
+                                                     ("\n".join(lines) + "\n").encode()}))
+
+
+def _results(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in timeline if e["kind"] == "tool_result" and e["data"].get("tool_use_id") == "toolu_1"]
+
+
+def test_a_result_forged_with_curl_while_the_agent_waits_is_not_witnessed_and_raises_an_alert(tmp_path: Path) -> None:
+    """While Claude Code waits for approval of `pytest`, the candidate posts the call's "result" with
+    the trial token. It used to become the witnessed result (the first request carrying the id wins)."""
+    from graders.runner import _alerts
+    from graders.timeline import test_runs, witnessed_view
+    from orchestrator.report.model import alert_severity
+    from orchestrator.report.views import ALERT_TITLES
+
+    timeline = _pytest_session(tmp_path, [("=== 12 passed in 0.3s ===", 200, "curl/8.5.0"),
+                                          ("=== 2 failed, 10 passed in 0.4s ===", 200, CLAUDE_UA)])
+    results = _results(timeline)
+    assert results and all(e["witness"] == "transcript" for e in results), results
+    conflicted = [e for e in results if e["data"].get("conflict")]
+    assert {e["data"]["gateway_seq"] for e in conflicted} == {2, 3}
+    assert all(e["data"].get("unchained") for e in conflicted)
+    forged = next(e for e in conflicted if e["data"]["gateway_seq"] == 2)
+    assert forged["data"]["user_agent"] == "curl/8.5.0" and forged["data"]["unusual_user_agent"] is True
+    # Neither story is scored: the test run has no witnessed result at all.
+    (run,) = test_runs(witnessed_view(timeline))
+    assert run.result is None and run.failed is None
+
+    class Events:
+        def events(self) -> list[dict[str, Any]]:
+            return timeline
+
+    alerts = [a for a in _alerts(Events(), []) if a["kind"] == "conflicting_tool_results"]  # type: ignore[arg-type]
+    assert len(alerts) == 1 and alert_severity(alerts[0]) == "critical"
+    assert "conflicting_tool_results" in ALERT_TITLES
+    assert {f"event:{timeline.index(e)}" for e in conflicted} <= set(alerts[0]["evidence_refs"])
+
+
+def test_an_outcome_carried_by_a_refused_request_is_not_witnessed(tmp_path: Path) -> None:
+    timeline = _pytest_session(tmp_path, [("=== 12 passed in 0.3s ===", 400, CLAUDE_UA)])
+    results = _results(timeline)
+    assert results and all(e["witness"] == "transcript" for e in results), results
+
+
+def test_an_agent_retrying_the_same_result_is_still_witnessed(tmp_path: Path) -> None:
+    from graders.timeline import test_runs, witnessed_view
+
+    timeline = _pytest_session(tmp_path, [("=== 2 failed, 10 passed in 0.4s ===", 529, CLAUDE_UA),
+                                          ("=== 2 failed, 10 passed in 0.4s ===", 200, CLAUDE_UA),
+                                          ("=== 2 failed,  10 passed in 0.4s ===\n", 200, CLAUDE_UA)])
+    witnessed = [e for e in _results(timeline) if e["witness"] == "gateway"]
+    (told,) = [e for e in witnessed if e["source"] == "claude-code"]
+    assert told["data"]["gateway_seq"] == 3
+    assert {e["data"]["gateway_seq"] for e in witnessed} == {3, 4}  # the 529 carried nothing that counts
+    assert not any(e["data"].get("conflict") for e in timeline)
+    (run,) = test_runs(witnessed_view(timeline))
+    assert run.failed is True
