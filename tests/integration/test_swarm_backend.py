@@ -17,9 +17,11 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from orchestrator.config import SandboxSettings, load_settings
@@ -107,10 +109,12 @@ def any_backend(request: pytest.FixtureRequest, instance: str) -> SandboxBackend
 def _cleanup(cluster: SwarmCluster, trial_id: str) -> None:
     selector = {"label": f"{LABEL_TRIAL}={trial_id}"}
     for service in cluster.manager.client.services.list(filters=selector):
-        service.remove()
+        with suppress(docker.errors.NotFound):
+            service.remove()
     for node in cluster.nodes:
         for container in node.client.containers.list(all=True, filters=selector):
-            container.remove(force=True)
+            with suppress(docker.errors.NotFound):  # a task container the node removes meanwhile
+                container.remove(force=True)
     for node in cluster.nodes:
         deadline = time.monotonic() + 60
         while node.client.containers.list(all=True, filters=selector) and time.monotonic() < deadline:
