@@ -238,3 +238,26 @@ def test_an_acceptance_test_the_candidate_wrote_first_and_said_to_leave_is_check
                              "constraints_honoured")
     assert "leave tests/test_accept.py alone" in constraints.rationale
     assert ("broken" in constraints.rationale) is agent_edits_it, constraints.rationale
+
+
+def test_weakened_starter_tests_forfeit_collateral_credit_however_much_else_works(tmp_path: Path) -> None:
+    # s10: the agent's change failed its tests; the candidate skipped them and shipped. 77% of the
+    # hidden tests pass, but a skip marker on a starter test is the damage collateral is for.
+    from graders.collateral import find_collateral, kept_share, progress_credit
+    from graders.repo import choose_revision, open_repo
+
+    s = SessionBuilder(tmp_path, trial_id="t-weak", candidate="ivan")
+    s.human_write("calc/ops.py", CAREFUL_OPS)
+    test_file = s.read("tests/test_calc.py")
+    first_test = test_file.index("def test_")
+    s.human_write("tests/test_calc.py", "import pytest\n" + test_file[:first_test]
+                  + "@pytest.mark.skip(reason=\"flaky\")\n" + test_file[first_test:] + CAREFUL_TESTS)
+    s.commit(5, "Add * and /")
+    s.push(6)
+    bundle = Bundle(s.build())
+    with open_repo(bundle) as repo:
+        found = find_collateral(repo, choose_revision(bundle, repo), ("calc/**", "tests/**"), "hidden_tests")
+    assert [w["path"] for w in found.weakened_tests] == ["tests/test_calc.py"]
+    assert kept_share(found, 2.0) == 0.0
+    assert progress_credit(2.0, kept_share(found, 2.0), 17 / 22) == 0.0
+
