@@ -4,7 +4,8 @@ Reads the candidate's commits (those in the graded revision and not in its base)
 repo bundle and commits.jsonl, and the forge's push events. Measures: how many commits,
 how their sizes are distributed, message quality, how the commits spread over the time the
 candidate worked, whether tests changed along with code (a commit that skips tests or
-deletes assertions weakens them, and earns nothing here), and force-pushes.
+deletes assertions weakens them, and earns nothing here), whether each push left the tests
+passing as the gateway witnessed them, and force-pushes.
 
 Times are the host's: when a push brought each commit to the forge (the push log), never
 the commit's own date, which the candidate sets with GIT_COMMITTER_DATE.
@@ -17,9 +18,9 @@ import statistics
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
-from graders.outcomes import ASSERTION, SKIP_MARKER
+from graders.outcomes import ASSERTION, SKIP_MARKER, Timeline
 from graders.repo import Repo, choose_revision, open_repo
-from graders.timeline import commit_times, witnessed
+from graders.timeline import commit_times, idle_pushes, witnessed, witnessed_view
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
@@ -102,7 +103,7 @@ class CommitsGrader:
         weakening = self._weakening(bundle, own, details)
         criteria = [self._count(commits), self._sizes(commits, details), self._messages(commits, details),
                     self._spread(bundle, commits, details), self._tests(commits, weakening, details),
-                    self._forced(forced, commits)]
+                    self._pushed_green(bundle, commits, weakening, details), self._forced(forced, commits)]
         details["trusts"] = TRUSTS
         summary = (f"{len(commits)} commit(s) on {revision.ref} since {revision.base_sha[:10]}"
                    + (f"; {len(forced)} force-push(es)" if forced else "") + ".")
@@ -207,6 +208,33 @@ class CommitsGrader:
         return Criterion("tests", "Tests changed with the code", score, 4.0,
                          f"{len(with_tests)} of {len(code_commits)} code commit(s) changed tests too.",
                          _commit_refs(with_tests or code_commits))
+
+    def _pushed_green(self, bundle: Bundle, commits: list[dict[str, Any]],
+                      weakening: dict[str, list[tuple[str, str]]], details: dict[str, Any]) -> Criterion:
+        """Each push of code left the tests passing, as witnessed: the last test run the gateway saw
+        after the agent's last edit before the push passed. An outcome, not a count: one tested
+        push scores as well as ten, and a passing run over weakened tests proves nothing."""
+        title = "Each push left the tests passing"
+        if not any(is_code(str(f.get("path", ""))) for c in commits for f in c.get("files") or []):
+            return Criterion("pushed_green", title, 0.0, 4.0, "No code was committed: nothing was tested.", [])
+        events = bundle.events()
+        timeline = Timeline.of(witnessed_view(events))
+        idle = idle_pushes(bundle, events)
+        pushes = [p for p in timeline.pushes if p not in idle]
+        verdicts: dict[int, str] = {}
+        for push in pushes:
+            last_edit = max((e for e in timeline.edits if e < push), default=-1)
+            runs = [r for r in timeline.runs if last_edit < r.call and (r.result or 0) < push]
+            verdicts[push] = ("untested" if not runs else "failing" if runs[-1].failed
+                              else "weakened" if weakening else "passing")
+        details["pushed_green"] = {str(push): verdict for push, verdict in verdicts.items()}
+        if not verdicts:
+            return Criterion("pushed_green", title, 0.0, 4.0, "No push of the candidate's in the push log.", [])
+        green = [p for p, v in verdicts.items() if v == "passing"]
+        score = round(4.0 * len(green) / len(verdicts), 2)
+        why = (f"{len(green)} of {len(verdicts)} push(es) came after a passing witnessed test run of the last "
+               "edit" + "".join(f"; event {p}: {v}" for p, v in verdicts.items() if v != "passing") + ".")
+        return Criterion("pushed_green", title, score, 4.0, why, [f"event:{p}" for p in verdicts][:_MAX_REFS])
 
     def _forced(self, forced: list[dict[str, Any]], commits: list[dict[str, Any]]) -> Criterion:
         if not commits:

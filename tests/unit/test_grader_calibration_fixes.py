@@ -261,3 +261,24 @@ def test_weakened_starter_tests_forfeit_collateral_credit_however_much_else_work
     assert kept_share(found, 2.0) == 0.0
     assert progress_credit(2.0, kept_share(found, 2.0), 17 / 22) == 0.0
 
+
+def test_commits_credit_pushes_that_left_the_tests_passing_not_how_many_commits(tmp_path: Path) -> None:
+    # Tau 0.15: one-commit sessions scored like careful ones. A push after a passing witnessed run
+    # of the last edit is an outcome; the number of commits plays no part.
+    from graders.commits import CommitsGrader
+
+    tested, _ = _tested_push_session(tmp_path / "tested")
+    green = _criterion(CommitsGrader().grade(Bundle(tested), {}, GradeContext()), "pushed_green")
+    assert green.score == green.max, green.rationale
+
+    s = SessionBuilder(tmp_path / "untested", trial_id="t-untested", candidate="jo")
+    s.prompt(3, "Implement * and / in calc/ops.py.")
+    [ops] = s.reply(4, "Implementing.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(4.5, ops, "File created successfully at: /workspace/calc/ops.py")
+    s.reply(5, "Done.")
+    for minute in (6, 7, 8):  # three commits, never a test run
+        s.human_write("README.md", s.read("README.md") + f"\nnote {minute}\n")
+        s.commit(minute, f"Add * and / (part {minute})")
+    s.push(9)
+    untested = _criterion(CommitsGrader().grade(Bundle(s.build()), {}, GradeContext()), "pushed_green")
+    assert untested.score == 0.0 and "untested" in untested.rationale
