@@ -41,7 +41,7 @@ demo: setup  ## one whole trial, offline: Claude Code on the scripted model, a s
 
 bench: setup  ## benchmarks, printed as ratios against a baseline measured in the same run; fails on a missed target
 	@status=0; $(PY) bench/launch_bench.py || status=1; $(PY) bench/gateway_bench.py || status=1; \
-	$(PY) bench/capacity_bench.py || status=1; exit $$status
+	$(PY) bench/capacity_bench.py || status=1; $(PY) bench/log_growth_bench.py || status=1; exit $$status
 
 calibrate: setup  ## play the calibration corpus through the real agents; Kendall's tau against its known order
 	$(PY) -m calibration
