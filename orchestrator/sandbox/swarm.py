@@ -35,9 +35,12 @@ Not expressible for services on Engine 20.10, and what stands in for it:
   the bounding set a setuid binary gains nothing anyway; NoNewPrivs reads 0 inside.
 - memory swap: services set no swap limit of their own; nodes are expected to run without swap.
 - `ssh_port_range`: a service publishes a fixed port or one the engine picks.
-- host-only egress: the sandbox network is a swarm-scoped bridge with no NAT and no traffic
-  between containers where the engine honours those options, but the host filter
-  (`egress.HostFirewall`) is written on this host only, not on the nodes. NOT enforced there.
+- host-only egress: the sandbox network is a swarm-scoped bridge whose options come from a
+  config-only network on every node (no NAT, no traffic between containers: a swarm-scoped
+  bridge drops options given to it directly, and cannot carry labels, so its config networks are
+  what `list_managed` recognises). Both options are enforced by the node engine's iptables rules;
+  the host filter (`egress.HostFirewall`) that admits only the host service's port is written on
+  this host only, NOT on the nodes, so a sandbox on a node reaches whatever that node routes to.
 - `extra_hosts` host-gateway: not resolved by Swarm; sandboxes on nodes do not get
   host.docker.internal.
 """
@@ -89,6 +92,7 @@ DEFAULT_NETWORK = "trial-swarm-sandbox"
 TASK_POLL_S = 0.2
 REMOVE_WAIT_S = 60.0
 FILES_SUFFIX = "-files"
+CONFIG_SUFFIX = "-config"
 LABEL_STARTED = "trial.started"
 """On a sandbox's service once it was first scaled up (`status` says `exited` rather than `created`)."""
 _NS = 1_000_000_000
@@ -318,8 +322,11 @@ class SwarmBackend:
             if spec.ssh_host_port:
                 port["PublishedPort"] = spec.ssh_host_port
             ports.append(port)
-        network = spec.internal_network or spec.network or DEFAULT_NETWORK
-        self._ensure_network(network, internal=bool(spec.internal_network))
+        if spec.internal_network:
+            raise UsageError(f"sandbox spec for trial {spec.trial_id}: internal_network on a swarm sandbox",
+                             "internal networks are for verification runs, which run as plain containers")
+        network = spec.network or DEFAULT_NETWORK
+        self._ensure_network(network)
         options: dict[str, Any] = {
             "name": name, "labels": self._labels(spec), "container_labels": self._labels(spec),
             "env": [f"{key}={value}" for key, value in spec.env.items()],
@@ -342,22 +349,37 @@ class SwarmBackend:
                         return raced
                 raise
 
-    def _ensure_network(self, name: str, *, internal: bool) -> None:
+    def _ensure_network(self, name: str) -> None:
+        """A swarm-scoped bridge whose options come from a config-only network on every node: a
+        swarm-scoped bridge drops the options it is created with, and without them the node would
+        NAT its sandboxes out and let them reach each other."""
         _check_name("network", name)
-        labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "internal" if internal else "bridge"}
+        labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "host-only"}
         if self.instance:
             labels[LABEL_INSTANCE] = self.instance
+        config = name + CONFIG_SUFFIX
+        for node_id in self._node_ids():
+            client = self.node(node_id).client
+            with _engine_errors(f"create network {config} on node {node_id}"):
+                if not _has_network(client, config):
+                    self._create_network_raw(client, {
+                        "Name": config, "Driver": "bridge", "ConfigOnly": True, "Labels": labels,
+                        "Options": {"com.docker.network.bridge.enable_ip_masquerade": "false",
+                                    "com.docker.network.bridge.enable_icc": "false"}})
         with _engine_errors(f"create network {name}"):
-            if self.manager.networks.list(names=[name]):
-                return
-            try:
-                self.manager.networks.create(
-                    name, driver="bridge", scope="swarm", internal=internal, labels=labels,
-                    options={"com.docker.network.bridge.enable_ip_masquerade": "false",
-                             "com.docker.network.bridge.enable_icc": "false"})
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
+            if not _has_network(self.manager, name):
+                self._create_network_raw(self.manager, {
+                    "Name": name, "Driver": "bridge", "Scope": "swarm",
+                    "ConfigFrom": {"Network": config}})
+
+    def _create_network_raw(self, client: Any, body: dict[str, Any]) -> None:
+        # The SDK has no ConfigOnly / ConfigFrom; the engine API has had them since 1.30.
+        api = client.api
+        try:
+            api._result(api._post_json(api._url("/networks/create"), data=body), json=True)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # made meanwhile by a concurrent create
+                raise
 
     def _ref(self, service: Any) -> SandboxRef:
         spec = service.attrs["Spec"]
@@ -597,13 +619,34 @@ class SwarmBackend:
                         continue
                     images.add(resource.name)
                 found.append(resource)
+        # A swarm network with a config network cannot carry labels: its config networks (labelled,
+        # one per node) say it is ours.
+        configs: dict[str, dict[str, str]] = {}
+        for node_id in self._node_ids():
+            with _engine_errors(f"list the networks of node {node_id}"):
+                for network in self.node(node_id).client.networks.list(
+                        filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}):
+                    if network.attrs.get("ConfigOnly"):
+                        configs[str(network.name)] = dict(network.attrs.get("Labels") or {})
         with _engine_errors("list the swarm networks"):
-            for network in self.manager.networks.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}):
-                labels = network.attrs.get("Labels") or {}
+            for network in self.manager.networks.list(filters={"scope": "swarm"}):
+                config = str((network.attrs.get("ConfigFrom") or {}).get("Network") or "")
+                if config not in configs:
+                    continue
+                in_use = str(network.name) in self._service_networks()
                 found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
-                                             trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
-                                             status="unused"))
+                                             trial_id=None, instance=configs[config].get(LABEL_INSTANCE),
+                                             status="in use" if in_use else "unused"))
         return found
+
+    def _service_networks(self) -> set[str]:
+        names: set[str] = set()
+        with _engine_errors("list the swarm networks in use"):
+            by_id = {str(n.id): str(n.name) for n in self.manager.networks.list(filters={"scope": "swarm"})}
+            for service in self.manager.services.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}):
+                for attached in service.attrs["Spec"]["TaskTemplate"].get("Networks") or []:
+                    names.add(by_id.get(str(attached.get("Target")), str(attached.get("Target"))))
+        return names
 
     def volume_usage(self) -> list[VolumeUsage]:
         return [usage for node_id in self._node_ids() for usage in self.node(node_id).volume_usage()]
@@ -619,10 +662,14 @@ class SwarmBackend:
         ref = SandboxRef(id=resource.id, name=resource.name, trial_id=resource.trial_id or "")
         if resource.kind == "container" and self._service(resource.name) is not None:
             self.remove(ref, volumes=False)
-        elif resource.kind == "network" and self.manager.networks.list(ids=[resource.id]):
+        elif resource.kind == "network" and _has_network(self.manager, resource.name):
             with _engine_errors(f"remove network {resource.name}", "a service still uses it"), \
                     suppress(docker.errors.NotFound):
                 self.manager.networks.get(resource.id).remove()
+            for node_id in self._node_ids():
+                with _engine_errors(f"remove network {resource.name}{CONFIG_SUFFIX}"), \
+                        suppress(docker.errors.NotFound):
+                    self.node(node_id).client.networks.get(resource.name + CONFIG_SUFFIX).remove()
         else:
             for node_id in self._node_ids():
                 node = self.node(node_id)
@@ -632,6 +679,11 @@ class SwarmBackend:
                     node.remove_resource(resource)
         self._log.info("sandbox.gc.removed", kind=resource.kind, name=resource.name, trial_id=resource.trial_id)
 
+
+
+def _has_network(client: Any, name: str) -> bool:
+    # The engine's name filter matches substrings: `x` would find `x-config`.
+    return any(network.name == name for network in client.networks.list(names=[name]))
 
 
 def _pinned_node(attrs: dict[str, Any]) -> str:

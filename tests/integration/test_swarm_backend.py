@@ -411,3 +411,20 @@ def test_the_real_sandbox_serves_ssh_on_its_node_and_has_no_setuid_program(
         except OSError:
             time.sleep(0.5)
     assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
+
+
+def test_the_sandbox_network_carries_no_nat_and_no_icc_on_its_node(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    """A swarm-scoped bridge drops the options it is created with; they come from a config-only
+    network on each node. (Enforcing them takes the node engine's iptables, which the test nodes
+    run without, so this checks the configuration the node's engine applies, not packets.)"""
+    ref = backend.start(backend.create(sandbox_spec(trial_id, image, volumes={})))
+    node = node_of(cluster, backend, ref)
+    container = node.client.containers.list(filters={"label": f"com.docker.swarm.service.id={ref.id}"})[0]
+    (network,) = container.attrs["NetworkSettings"]["Networks"]
+    local = node.client.networks.get(network).attrs
+    config = node.client.networks.get(local["ConfigFrom"]["Network"]).attrs
+    assert config["Options"] == {"com.docker.network.bridge.enable_ip_masquerade": "false",
+                                 "com.docker.network.bridge.enable_icc": "false"}
+    listed = [r for r in backend.list_managed() if r.kind == "network" and r.name == network]
+    assert [(r.status, r.instance) for r in listed] == [("in use", backend.instance)]
