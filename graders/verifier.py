@@ -58,6 +58,8 @@ AS_ROOT = "0:0"
 WORKSPACE = "/workspace"
 _TAIL = 4000
 _MAX_RESULTS_BYTES = 32 << 20
+STALE_AFTER_S = 6 * 3600
+"""A verifier or service container older than this is a leftover: no test run lasts so long."""
 _TEST_ENV = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "CI": "true", "LANG": "C.UTF-8"}  # noqa: S108
 
 
@@ -227,7 +229,8 @@ class _Outcome:
 
 
 class Verifier:
-    """A fresh container for one run, removed on exit (a leftover one of the same name is replaced).
+    """A fresh container for one run under a name of its own, removed on exit (stale leftovers of the
+    trial's earlier runs, found by label, are removed first; a concurrent run's never).
 
     Its main process is root's idle `sleep`; the tests run through exec as the test uid. Root
     has no capabilities, and the container no network unless `network` names the private
@@ -249,9 +252,9 @@ class Verifier:
         spec = SandboxSpec(trial_id=self.trial_id, image=self.image, role="verifier",
                            network_disabled=self.network is None, internal_network=self.network, extra_hosts={},
                            command=("sleep", "infinity"), volumes={}, user=AS_ROOT, workdir="/",
-                           read_only_root=False)
+                           read_only_root=False, name_suffix=_name_suffix())
         try:
-            _clear(self.sandbox, self.trial_id, "verifier")
+            _clear_stale(self.sandbox, self.trial_id, "verifier")
             self.ref = self.sandbox.start(self.sandbox.create(spec))
             self.sandbox.copy_in(self.ref, "/", _results_tar(self.results_dir))
         except TrialError as exc:
@@ -407,16 +410,30 @@ class Verifier:
             return _Outcome(code, seconds, tail, None, f"the results could not be read: {exc}")
 
 
-def _clear(sandbox: SandboxBackend, trial_id: str, role: str, wait_s: float = 60.0) -> None:
-    """Remove a container left by an earlier run of the same name, and wait until it is gone: the
-    engine can take a while over one full of processes, and `create` would hand back the dying one."""
-    deadline = time.monotonic() + wait_s
-    while (leftover := sandbox.find(trial_id, role)) is not None:
-        if time.monotonic() > deadline:
-            raise VerifierFailure(f"an earlier {role} container for {trial_id} is still being removed")
-        with suppress(TrialError):  # already being removed: keep waiting
-            sandbox.remove(leftover)
-        time.sleep(0.2)
+def _name_suffix() -> str:
+    """`<unix time, hex>-<random>`: unique per container, and its age readable from its name alone."""
+    return f"{int(time.time()):x}-{secrets.token_hex(3)}"
+
+
+def _clear_stale(sandbox: SandboxBackend, trial_id: str, role: str) -> None:
+    """Remove this trial's `role` containers (found by label) made longer ago than any run can last: a
+    grader that died left them. Never one younger: it may be another grade of the same trial, running now."""
+    prefix = f"trial-{trial_id}-{role}-"
+    try:
+        resources = sandbox.list_managed()
+    except TrialError:
+        return  # only housekeeping: teardown and gc find them by label too
+    for resource in resources:
+        if resource.kind != "container" or resource.trial_id != trial_id or not resource.name.startswith(prefix):
+            continue
+        stamp = resource.name.removeprefix(prefix).split("-", 1)[0]
+        try:
+            made = int(stamp, 16)
+        except ValueError:
+            continue
+        if time.time() - made > STALE_AFTER_S:
+            with suppress(TrialError):  # already being removed by someone else
+                sandbox.remove_resource(resource)
 
 
 def _single_file(archive: bytes) -> str:
@@ -463,12 +480,12 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
         with Verifier(sandbox, image, trial_id, network=network) as verifier:
             verifier.preflight(job.command)
             verifier.preflight(service.command, module=False)
-            host = f"trial-{trial_id}-service"
             spec = SandboxSpec(trial_id=trial_id, image=image, role="service", internal_network=network,
                                extra_hosts={}, command=("sh", "-c", service.command), volumes={}, user=AS_TESTS,
-                               workdir=WORKSPACE, env=dict(_TEST_ENV), read_only_root=False)
+                               workdir=WORKSPACE, env=dict(_TEST_ENV), read_only_root=False,
+                               name_suffix=_name_suffix())
             try:
-                _clear(sandbox, trial_id, "service")
+                _clear_stale(sandbox, trial_id, "service")
                 program = sandbox.create(spec)
                 sandbox.copy_in(program, "/", service.program)
             except TrialError as exc:
@@ -478,6 +495,7 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
                 program = sandbox.start(program)
             except TrialError as exc:  # the candidate's program exited at once: their failure
                 problem = f"the program did not stay up: {exc.one_line()}"
+            host = program.name  # its name on the run's private network
             verifier.load(job.workspace)
             _check_before(verifier, job)
             if not problem:

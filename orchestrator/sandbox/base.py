@@ -80,6 +80,9 @@ class SandboxSpec:
     container name): a service template's program and its hidden tests share one per run."""
     extra_hosts: dict[str, str] = field(default_factory=lambda: {"host.docker.internal": "host-gateway"})
     read_only_root: bool = True
+    name_suffix: str = ""
+    """Appended to the container's name (`trial-ID-ROLE-SUFFIX`): verifiers and services take a random one,
+    so two grades of one trial at once never share (or remove) a container; labels still find them."""
 
 
 @dataclass(frozen=True)

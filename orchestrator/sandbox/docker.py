@@ -272,6 +272,9 @@ class DockerBackend:
         _check_name("trial id", spec.trial_id)
         _check_name("role", spec.role)
         name = container_name(spec.trial_id, spec.role)
+        if spec.name_suffix:
+            _check_name("name suffix", spec.name_suffix)
+            name = f"{name}-{spec.name_suffix}"
         existing = self._container_by_name(name)
         if existing is not None:
             self._log.debug("sandbox.create.exists", trial_id=spec.trial_id, container=name)

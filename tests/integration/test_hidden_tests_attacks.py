@@ -14,6 +14,7 @@ evidence wherever the forgery can be detected. One test pins down what canaries 
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,13 @@ def api_keys(backend: DockerBackend, tmp_path_factory: pytest.TempPathFactory) -
     return template, _image(backend, template, tmp_path_factory.mktemp("api-keys-home"))
 
 
+def _unique(trial_id: str) -> str:
+    """A suffix of its own: concurrent runs on one engine never share a trial id (or its containers)."""
+    return f"{trial_id}-{uuid.uuid4().hex[:6]}"
+
+
 def _bundle(root: Path, trial_id: str, template_dir: Path, edits: dict[str, str], *, append: bool = True) -> Bundle:
-    session = SessionBuilder(root, trial_id=trial_id, template_dir=template_dir)
+    session = SessionBuilder(root, trial_id=_unique(trial_id), template_dir=template_dir)
     for path, code in edits.items():
         session.human_write(path, (session.read(path) if append else "") + code)
     session.commit(10, "Implement the brief")
@@ -73,8 +79,8 @@ def _bundle(root: Path, trial_id: str, template_dir: Path, edits: dict[str, str]
 def _grade(bundle: Bundle, backend: DockerBackend, template_image: tuple[Template, str]) -> GraderResult:
     template, image = template_image
     result = HiddenTestsGrader().grade(bundle, {}, GradeContext(template=template, sandbox=backend, image=image))
-    for role in ("verifier", "service"):
-        assert backend.find(str(bundle.trial["id"]), role) is None  # nothing left running
+    # Nothing left running: verifier and service names are the run's own, so found by label.
+    assert not [r for r in backend.list_managed() if r.kind == "container" and r.trial_id == bundle.trial["id"]]
     return result
 
 
@@ -280,7 +286,7 @@ def test_printing_passed_lines_earns_nothing(backend: DockerBackend, mini: tuple
 # ----- honest work still scores ----------------------------------------------------------------
 
 def _reference_bundle(root: Path) -> Bundle:
-    session = SessionBuilder(root, trial_id="t-reference", template_dir=API_KEYS)
+    session = SessionBuilder(root, trial_id=_unique("t-reference"), template_dir=API_KEYS)
     subprocess.run(["git", "apply", str(API_KEYS / "reference" / "solution.patch")], cwd=session.work, check=True)
     session.commit(30, "Hash keys, encrypted copy, rotation and scopes")
     session.push(31)
@@ -304,7 +310,7 @@ def test_the_reference_solution_still_scores_every_hidden_test(backend: DockerBa
 
 def test_the_starter_still_fails_the_hidden_tests(backend: DockerBackend, api_keys: tuple[Template, str],
                                                   tmp_path: Path) -> None:
-    result = _grade(Bundle(SessionBuilder(tmp_path, trial_id="t-starter", template_dir=API_KEYS).build()),
+    result = _grade(Bundle(SessionBuilder(tmp_path, trial_id=_unique("t-starter"), template_dir=API_KEYS).build()),
                     backend, api_keys)
     assert result.status == "ok"
     assert result.details["fail_to_pass"]["passed"] == 0

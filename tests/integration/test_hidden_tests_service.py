@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import docker
@@ -44,7 +45,8 @@ def setup(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 
 def _bundle(root: Path, trial_id: str, *, patch: bool = False, edits: dict[str, str] | None = None) -> Bundle:
-    session = SessionBuilder(root, trial_id=trial_id, template_dir=SERVICE_TEMPLATE)
+    # A suffix of its own: concurrent runs on one engine never share a trial id (or its containers).
+    session = SessionBuilder(root, trial_id=f"{trial_id}-{uuid.uuid4().hex[:6]}", template_dir=SERVICE_TEMPLATE)
     if patch:
         subprocess.run(["git", "apply", str(SERVICE_TEMPLATE / "reference" / "solution.patch")], cwd=session.work,
                        check=True)
@@ -60,8 +62,9 @@ def _grade(bundle: Bundle, setup: tuple[DockerBackend, Template, str]) -> Grader
     backend, template, image = setup
     result = HiddenTestsGrader().grade(bundle, {}, GradeContext(template=template, sandbox=backend, image=image))
     trial_id = str(bundle.trial["id"])
-    for role in ("verifier", "service"):
-        assert backend.find(trial_id, role) is None
+    # Verifier and service containers have names of their own: found by label, as teardown finds them.
+    left = docker.from_env().containers.list(all=True, filters={"label": f"trial.id={trial_id}"})
+    assert left == []
     networks = docker.from_env().networks.list(filters={"label": f"trial.id={trial_id}"})
     assert networks == []  # the private network is gone with the run
     return result
