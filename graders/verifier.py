@@ -58,6 +58,9 @@ AS_ROOT = "0:0"
 WORKSPACE = "/workspace"
 _TAIL = 4000
 _MAX_RESULTS_BYTES = 32 << 20
+MAX_FILE_BYTES = 256 << 20
+"""The largest file a test run may write (`ulimit -f`): the root layer is on the host's disk, and /tmp is
+a size-limited tmpfs (SandboxSpec's default), so no file the candidate's code writes can fill the host."""
 STALE_AFTER_S = 6 * 3600
 """A verifier or service container older than this is a leftover: no test run lasts so long."""
 _TEST_ENV = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "CI": "true", "LANG": "C.UTF-8"}  # noqa: S108
@@ -217,6 +220,16 @@ def _results_tar(folder: str) -> bytes:
     return out.getvalue()
 
 
+def _closed_var_tmp() -> bytes:
+    """The image's /var/tmp as root's alone: the program writes to its capped tmpfs, not the root layer."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as target:
+        info = tarfile.TarInfo("var/tmp")
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o1755, 0, 0
+        target.addfile(info)
+    return out.getvalue()
+
+
 # ----- one container ----------------------------------------------------------------------------------
 
 @dataclass
@@ -257,6 +270,11 @@ class Verifier:
             _clear_stale(self.sandbox, self.trial_id, "verifier")
             self.ref = self.sandbox.start(self.sandbox.create(spec))
             self.sandbox.copy_in(self.ref, "/", _results_tar(self.results_dir))
+            # The image's world-writable folders on the root layer (/var/tmp): the test uid writes only to
+            # /tmp (a capped tmpfs) and its results folder. Root owns them, so no capability is needed.
+            # (-xdev still lists the mount points themselves: the tmpfs /tmp stays open.)
+            self.sandbox.exec(self.ref, ["sh", "-c", "find / -xdev -type d -perm -0002 ! -fstype tmpfs -exec "
+                                         "chmod o-w {} + 2>/dev/null; true"], user=AS_ROOT)
         except TrialError as exc:
             self._remove()
             raise VerifierFailure(f"verifier container failed: {exc.one_line()}") from exc
@@ -388,7 +406,9 @@ class Verifier:
         started = time.monotonic()
         # The output goes to a file, not the exec's stream: a process the command leaves behind
         # keeps its stdout, and would otherwise hold the stream (and this grader) open.
-        code, streamed = self._exec(["sh", "-c", f"({line}) >{output} 2>&1 </dev/null"], user=AS_TESTS,
+        # `ulimit -f` (dash counts 512-byte blocks) caps every file the run writes, the output file too.
+        limited = f"ulimit -f {max(1, MAX_FILE_BYTES // 512)}; ({line}) >{output} 2>&1 </dev/null"
+        code, streamed = self._exec(["sh", "-c", limited], user=AS_TESTS,
                                     workdir=WORKSPACE, env={**_TEST_ENV, **(env or {})}, timeout_s=timeout_s)
         seconds = time.monotonic() - started
         self._end_strays()
@@ -480,14 +500,17 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
         with Verifier(sandbox, image, trial_id, network=network) as verifier:
             verifier.preflight(job.command)
             verifier.preflight(service.command, module=False)
+            # Every file the program writes is capped as the tests' are (`ulimit -f`, 512-byte blocks in dash).
+            capped = f"ulimit -f {max(1, MAX_FILE_BYTES // 512)}; exec sh -c {shlex.quote(service.command)}"
             spec = SandboxSpec(trial_id=trial_id, image=image, role="service", internal_network=network,
-                               extra_hosts={}, command=("sh", "-c", service.command), volumes={}, user=AS_TESTS,
+                               extra_hosts={}, command=("sh", "-c", capped), volumes={}, user=AS_TESTS,
                                workdir=WORKSPACE, env=dict(_TEST_ENV), read_only_root=False,
                                name_suffix=_name_suffix())
             try:
                 _clear_stale(sandbox, trial_id, "service")
                 program = sandbox.create(spec)
                 sandbox.copy_in(program, "/", service.program)
+                sandbox.copy_in(program, "/", _closed_var_tmp())  # before start: its program runs at once
             except TrialError as exc:
                 raise VerifierFailure(f"could not prepare the program's container: {exc.one_line()}") from exc
             problem = ""
