@@ -53,8 +53,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Bundle]:
 def _grade(bundle: Bundle, backend: DockerBackend, image: str, template: Template | None = None) -> GraderResult:
     context = GradeContext(template=template or load_template(MINI_TEMPLATE), sandbox=backend, image=image)
     result = HiddenTestsGrader().grade(bundle, {}, context)
-    # Whatever happened, the verifier is gone afterwards.
-    assert backend.find(str(bundle.trial["id"]), "verifier") is None
+    # Whatever happened, the verifier is gone afterwards (names are the run's own: found by label).
+    assert not [r for r in backend.list_managed() if r.kind == "container" and r.trial_id == bundle.trial["id"]]
     return result
 
 
@@ -149,9 +149,16 @@ def test_a_missing_image_is_infrastructure(bundles: dict[str, Bundle], backend: 
 def test_a_leftover_verifier_is_replaced_by_a_fresh_one(bundles: dict[str, Bundle], backend: DockerBackend,
                                                         image: str) -> None:
     trial_id = str(bundles["careful"].trial["id"])
+    import time
+
+    from graders.verifier import STALE_AFTER_S
+
+    # Named as a grader that died long ago left it: the next grade of the trial removes it, never reuses it.
+    left_at = f"{int(time.time()) - STALE_AFTER_S - 60:x}-dddddd"
     stale = backend.start(backend.create(SandboxSpec(trial_id=trial_id, image=image, role="verifier",
                                                      network_disabled=True, command=("sleep", "infinity"),
-                                                     user="1000:1000", workdir="/", read_only_root=False)))
+                                                     user="1000:1000", workdir="/", read_only_root=False,
+                                                     name_suffix=left_at)))
     # A stale verifier must not be reused: this conftest would make every test in it error.
     planted = backend.exec(stale, ["sh", "-c", "mkdir -p /workspace && printf '%s\\n' 'import pytest' "
                                    "'@pytest.fixture(autouse=True)' 'def _stale():' "
