@@ -468,8 +468,11 @@ class SwarmBackend:
                     break
             elif now > deadline:
                 self._scale(service, 0)
+                why = "; ".join(sorted({str(t["Status"].get("Err") or t["Status"].get("Message") or "")
+                                        for t in tasks} - {""}))
                 raise SandboxError(f"service {ref.name} is still '{','.join(states) or 'pending'}' after "
-                                   f"{self.start_timeout_s:.0f} s", "check `docker service ps` on the manager")
+                                   f"{self.start_timeout_s:.0f} s ({why or 'no reason given'})",
+                                   "check `docker service ps` on the manager")
             time.sleep(TASK_POLL_S)
         with _engine_errors(f"inspect service {ref.name}"):
             service.reload()
@@ -506,7 +509,21 @@ class SwarmBackend:
                 raise SandboxError(f"service {ref.name} did not stop in {timeout_s + 20} s",
                                    "check `docker service ps` on the manager")
             time.sleep(TASK_POLL_S)
+        self._forget_tasks(service, node)
         self._log.info("sandbox.stopped", trial_id=ref.trial_id, service=ref.name)
+
+    def _forget_tasks(self, service: Any, node: DockerBackend | None) -> None:
+        """Remove the stopped task's container and wait (bounded) until the manager forgets the task:
+        a slot whose old task lingers in `remove` keeps the next start pending indefinitely."""
+        if node is not None:
+            with _engine_errors(f"remove the stopped containers of {service.name}"):
+                for container in node.client.containers.list(
+                        all=True, filters={"label": f"com.docker.swarm.service.id={service.id}"}):
+                    with suppress(docker.errors.NotFound):
+                        container.remove(force=True)
+        deadline = time.monotonic() + REMOVE_WAIT_S
+        while self._tasks(service) and time.monotonic() < deadline:
+            time.sleep(TASK_POLL_S)
 
     def _task_container_running(self, service: Any, node: DockerBackend | None) -> bool:
         if node is None:

@@ -3,7 +3,8 @@
 Each node is a separate `dockerd` in a network namespace the test creates, entered with
 `nsenter --net` only (`ip netns exec` would remount /sys and hide the cgroup mounts: "Devices
 cgroup isn't mounted"), with its own data root, exec root, socket and pidfile, no bridge of its
-own and no iptables rules (`--bridge=none --iptables=false`: the host's rules stay the host's).
+own (`--bridge=none`); each writes its iptables rules in its own namespace (netfilter tables are
+per namespace, so the host's rules stay the host's; `IPTABLES = False` turns that off).
 A veth joins each namespace to a test bridge with test-made addresses in 10.<r>.<r>.0/24; the
 host's FORWARD policy is DROP, so one `ACCEPT` rule for that bridge (and only within it) goes in
 DOCKER-USER while the cluster lives. Traffic goes only to addresses made here: the namespaces have
@@ -38,6 +39,9 @@ DAEMON_START_S = 90.0
 DAEMON_STOP_S = 15.0
 COMMAND_S = 120.0
 IMAGE_LOAD_S = 600.0
+IPTABLES = True
+"""The nodes' own packet filter (no inter-container traffic on a sandbox network is enforced by it).
+Each dockerd writes its rules in its own network namespace, never the host's."""
 TMPFS_SIZE = "6g"
 """Data roots, sockets and the image archive of all nodes (bounded: a runaway test cannot fill RAM)."""
 
@@ -115,7 +119,7 @@ def _start_daemon(node: SwarmNode, tag: str) -> None:
         ["nsenter", f"--net=/var/run/netns/{node.netns}", "dockerd",
          "--config-file", str(config), "--data-root", str(data), "--exec-root", str(exec_root),
          "-H", node.url, "--pidfile", str(node.root / "dockerd.pid"),
-         "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
+         "--bridge=none", f"--iptables={str(IPTABLES).lower()}", "--ip-forward=false", "--ip-masq=false",
          "--containerd-namespace", f"{tag}-{node.name}", "--containerd-plugins-namespace", f"{tag}-{node.name}-p"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         # A task whose image is named by tag is pulled first; with this the node uses its own copy.

@@ -428,3 +428,37 @@ def test_the_sandbox_network_carries_no_nat_and_no_icc_on_its_node(
                                  "com.docker.network.bridge.enable_icc": "false"}
     listed = [r for r in backend.list_managed() if r.kind == "network" and r.name == network]
     assert [(r.status, r.instance) for r in listed] == [("in use", backend.instance)]
+
+
+def test_sandboxes_on_one_node_cannot_reach_each_other(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    """The attack: a candidate's sandbox opens a port of another candidate's sandbox on the same node."""
+    other_trial = f"t{uuid.uuid4().hex[:10]}"
+    server = backend.start(backend.create(sandbox_spec(
+        trial_id, image, volumes={}, command=("python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"))))
+    home = node_of(cluster, backend, server)
+    manager = cluster.manager.client
+    drained = [manager.nodes.get(node.node_id) for node in cluster.nodes if node is not home]
+    try:
+        for node in drained:
+            node.update({**node.attrs["Spec"], "Availability": "drain"})
+        client = backend.start(backend.create(sandbox_spec(other_trial, image, volumes={})))
+        assert node_of(cluster, backend, client) is home
+    finally:
+        for node in drained:
+            node.reload()
+            node.update({**node.attrs["Spec"], "Availability": "active"})
+    try:
+        container = home.client.containers.list(filters={"label": f"com.docker.swarm.service.id={server.id}"})[0]
+        address = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        probe = "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=3); print('reached')"
+        deadline = time.monotonic() + 30
+        here = backend.exec(server, ["python3", "-c", probe, "http://127.0.0.1:8080/"], timeout_s=20)
+        while here.stdout.strip() != "reached" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            here = backend.exec(server, ["python3", "-c", probe, "http://127.0.0.1:8080/"], timeout_s=20)
+        assert here.stdout.strip() == "reached", here.stderr
+        there = backend.exec(client, ["python3", "-c", probe, f"http://{address}:8080/"], timeout_s=20)
+        assert there.exit_code != 0 and "reached" not in there.stdout
+    finally:
+        _cleanup(cluster, other_trial)
