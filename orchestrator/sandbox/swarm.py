@@ -8,8 +8,9 @@ node (so exec timeouts, copy caps and error translation are the Docker backend's
 How a sandbox maps onto Swarm:
 
 - one service `trial-<id>-sandbox`, replicated, created with 0 replicas (`create`), scaled to 1
-  (`start`) and back to 0 (`stop`); restart condition `none`, so a crashed sandbox stays down
-  until the orchestrator acts, as on one host.
+  (`start`) and back to 0 (`stop`, which also removes the stopped task's container and waits for
+  the manager to forget the task: otherwise the next start can stay pending for good); restart
+  condition `none`, so a crashed sandbox stays down until the orchestrator acts, as on one host.
 - placement: a new trial goes to the ready, active node with the most free memory (the node's
   memory less the memory limits of this store's sandboxes placed on it); a trial whose volumes
   already exist stays on their node. The service is pinned there by a `node.id==` constraint,

@@ -462,3 +462,14 @@ def test_sandboxes_on_one_node_cannot_reach_each_other(
         assert there.exit_code != 0 and "reached" not in there.stdout
     finally:
         _cleanup(cluster, other_trial)
+
+
+def test_a_sandbox_stops_and_starts_again_many_times(backend: SwarmBackend, image: str, trial_id: str) -> None:
+    """A stopped task lingering in its slot once kept every later start pending (one restart in three)."""
+    ref = backend.create(sandbox_spec(trial_id, image))
+    for round_ in range(4):
+        ref = backend.start(ref)
+        assert sh(backend, ref, f"echo {round_} >> /workspace/rounds && wc -l < /workspace/rounds")[1] == \
+            str(round_ + 1)
+        backend.stop(ref, timeout_s=2)
+        assert backend.status(ref) == "exited"
