@@ -257,11 +257,13 @@ def test_claude_code_runs_a_command_and_writes_a_file_from_the_script(sandbox: A
             and e["data"].get("message_id")} <= logged_ids
 
 
-@pytest.mark.parametrize("model", ["gpt-5.5", None])
+@pytest.mark.parametrize(("model", "patch_tool"), [
+    ("gpt-5.5", "apply_patch"), ("gpt-5-codex", "exec_command"), (None, "apply_patch")])
 def test_codex_runs_a_command_and_applies_a_patch_from_the_script(sandbox: Any, service: Service,
-                                                                   model: str | None) -> None:
-    # A model Codex knows gets the apply_patch tool; for one it has no metadata for (the agent's
-    # default here) it offers none, and the patch goes through its shell tool instead.
+                                                                   model: str | None, patch_tool: str) -> None:
+    # A model Codex knows gets the apply_patch tool; for one it has no metadata for ("gpt-5-codex"
+    # in Codex 0.169) it offers none, and the patch goes through its shell tool instead. The agent's
+    # default (None) must be one it knows.
     agent = Codex(model=model) if model else get_agent("codex")
     box = sandbox(agent)
     said = box.run(f"codex exec --skip-git-repo-check {shlex.quote('Please make the marker files.')}")
@@ -275,7 +277,6 @@ def test_codex_runs_a_command_and_applies_a_patch_from_the_script(sandbox: Any, 
     assert all(r["cost_usd"] > 0 for r in records if r["route"].endswith("/v1/responses"))
     events = agent.parse(collect(box.backend, box.ref, agent))
     calls = [e for e in events if e["kind"] == "tool_call"]
-    patch_tool = "apply_patch" if model else "exec_command"
     assert [c["data"]["tool"] for c in calls] == ["exec_command", patch_tool, patch_tool]
     assert all(not e["data"].get("is_error") for e in events if e["kind"] == "tool_result")
 
