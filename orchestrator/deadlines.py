@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.errors import StateError, TrialError, UsageError
+from orchestrator.forge.pushlog import ZERO_SHA
 from orchestrator.logging import get_logger
 from orchestrator.store import Store, Trial, iso, utcnow
 
@@ -40,7 +41,6 @@ COLLECT_RETRY = timedelta(minutes=10)
 MAX_EXTENSION_HOURS = 24 * 14
 STALE_CLAIM = timedelta(minutes=30)
 """An `expired` trial untouched this long lost its reaper mid-way (killed): reap it again."""
-ZERO_SHA = "0" * 40
 
 Collector = Callable[[str], object]
 """Collects one trial by id (lifecycle.collect bound to its services); raises TrialError on failure."""

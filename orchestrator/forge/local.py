@@ -28,7 +28,6 @@ from orchestrator.forge.base import PullRequest, RepoRef, SandboxAccess, service
 from orchestrator.store import Store
 
 BOT_ENV = "TRIAL_FORGE_BOT"
-ZERO_SHA = "0" * 40
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BIG_FILES = ("-c", "core.bigFileThreshold=8m")
 """Files over this are diffed as binary: a pull request of huge files reads in bounded time and memory."""

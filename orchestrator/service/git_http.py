@@ -14,7 +14,7 @@ import asyncio
 import base64
 import contextlib
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -49,6 +49,20 @@ def _presented_token(request: web.Request) -> str | None:
 
 def _unauthorized(text: str) -> web.Response:
     return web.Response(status=401, text=text + "\n", headers={"WWW-Authenticate": REALM})
+
+
+async def authenticated_trial(store: Store, request: web.Request, trial_id: str, *, ask: str,
+                              refused_event: str, **log_fields: Any) -> web.Response | Trial:
+    """The trial whose token the request presents (Basic password or Bearer), or the 401 to send:
+    one check for every sandbox-facing route of the host service."""
+    token = _presented_token(request)
+    if token is None:
+        return _unauthorized(f"authentication required: {ask}")
+    record = await asyncio.to_thread(store.verify_token, token)
+    if record is None or record.trial_id != trial_id:
+        log.info(refused_event, **log_fields)
+        return _unauthorized("token refused (unknown, revoked, expired or for another trial)")
+    return await asyncio.to_thread(store.get_trial, trial_id)
 
 
 def refusal(trial: Trial) -> str | None:
@@ -89,14 +103,10 @@ class GitEndpoint:
         trial_id = await asyncio.to_thread(self.backend.trial_of, name)
         if trial_id is None:
             return web.Response(status=404, text="no such repository\n")
-        token = _presented_token(request)
-        if token is None:
-            return _unauthorized("authentication required: the trial token is the password")
-        record = await asyncio.to_thread(self.store.verify_token, token)
-        if record is None or record.trial_id != trial_id:
-            log.info("git.auth_refused", repo=name)
-            return _unauthorized("token refused (unknown, revoked, expired or for another trial)")
-        trial = await asyncio.to_thread(self.store.get_trial, trial_id)
+        trial = await authenticated_trial(self.store, request, trial_id, ask="the trial token is the password",
+                                          refused_event="git.auth_refused", repo=name)
+        if isinstance(trial, web.Response):
+            return trial
         closed = refusal(trial)
         if closed is None and "git-receive-pack" in (tail, service) and not self.backend.accepts_pushes(name):
             closed = "this trial is closed: pushes are no longer accepted"

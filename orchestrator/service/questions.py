@@ -20,7 +20,7 @@ from orchestrator import questions
 from orchestrator.config import Settings
 from orchestrator.errors import TrialError
 from orchestrator.logging import get_logger
-from orchestrator.service.git_http import _presented_token, _unauthorized, refusal
+from orchestrator.service.git_http import authenticated_trial, refusal
 from orchestrator.store import Store, Trial
 
 MAX_BODY = 16 * 1024
@@ -42,14 +42,10 @@ class QuestionRoute:
 
     async def _admit(self, request: web.Request) -> web.Response | Trial:
         trial_id = request.match_info["trial"]
-        token = _presented_token(request)
-        if token is None:
-            return _unauthorized("authentication required: the trial token")
-        record = await asyncio.to_thread(self.store.verify_token, token)
-        if record is None or record.trial_id != trial_id:
-            log.info("questions.auth_refused", trial=trial_id)
-            return _unauthorized("token refused (unknown, revoked, expired or for another trial)")
-        trial = await asyncio.to_thread(self.store.get_trial, trial_id)
+        trial = await authenticated_trial(self.store, request, trial_id, ask="the trial token",
+                                          refused_event="questions.auth_refused", trial=trial_id)
+        if isinstance(trial, web.Response):
+            return trial
         closed = refusal(trial)
         if closed is not None:
             return web.json_response({"error": closed.replace("git access", "the question channel")}, status=403)
