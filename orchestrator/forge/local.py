@@ -79,7 +79,7 @@ while read old new ref; do
   if [ "$old" != "$zero" ] && [ "$new" != "$zero" ] && ! git merge-base --is-ancestor "$old" "$new" 2>/dev/null; then
     forced=true
   fi
-  printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" "$ref" "$old" "$new" "$forced" \\
+  printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%6N+00:00)" "$ref" "$old" "$new" "$forced" \\
     "${REMOTE_USER:-${TRIAL_FORGE_BOT:+trial-bot}}" >> "$GIT_DIR/trial-pushes.tsv"
 done
 """

@@ -6,7 +6,7 @@ and the host service's git proxy for GitHub appends to `<data>/forge/github/<tri
 after GitHub reported the ref update as accepted. A ref name cannot hold a tab or any
 control character (git check-ref-format), so the format needs no quoting.
 
-    ts (UTC, seconds, +00:00) \t ref \t before \t after \t forced (true|false) \t pusher
+    ts (UTC, microseconds, +00:00; older logs: seconds) \t ref \t before \t after \t forced (true|false) \t pusher
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ FIELDS = ("ts", "ref", "before", "after", "forced", "pusher")
 
 
 def line(ref: str, before: str, after: str, *, forced: bool, pusher: str, at: datetime | None = None) -> str:
-    moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
     return "\t".join((moment, ref, before, after, "true" if forced else "false", pusher)) + "\n"
 
 

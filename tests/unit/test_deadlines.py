@@ -157,6 +157,30 @@ def test_heads_at_replays_ref_updates_up_to_the_moment() -> None:
     assert deadlines.heads_at(events, at("2026-01-05T13:00:00+00:00")) == {"refs/heads/main": "a" * 40}
 
 
+def test_a_push_in_the_deadlines_own_second_is_late(tmp_path: Path) -> None:
+    """The deadline is a whole second; a push 0.4 s after it was once logged at that same whole
+    second (the log kept seconds only) and graded as in time. Both writers keep microseconds."""
+    import subprocess
+
+    from orchestrator.forge import local, pushlog
+
+    deadline = datetime.fromisoformat("2026-01-05T12:00:00+00:00")
+    written = pushlog.line("refs/heads/late", ZERO, "a" * 40, forced=False, pusher="trial:t1",
+                           at=deadline + timedelta(milliseconds=400))
+    hook = tmp_path / "post-receive"
+    hook.write_text(local.POST_RECEIVE)
+    hook.chmod(0o755)
+    subprocess.run([str(hook)], input=f"{ZERO} {'b' * 40} refs/heads/hooked\n", text=True, check=True,
+                   env={"GIT_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    events = pushlog.read(tmp_path / local.PUSH_LOG)
+    (tmp_path / "proxy.tsv").write_text(written)
+    events += pushlog.read(tmp_path / "proxy.tsv")
+    assert [e["ts"] for e in events][1] == "2026-01-05T12:00:00.400000+00:00"
+    assert "." in events[0]["ts"]  # the hook's own clock, to the microsecond
+    assert deadlines.late_pushes(events, deadline) == events
+    assert deadlines.heads_at(events[1:], deadline) == {}
+
+
 def test_trial_extend_and_trial_reap_commands(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     add_trial(store, "tcli00001", utcnow() + timedelta(hours=1))
     runner = CliRunner()
