@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import math
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from orchestrator.logging import get_logger
+from orchestrator.service.token_guard import TokenGuard
 from orchestrator.store import Trial, iso, utcnow
 
 if TYPE_CHECKING:
@@ -51,17 +53,39 @@ def _unauthorized(text: str) -> web.Response:
     return web.Response(status=401, text=text + "\n", headers={"WWW-Authenticate": REALM})
 
 
+TOKEN_GUARD = web.AppKey("token_guard", TokenGuard)
+
+
+def install_token_guard(app: web.Application) -> None:
+    """One unknown-token lockout shared by every sandbox-facing route of the app."""
+    if TOKEN_GUARD not in app:
+        app[TOKEN_GUARD] = TokenGuard()
+
+
 async def authenticated_trial(store: Store, request: web.Request, trial_id: str, *, ask: str,
                               refused_event: str, **log_fields: Any) -> web.Response | Trial:
     """The trial whose token the request presents (Basic password or Bearer), or the 401 to send:
-    one check for every sandbox-facing route of the host service."""
+    one check for every sandbox-facing route of the host service. An address that keeps
+    presenting unknown tokens is slowed, then refused with a 429 (service/token_guard.py)."""
     token = _presented_token(request)
     if token is None:
         return _unauthorized(f"authentication required: {ask}")
+    guard, remote, digest = request.app[TOKEN_GUARD], request.remote or "", store.digest(token)
+    wait, counted = guard.admit(remote, digest)
+    if wait:
+        return web.Response(status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                            text=f"too many unknown tokens from {remote}: try again in {wait:.0f} s\n")
     record = await asyncio.to_thread(store.verify_token, token)
     if record is None or record.trial_id != trial_id:
-        log.info(refused_event, **log_fields)
+        hold = guard.failed(remote, digest)
+        if counted and guard.locked_out(remote):
+            log.warning("service.token_lockout", remote=remote, **log_fields)
+        else:
+            log.info(refused_event, remote=remote, **log_fields)
+        if hold:
+            await asyncio.sleep(hold)
         return _unauthorized("token refused (unknown, revoked, expired or for another trial)")
+    guard.succeeded(remote, digest, counted)
     return await asyncio.to_thread(store.get_trial, trial_id)
 
 
@@ -202,5 +226,6 @@ class LocalGitBackend:
 
 
 def setup_git_endpoint(app: web.Application, backend: GitBackend, store: Store) -> None:
+    install_token_guard(app)
     endpoint = GitEndpoint(backend, store)
     app.router.add_route("*", r"/git/{name:[A-Za-z0-9._-]+}.git/{tail:.*}", endpoint.handle)

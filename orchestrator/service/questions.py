@@ -20,7 +20,7 @@ from orchestrator import questions
 from orchestrator.config import Settings
 from orchestrator.errors import TrialError
 from orchestrator.logging import get_logger
-from orchestrator.service.git_http import authenticated_trial, refusal
+from orchestrator.service.git_http import authenticated_trial, install_token_guard, refusal
 from orchestrator.store import Store, Trial
 
 MAX_BODY = 16 * 1024
@@ -94,6 +94,7 @@ class QuestionRoute:
 
 
 def setup_question_route(app: web.Application, settings: Settings, store: Store, forge: Callable[[], Any]) -> None:
+    install_token_guard(app)
     route = QuestionRoute(settings, store, forge)
     app.router.add_post(r"/questions/{trial:[A-Za-z0-9._-]+}", route.ask)
     app.router.add_get(r"/questions/{trial:[A-Za-z0-9._-]+}", route.thread)
