@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -502,6 +503,9 @@ def teardown(services: Services, trial_id: str, *, repo_action: str | None = Non
             else:
                 services.forge.archive(repo)  # last: an archived repo refuses every write
             removed.append(f"repo {repo.full_name} ({action}d)")
+    from orchestrator.forge.state_files import remove_trial_files  # the git proxy's push log and quota
+
+    removed += [f"file {path.name}" for path in remove_trial_files(services.settings.forge_dir, trial.id)]
     services.sandbox.ping()
     for role in ("sandbox", "verifier", "service"):  # service: a service template's program under test
         ref = services.sandbox.find(trial.id, role)
@@ -538,7 +542,8 @@ class Leftover:
 
 
 def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) -> list[Leftover]:
-    """Containers, volumes and repos labelled as ours whose trial is unknown or closed.
+    """Containers, volumes and repos labelled as ours whose trial is unknown or closed, the GitHub
+    git proxy's files of such trials, and containers our interrupted image builds left.
 
     Repos of trials this store does not know are removed only on the local forge (its repos
     live in this data dir) or when `unknown_repos` says so: a GitHub org can be shared by
@@ -564,7 +569,7 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
             continue  # images are a cache shared by trials, not a leftover; networks come last
         if resource.instance not in (None, ours):
             continue  # made by another data dir on the same engine: its own gc decides
-        reason = reason_for(resource.trial_id)
+        reason = resource.status if resource.kind == "build-container" else reason_for(resource.trial_id)
         if reason:
             item = Leftover(resource.kind, resource.name, resource.trial_id, reason)
             if remove:
@@ -584,11 +589,29 @@ def gc(services: Services, *, remove: bool = True, unknown_repos: bool = False) 
             elif not own_repos:
                 item.reason += " (may belong to another operator: remove with `trial gc --unknown-repos`)"
             leftovers.append(item)
+    leftovers += _forge_file_leftovers(services, reason_for, remove)
     for trial in known.values():
         if trial.state == State.FAILED:
             leftovers.append(Leftover("trial", trial.id, trial.id,
                                       f"failed at {trial.failed_step}: resume it or run `trial teardown {trial.id}`"))
     return leftovers
+
+
+def _forge_file_leftovers(services: Services, reason_for: Callable[[str | None], str | None],
+                          remove: bool) -> list[Leftover]:
+    """The GitHub git proxy's push logs and quota files of trials that are gone or closed."""
+    from orchestrator.forge.state_files import state_files
+
+    found: list[Leftover] = []
+    for state in state_files(services.settings.forge_dir):
+        reason = reason_for(state.trial_id)
+        if reason:
+            item = Leftover("forge-file", state.path.name, state.trial_id, reason)
+            if remove:
+                state.path.unlink(missing_ok=True)
+                item.removed = True
+            found.append(item)
+    return found
 
 
 def _unused_networks(services: Services, ours: str, remove: bool, *, only: str | None = None) -> list[Leftover]:

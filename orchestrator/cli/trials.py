@@ -209,7 +209,8 @@ def teardown(state: CliState, trial_id: str, delete_repo: bool, yes: bool, as_js
 @json_option
 @pass_state
 def gc(state: CliState, dry_run: bool, unknown_repos: bool, as_json: bool) -> None:
-    """Find and remove leftovers: containers, volumes and repos of unknown or closed trials."""
+    """Find and remove leftovers: containers, volumes, repos and forge files of unknown or closed trials,
+    and containers interrupted image builds left."""
     leftovers = lifecycle.gc(state.services, remove=not dry_run, unknown_repos=unknown_repos)
     if as_json:
         emit_json("gc", [item.to_json() for item in leftovers])

@@ -108,7 +108,7 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class ManagedResource:
-    kind: Literal["container", "volume", "image", "network", "firewall"]
+    kind: Literal["container", "volume", "image", "network", "firewall", "build-container"]
     id: str
     name: str
     trial_id: str | None

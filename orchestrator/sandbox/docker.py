@@ -49,6 +49,7 @@ Every docker SDK or requests exception is translated here into `SandboxError`,
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import time
@@ -169,6 +170,8 @@ class DockerBackend:
         self.settings = settings
         self.instance = instance
         """Written as the `trial.instance` label on what this backend creates (see make_backend)."""
+        self.build_leftover_age_s = 600.0
+        """A `Created` build step container older than this is a leftover (see _build_leftovers)."""
         self.start_timeout_s = start_timeout_s
         """How long a started container may take to report `running`."""
         self.start_settle_s = start_settle_s
@@ -710,8 +713,12 @@ class DockerBackend:
         managed = {"label": f"{LABEL_MANAGED}={MANAGED_BY}"}
         found: list[ManagedResource] = []
         with _engine_errors("list the containers, volumes and images it manages"):
+            found += self._build_leftovers()
+            builds = {resource.id for resource in found}
             # A container removed between the list and its inspect (another trial's teardown) is gone.
             for container in self.client.containers.list(all=True, filters=managed, ignore_removed=True):
+                if str(container.id) in builds:
+                    continue
                 labels = container.labels or {}
                 found.append(ManagedResource(kind="container", id=str(container.id), name=str(container.name),
                                              trial_id=labels.get(LABEL_TRIAL), status=str(container.status),
@@ -742,6 +749,55 @@ class DockerBackend:
                                                  trial_id=None, status="unused"))
         return found
 
+    def _build_leftovers(self) -> list[ManagedResource]:
+        """`Created` containers an interrupted image build of ours left behind (`rm`/`forcerm` only
+        clean up when the build ends): a step container labelled `trial.managed-by` with neither a
+        trial nor an instance label (the build's LABEL step), or an unlabelled `#(nop)` step whose
+        image descends from our base image or an image we built. Another tool's containers have
+        neither mark. Only containers older than `build_leftover_age_s` count: a running build
+        creates and commits its step containers within a second."""
+        with _engine_errors("list the containers image builds left behind"):
+            created = self.client.containers.list(all=True, filters={"status": "created"}, ignore_removed=True)
+            ours: set[str] | None = None
+            found: list[ManagedResource] = []
+            for container in created:
+                config = container.attrs.get("Config") or {}
+                labels = config.get("Labels") or {}
+                if labels.get(LABEL_TRIAL) or labels.get(LABEL_INSTANCE) or not self._old_enough(container):
+                    continue
+                if labels.get(LABEL_MANAGED) != MANAGED_BY:
+                    if labels or list(config.get("Cmd") or [])[:3] != ["/bin/sh", "-c", "#(nop) "]:
+                        continue
+                    ours = self._build_roots() if ours is None else ours
+                    try:
+                        chain = {str(layer.get("Id")) for layer in self.client.api.history(container.attrs["Image"])}
+                    except docker.errors.NotFound:
+                        continue  # its image is gone: nothing says whose it was
+                    if not chain & ours:
+                        continue
+                found.append(ManagedResource(kind="build-container", id=str(container.id), name=str(container.name),
+                                             trial_id=None, status="left by an interrupted image build"))
+            return found
+
+    def _old_enough(self, container: Any) -> bool:
+        created = str(container.attrs.get("Created") or "")[:19]
+        try:
+            started = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%S"))  # the engine's UTC
+        except ValueError:
+            return False
+        return time.time() - started >= self.build_leftover_age_s
+
+    def _build_roots(self) -> set[str]:
+        """Image ids a build of ours starts from or produces: the base image and every image we label."""
+        from orchestrator.sandbox.images import LOCAL_BASE_IMAGE
+
+        roots = {str(image.id) for image in self.client.images.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"})}
+        for tag in {self.settings.base_image or LOCAL_BASE_IMAGE, LOCAL_BASE_IMAGE}:
+            image = self._image(tag)
+            if image is not None:
+                roots.add(str(image.id))
+        return roots
+
     def volume_usage(self) -> list[VolumeUsage]:
         # `docker system df`: the engine sizes volumes as root on the host (no exec in the sandbox,
         # where an unreadable directory would hide from `du`). Engines before API 1.42 size them all.
@@ -761,6 +817,9 @@ class DockerBackend:
         if resource.kind == "container":
             self.remove(SandboxRef(id=resource.id, name=resource.name, trial_id=resource.trial_id or ""),
                         volumes=False)
+        elif resource.kind == "build-container":
+            with _engine_errors(f"remove build container {resource.name}"), suppress(docker.errors.NotFound):
+                self.client.containers.get(resource.id).remove(force=True)
         elif resource.kind == "volume":
             with _engine_errors(f"remove volume {resource.name}"), suppress(docker.errors.NotFound):
                 self.client.volumes.get(resource.id).remove(force=True)
