@@ -571,10 +571,11 @@ def _operate(services: Services, trial: Trial, operation: str, repo_action: str 
         status = trial_status(services, trial.id)
         overall = _overall(services, trial.id)
         detail = trial.state + (f" at {trial.failed_step}" if trial.failed_step else "")
+        detail += f" ({status['cutoff']['summary']})" if status.get("cutoff") else ""
         detail += f", {status['time_left']} left" if status.get("time_left") else ""
         detail += f", overall {overall:.0%}" if overall is not None else ""
         return detail, {"sandbox": status.get("sandbox"), "time_left": status.get("time_left"),
-                        "overall": overall, "failed_step": trial.failed_step}
+                        "overall": overall, "failed_step": trial.failed_step, "cutoff": status.get("cutoff")}
     if operation == "collect":
         collected = lifecycle.collect(services, trial.id)
         if collected.problems:

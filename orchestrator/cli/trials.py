@@ -119,7 +119,7 @@ def status(state: CliState, trial_id: str, as_json: bool) -> None:
         emit_json("status", report)
         return
     trial = report["trial"]
-    out.print(f"[bold]{trial['id']}[/] {trial['template']} for {trial['candidate']} — [bold]{trial['state']}[/]"
+    out.print(f"[bold]{trial['id']}[/] {trial['template']} for {trial['candidate']} — [bold]{report['state']}[/]"
               + (f" (failed at {trial['failed_step']})" if trial["failed_step"] else ""))
     for key in ("time_left", "sandbox", "ssh", "repo", "issue", "bundle", "report"):
         if report.get(key):
