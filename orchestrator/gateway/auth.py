@@ -3,6 +3,11 @@
 Tokens are checked against the store by HMAC. The answer is cached for at most
 `REFRESH_S` so the hot path does not touch SQLite on every request, while a token that
 `trial collect` revokes (possibly from another process) stops working within a second.
+A grant past half that age is still served and checked again in the background, so a
+busy trial's requests never wait for the store; one lookup per token runs at a time, and
+requests that need its answer wait for that one (a hundred requests arriving as a grant
+goes stale make one lookup, not a hundred). A grant also carries its token's expiry (the
+trial's deadline): a cached grant stops at that instant, not up to `REFRESH_S` later.
 The cache is keyed by the token's HMAC, never by the token itself.
 
 Unknown tokens cost a store lookup in a worker thread, so a sandbox could flood the
@@ -61,6 +66,8 @@ class Grant:
     allow_remote_tools: bool = False
     provider: str | None = None
     """The trial's `[gateway] provider` as launch recorded it (None: the operator's setting)."""
+    expires_at: float | None = None
+    """The token's expiry (epoch seconds, None: none): the grant is void from that instant."""
 
 
 class TemplateRules:
@@ -120,6 +127,8 @@ class TokenCache:
         self._templates = TemplateRules(templates_dir)
         self._refresh_s = refresh_s
         self._grants: dict[str, Grant] = {}
+        self._checking: dict[str, asyncio.Future[Grant | None]] = {}
+        """Token HMAC → the store lookup running for it (one at a time per token)."""
         self._failures: dict[str, tuple[float, int]] = {}
         """Remote address → (start of its window, unknown tokens presented in it)."""
         self.lookups = 0
@@ -162,20 +171,45 @@ class TokenCache:
         self._failures[remote] = (start, count + 1)
 
     def _fresh(self, token: str) -> Grant | None:
-        """The cached grant if checked within the last second (the hot path: no await)."""
-        grant = self._grants.get(self._store.digest(token))
-        if grant is not None and time.monotonic() - grant.checked_at < self._refresh_s:
-            return grant
-        return None
+        """The cached grant if still good (the hot path: no await); past half its age it is
+        checked again in the background while it serves."""
+        key = self._store.digest(token)
+        grant = self._grants.get(key)
+        if grant is None:
+            return None
+        age = time.monotonic() - grant.checked_at
+        if age >= self._refresh_s or (grant.expires_at is not None and time.time() >= grant.expires_at):
+            return None
+        if age >= self._refresh_s / 2 and key not in self._checking:
+            self._check(key, token)
+        return grant
 
     async def _resolve(self, token: str) -> Grant | None:
         key = self._store.digest(token)
-        grant = self._grants.get(key)
-        now = time.monotonic()
-        if grant is not None and now - grant.checked_at < self._refresh_s:
-            return grant
         # The store is blocking SQLite behind a lock other threads may hold: keep it off the loop.
+        # Shielded: a caller whose client hangs up stops waiting, the lookup others share goes on.
+        return await asyncio.shield(self._checking.get(key) or self._check(key, token))
+
+    def _check(self, key: str, token: str) -> asyncio.Future[Grant | None]:
+        """Start the store lookup for this token; its answer replaces the cached grant."""
         self.lookups += 1
+        checking = asyncio.ensure_future(self._lookup_and_cache(key, token))
+        self._checking[key] = checking
+        checking.add_done_callback(lambda done: self._checked(key, done))
+        return checking
+
+    def _checked(self, key: str, done: asyncio.Future[Grant | None]) -> None:
+        if self._checking.get(key) is done:
+            del self._checking[key]
+        if not done.cancelled() and done.exception() is not None:
+            # Retrieved here, so a background check nobody waits for does not warn unseen;
+            # callers that wait get it raised as well.
+            log.warning("gateway.token_check_failed", error=str(done.exception()))
+
+    async def _lookup_and_cache(self, key: str, token: str) -> Grant | None:
+        # The grant's age counts from before the lookup: a revocation that lands while it
+        # runs still takes effect within REFRESH_S of it.
+        now = time.monotonic()
         fresh = await asyncio.to_thread(self._lookup, token, now)
         if fresh is None:
             self._grants.pop(key, None)
@@ -197,4 +231,5 @@ class TokenCache:
         provider = trial.data.get("gateway_provider")
         return Grant(trial.id, float(trial.budget_usd), now, trial.agent, providers,
                      self._templates.allow_remote_tools(trial.template, now),
-                     provider=provider if isinstance(provider, str) else None)
+                     provider=provider if isinstance(provider, str) else None,
+                     expires_at=record.expires_at.timestamp() if record.expires_at is not None else None)
