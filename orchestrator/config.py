@@ -110,6 +110,9 @@ class SandboxSettings(_Section):
     """With backend `swarm`: a manager's engine URL (unix://, tcp://, ssh://)."""
     swarm_nodes: dict[str, str] = Field(default_factory=dict)
     """With backend `swarm`: every node's own engine URL, by node id or hostname (volumes, exec, files)."""
+    swarm_service_host: str | None = None
+    """With backend `swarm`: the address where the nodes reach the host service (at service.port; put
+    it in service.bind). Each host-only sandbox reaches the service through a door relaying there."""
     volume_quota_mb: float = Field(default=10240.0, ge=0)
     """Disk limit of each of a trial's volumes (workspace, home) in MiB (0: none). Docker cannot
     enforce it on overlay2/ext4, so it is watched (`orchestrator.sandbox.quota`) and alerted."""

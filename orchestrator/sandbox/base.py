@@ -93,6 +93,9 @@ class SandboxRef:
     volumes: dict[str, str] = field(default_factory=dict)
     """Mount point → volume name."""
     ssh_port: int | None = None
+    host: str | None = None
+    """The address of the machine whose `ssh_port` it is, when that is not this host's (a swarm
+    node): candidates connect there instead of `service.public_host`."""
 
 
 @dataclass(frozen=True)

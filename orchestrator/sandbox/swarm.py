@@ -18,8 +18,8 @@ How a sandbox maps onto Swarm:
 - the volumes are made on that node with the trial labels before the service exists, and a
   never-started "files" container (`trial-<id>-sandbox-files`, no network, no capabilities)
   holds them, so `copy_in` before the first start and `copy_out` after a stop work as on one host.
-- sshd is published in host mode on the node (a port the engine picks, or `ssh_host_port`);
-  `node_address` says which node to connect to.
+- sshd is published on the node (a port the engine picks, or `ssh_host_port`): by the door for a
+  host-only sandbox, in host mode by the service otherwise; `node_address` says which node.
 - the service names the image by its id on that node, never by tag: a tag makes the node try a
   registry first, an id is used as it is (no registry is ever contacted).
 - verifiers and service-template programs (short-lived, no network or an internal one) are plain
@@ -36,14 +36,19 @@ Not expressible for services on Engine 20.10, and what stands in for it:
   the bounding set a setuid binary gains nothing anyway; NoNewPrivs reads 0 inside.
 - memory swap: services set no swap limit of their own; nodes are expected to run without swap.
 - `ssh_port_range`: a service publishes a fixed port or one the engine picks.
-- host-only egress: the sandbox network is a swarm-scoped bridge whose options come from a
-  config-only network on every node (no NAT, no traffic between containers: a swarm-scoped
-  bridge drops options given to it directly, and cannot carry labels, so its config networks are
-  what `list_managed` recognises). Both options are enforced by the node engine's iptables rules;
-  the host filter (`egress.HostFirewall`) that admits only the host service's port is written on
-  this host only, NOT on the nodes, so a sandbox on a node reaches whatever that node routes to.
-- `extra_hosts` host-gateway: not resolved by Swarm; sandboxes on nodes do not get
-  host.docker.internal.
+- host-only egress: the host's packet filter (`egress.HostFirewall`) cannot reach a node, and
+  trial writes no node's packet filter. A host-only sandbox (`spec.network` set) therefore gets no
+  route at all: its one network is an internal overlay of its own (`trial-<id>-net`), whose only
+  other member is its door (`orchestrator.sandbox.door`), a hardened relay container on the same
+  node that answers to `host.docker.internal` there, relays the spec's `host_ports` to the host
+  service (`sandbox.swarm_service_host`) and publishes the sandbox's sshd on the node. Teardown
+  and `trial gc` remove the door and the overlay with the trial; each node's door bridge goes
+  with its last door. A sandbox without `spec.network` (egress `open`) sits on a swarm-scoped
+  bridge whose options come from a config-only network on every node (no NAT, no traffic between
+  containers: a swarm-scoped bridge drops options given to it directly and cannot carry labels,
+  so its config networks are what `list_managed` recognises); it reaches what its node routes to.
+- `extra_hosts` host-gateway: not resolved by Swarm; on a host-only sandbox those names are its
+  door's aliases, on an open one they are missing.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from docker.types import EndpointSpec, Mount, Resources, RestartPolicy, ServiceM
 from orchestrator.config import SandboxSettings
 from orchestrator.errors import PrerequisiteError, SandboxError, UsageError
 from orchestrator.logging import get_logger
+from orchestrator.sandbox import door
 from orchestrator.sandbox.base import (
     LABEL_EGRESS,
     LABEL_INSTANCE,
@@ -114,10 +120,13 @@ class SwarmBackend:
 
     def __init__(self, settings: SandboxSettings, *, manager_url: str | None = None,
                  node_urls: dict[str, str] | None = None, instance: str | None = None,
-                 start_timeout_s: float = 60.0, start_settle_s: float = 0.5) -> None:
+                 service_host: str | None = None, start_timeout_s: float = 60.0,
+                 start_settle_s: float = 0.5) -> None:
         self.settings = settings
         self.instance = instance
         self.manager_url = manager_url or settings.swarm_manager
+        self.service_host = service_host or settings.swarm_service_host
+        """Where the nodes reach the host service: every sandbox door relays there."""
         self.node_urls = dict(node_urls if node_urls is not None else settings.swarm_nodes)
         self.start_timeout_s = start_timeout_s
         self.start_settle_s = start_settle_s
@@ -170,9 +179,9 @@ class SwarmBackend:
     def node_address(self, ref: SandboxRef) -> str | None:
         """The address of the node a sandbox runs on (where its published sshd port is)."""
         service = self._service(ref.name)
-        if service is None:
-            return None
-        node_id = _pinned_node(service.attrs)
+        return None if service is None else self._node_addr(_pinned_node(service.attrs))
+
+    def _node_addr(self, node_id: str) -> str:
         with _engine_errors(f"inspect swarm node {node_id}"):
             return str(self.manager.nodes.get(node_id).attrs["Status"]["Addr"])
 
@@ -204,7 +213,8 @@ class SwarmBackend:
         for node_id in self._node_ids():
             client = self.node(node_id).client
             with _engine_errors(f"look for trial {trial_id} on node {node_id}"):
-                if client.volumes.list(filters=selector) or client.containers.list(all=True, filters=selector):
+                if client.volumes.list(filters=selector) or client.containers.list(all=True, filters=selector,
+                                                                                   ignore_removed=True):
                     return node_id
         return None
 
@@ -265,10 +275,16 @@ class SwarmBackend:
         if spec.network_disabled:
             raise UsageError(f"sandbox spec for trial {spec.trial_id}: network_disabled on the swarm backend",
                              "a swarm sandbox needs its network; only verifiers run without one")
+        service_host = self.service_host
+        if spec.network is not None and not service_host:
+            raise PrerequisiteError("a host-only swarm sandbox needs sandbox.swarm_service_host",
+                                    "set it to the address where the swarm nodes reach this host's service "
+                                    "(and include it in service.bind)")
         node_id = self._place(spec.trial_id)
         node = self.node(node_id)
         made: list[str] = []
         mounts: list[Any] = []
+        overlay: str | None = None
         try:
             for volume, target in spec.volumes.items():
                 _check_name("volume", volume)
@@ -281,8 +297,14 @@ class SwarmBackend:
                 mounts.append(Mount(target=target, source=full, type="volume"))
             image_id = self._image_id(node, spec.image, name)
             self._create_files_holder(node, spec, name, image_id, mounts)
-            service = self._create_service(spec, name, node_id, image_id, mounts)
+            if spec.network is not None and service_host:
+                overlay = self._ensure_overlay(spec)
+                self._create_door(node, spec, name, image_id, overlay, service_host)
+            service = self._create_service(spec, name, node_id, image_id, mounts, overlay)
         except BaseException:
+            self._remove_door(node, name)
+            if overlay is not None:
+                self._remove_overlay(overlay)
             self._remove_files_holder(node, name)
             for full in made:
                 node._remove_volume(full, quiet=True)
@@ -311,14 +333,93 @@ class SwarmBackend:
         with _engine_errors(f"remove the files container of {name}"), suppress(docker.errors.NotFound):
             node.client.containers.get(name + FILES_SUFFIX).remove(force=True)
 
+    def _create_door(self, node: DockerBackend, spec: SandboxSpec, name: str, image_id: str,
+                     overlay: str, service_host: str) -> None:
+        """The sandbox's door (orchestrator.sandbox.door), created with it and started before it."""
+        bridge = self._ensure_door_network(node)
+        args = door.relays(spec.host_ports, service_host, name, SSH_PORT_IN_CONTAINER)
+        if not spec.publish_ssh:
+            args = args[:-1]
+        labels = {**self._labels(spec), LABEL_ROLE: "door"}
+        options = door.container_options(name=name + door.SUFFIX, image_id=image_id, labels=labels, network=bridge,
+                                         ssh_bind=spec.ssh_bind, ssh_host_port=spec.ssh_host_port, args=args)
+        if not spec.publish_ssh:
+            del options["ports"]
+        # The names the sandbox knows the host by (`host-gateway` on one host) are the door's here.
+        aliases = sorted(host for host, target in spec.extra_hosts.items() if target == "host-gateway")
+        with _engine_errors(f"create the door of {name}"):
+            container = node.client.containers.create(image_id, **options)
+            # By name: a worker learns of a swarm network only when something of its own attaches.
+            node.client.api.connect_container_to_network(container.id, overlay, aliases=aliases)
+
+    def _ensure_door_network(self, node: DockerBackend) -> str:
+        """The node's bridge for doors: NAT out (to the host service), nothing between its containers."""
+        name = door.network_name(self.instance)
+        with _engine_errors(f"create network {name}"):
+            if not _has_network(node.client, name):
+                labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "door"}
+                if self.instance:
+                    labels[LABEL_INSTANCE] = self.instance
+                try:
+                    node.client.networks.create(name, driver="bridge", labels=labels,
+                                                options={"com.docker.network.bridge.enable_icc": "false"})
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+        return name
+
+    def _door(self, node: DockerBackend, name: str) -> Any | None:
+        with _engine_errors(f"inspect the door of {name}"):
+            try:
+                return node.client.containers.get(name + door.SUFFIX)
+            except docker.errors.NotFound:
+                return None
+
+    def _remove_door(self, node: DockerBackend, name: str) -> None:
+        with _engine_errors(f"remove the door of {name}"), suppress(docker.errors.NotFound):
+            node.client.containers.get(name + door.SUFFIX).remove(force=True)
+
+    def _ensure_overlay(self, spec: SandboxSpec) -> str:
+        """The trial's internal overlay (no route out, nobody else on it); attachable for its door."""
+        name = door.overlay_name(spec.trial_id)
+        with _engine_errors(f"create network {name}"):
+            if not _has_network(self.manager, name):
+                labels = {**self._labels(spec), LABEL_EGRESS: "host-only"}
+                del labels[LABEL_ROLE]
+                try:
+                    self.manager.networks.create(name, driver="overlay", internal=True, attachable=True,
+                                                 labels=labels, scope="swarm")
+                except docker.errors.APIError as exc:
+                    if exc.status_code != 409:
+                        raise
+        return name
+
+    def _remove_overlay(self, name: str) -> None:
+        """Remove it once its last attachment is gone (a node lets go of a door's a moment later)."""
+        deadline = time.monotonic() + REMOVE_WAIT_S
+        while True:
+            try:
+                with suppress(docker.errors.NotFound):
+                    for network in self.manager.networks.list(names=[name]):
+                        if network.name == name:
+                            network.remove()
+                return
+            except docker.errors.APIError as exc:
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"could not remove network {name}: {exc.explanation}",
+                                       "run `trial gc` again once its containers are gone") from exc
+            except requests.exceptions.RequestException as exc:
+                raise self._unreachable() from exc
+            time.sleep(TASK_POLL_S)
+
     def _create_service(self, spec: SandboxSpec, name: str, node_id: str, image_id: str,
-                        mounts: list[Any]) -> Any:
+                        mounts: list[Any], overlay: str | None) -> Any:
         resources = Resources(cpu_limit=round(spec.cpus * _NS), mem_limit=_bytes(spec.memory))
         resources["Limits"]["Pids"] = spec.pids
         tmpfs = [Mount(target=target, source=None, type="tmpfs", tmpfs_size=_tmpfs_size(options))
                  for target, options in spec.tmpfs.items()]
         ports = []
-        if spec.publish_ssh:
+        if spec.publish_ssh and overlay is None:
             port: dict[str, Any] = {"Protocol": "tcp", "TargetPort": SSH_PORT_IN_CONTAINER, "PublishMode": "host"}
             if spec.ssh_host_port:
                 port["PublishedPort"] = spec.ssh_host_port
@@ -326,8 +427,9 @@ class SwarmBackend:
         if spec.internal_network:
             raise UsageError(f"sandbox spec for trial {spec.trial_id}: internal_network on a swarm sandbox",
                              "internal networks are for verification runs, which run as plain containers")
-        network = spec.network or DEFAULT_NETWORK
-        self._ensure_network(network)
+        network = overlay or DEFAULT_NETWORK
+        if overlay is None:
+            self._ensure_network(network)
         options: dict[str, Any] = {
             "name": name, "labels": self._labels(spec), "container_labels": self._labels(spec),
             "env": [f"{key}={value}" for key, value in spec.env.items()],
@@ -335,7 +437,10 @@ class SwarmBackend:
             "cap_drop": ["ALL"], "read_only": spec.read_only_root, "init": True,
             "resources": resources, "restart_policy": RestartPolicy(condition="none"),
             "constraints": [f"node.id=={node_id}"], "mode": {"Replicated": {"Replicas": 0}},
-            "networks": [network], "endpoint_spec": EndpointSpec(ports=ports) if ports else None,
+            "networks": [network],
+            # On its overlay the sandbox is found by its task's own address (the door's sshd relay).
+            "endpoint_spec": EndpointSpec(ports=ports) if ports else
+            EndpointSpec(mode="dnsrr") if overlay else None,
             "stop_grace_period": 10 * _NS,
         }
         if spec.command is not None:
@@ -393,8 +498,23 @@ class SwarmBackend:
             for published in (task["Status"].get("PortStatus") or {}).get("Ports") or []:
                 if published.get("TargetPort") == SSH_PORT_IN_CONTAINER:
                     port = int(published["PublishedPort"])
+            if port is None and self._on_overlay(service):
+                port = self._door_port(self.node(_pinned_node(service.attrs)), str(service.name))
         return SandboxRef(id=str(service.id), name=str(service.name), trial_id=str(labels.get(LABEL_TRIAL, "")),
-                          volumes=volumes, ssh_port=port)
+                          volumes=volumes, ssh_port=port, host=self._node_addr(_pinned_node(service.attrs)))
+
+    @staticmethod
+    def _on_overlay(service: Any) -> bool:
+        """Host-only: the sandbox reaches the world through its door."""
+        endpoint = (service.attrs["Spec"].get("EndpointSpec") or {})
+        return str(endpoint.get("Mode")) == "dnsrr"
+
+    def _door_port(self, node: DockerBackend, name: str) -> int | None:
+        container = self._door(node, name)
+        if container is None:
+            return None
+        bound = ((container.attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{door.SSH_LISTEN}/tcp")
+        return int(bound[0]["HostPort"]) if bound else None
 
     def _tasks(self, service: Any) -> list[dict[str, Any]]:
         with _engine_errors(f"list the tasks of {service.name}"):
@@ -452,6 +572,8 @@ class SwarmBackend:
             return node.start(target)
         if target is not None:
             return self._ref(service)
+        if node is not None:
+            self._start_door(node, ref.name)
         self._scale(service, 1)
         deadline = time.monotonic() + self.start_timeout_s
         running_since: float | None = None
@@ -469,6 +591,8 @@ class SwarmBackend:
                     break
             elif now > deadline:
                 self._scale(service, 0)
+                if node is not None:
+                    self._stop_door(node, ref.name)
                 why = "; ".join(sorted({str(t["Status"].get("Err") or t["Status"].get("Message") or "")
                                         for t in tasks} - {""}))
                 raise SandboxError(f"service {ref.name} is still '{','.join(states) or 'pending'}' after "
@@ -481,6 +605,20 @@ class SwarmBackend:
         self._log.info("sandbox.started", trial_id=ref.trial_id, service=ref.name, ssh_port=started.ssh_port)
         return started
 
+    def _start_door(self, node: DockerBackend, name: str) -> None:
+        container = self._door(node, name)
+        if container is None or container.status == "running":
+            return
+        with _engine_errors(f"start the door of {name}"):
+            container.start()
+
+    def _stop_door(self, node: DockerBackend, name: str) -> None:
+        container = self._door(node, name)
+        if container is None:
+            return
+        with _engine_errors(f"stop the door of {name}"), suppress(docker.errors.NotFound):
+            container.stop(timeout=2)
+
     def _start_failed(self, service: Any, node: DockerBackend | None, task: dict[str, Any], ref: SandboxRef) -> None:
         status = task["Status"]
         code = (status.get("ContainerStatus") or {}).get("ExitCode")
@@ -492,6 +630,8 @@ class SwarmBackend:
                 raw = node.client.containers.get(container_id).logs(stdout=True, stderr=True, tail=20)
                 logs = raw.decode(errors="replace").strip()
         self._scale(service, 0)
+        if node is not None:
+            self._stop_door(node, ref.name)
         last = " | ".join(line for line in logs.splitlines() if line.strip()) or "(no output)"
         detail = f"; {error}" if error else ""
         raise SandboxError(f"container {ref.name} exited at once with code {code}{detail}; last output: {last}",
@@ -511,6 +651,8 @@ class SwarmBackend:
                                    "check `docker service ps` on the manager")
             time.sleep(TASK_POLL_S)
         self._forget_tasks(service, node)
+        if node is not None:
+            self._stop_door(node, ref.name)
         self._log.info("sandbox.stopped", trial_id=ref.trial_id, service=ref.name)
 
     def _forget_tasks(self, service: Any, node: DockerBackend | None) -> None:
@@ -519,7 +661,7 @@ class SwarmBackend:
         if node is not None:
             with _engine_errors(f"remove the stopped containers of {service.name}"):
                 for container in node.client.containers.list(
-                        all=True, filters={"label": f"com.docker.swarm.service.id={service.id}"}):
+                        all=True, filters={"label": f"com.docker.swarm.service.id={service.id}"}, ignore_removed=True):
                     with suppress(docker.errors.NotFound):
                         container.remove(force=True)
         deadline = time.monotonic() + REMOVE_WAIT_S
@@ -530,7 +672,9 @@ class SwarmBackend:
         if node is None:
             return False
         with _engine_errors(f"list the containers of {service.name}"):
-            return bool(node.client.containers.list(filters={"label": f"com.docker.swarm.service.id={service.id}"}))
+            # The node removes a task's container on its own: one gone between list and inspect is fine.
+            return bool(node.client.containers.list(filters={"label": f"com.docker.swarm.service.id={service.id}"},
+                                                    ignore_removed=True))
 
     def remove(self, ref: SandboxRef, *, volumes: bool = True) -> None:
         service, node, target = self._located(ref)
@@ -548,7 +692,7 @@ class SwarmBackend:
         selector = {"label": f"com.docker.swarm.service.id={service.id}"}
         while True:
             with _engine_errors(f"list the containers of {ref.name}"):
-                left = node.client.containers.list(all=True, filters=selector)
+                left = node.client.containers.list(all=True, filters=selector, ignore_removed=True)
                 if not left:
                     break
                 if time.monotonic() > deadline:
@@ -558,6 +702,10 @@ class SwarmBackend:
                     break
             time.sleep(TASK_POLL_S)
         self._remove_files_holder(node, ref.name)
+        self._remove_door(node, ref.name)
+        trial_id = _trial_of(service) or ref.trial_id
+        if trial_id:
+            self._remove_overlay(door.overlay_name(trial_id))
         if volumes:
             for name in sorted(names):
                 node._remove_volume(name)
@@ -626,10 +774,17 @@ class SwarmBackend:
                                          trial_id=labels.get(LABEL_TRIAL), status=status,
                                          instance=labels.get(LABEL_INSTANCE)))
         images: set[str] = set()
+        doors: dict[str, str] = {}
+        instances: dict[str, str | None] = {}
         for node_id in self._node_ids():
             for resource in self.node(node_id).list_managed():
                 if resource.kind == "container" and (resource.name.endswith(FILES_SUFFIX) or "." in resource.name):
                     continue  # a service's files container or task container: the service stands for it
+                if resource.kind == "network" and resource.name == door.network_name(self.instance):
+                    doors[resource.name] = "in use" if "in use" in (doors.get(resource.name), resource.status) \
+                        else "unused"
+                    instances[resource.name] = resource.instance
+                    continue
                 if resource.kind in ("network", "firewall"):
                     continue  # node-local networks are verification runs' and go with their containers
                 if resource.kind == "image":
@@ -637,6 +792,12 @@ class SwarmBackend:
                         continue
                     images.add(resource.name)
                 found.append(resource)
+        found += [ManagedResource(kind="network", id=name, name=name, trial_id=None, status=status,
+                                  instance=instances[name]) for name, status in doors.items()]
+        return found + self._swarm_networks()
+
+    def _swarm_networks(self) -> list[ManagedResource]:
+        found: list[ManagedResource] = []
         # A swarm network with a config network cannot carry labels: its config networks (labelled,
         # one per node) say it is ours.
         configs: dict[str, dict[str, str]] = {}
@@ -655,7 +816,21 @@ class SwarmBackend:
                 found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
                                              trial_id=None, instance=configs[config].get(LABEL_INSTANCE),
                                              status="in use" if in_use else "unused"))
+            # Each host-only trial's overlay (its sandbox and door): in use while either exists.
+            used = self._service_networks()
+            for network in self.manager.networks.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}",
+                                                               "driver": "overlay"}):
+                labels = network.attrs.get("Labels") or {}
+                trial_id = labels.get(LABEL_TRIAL)
+                in_use = str(network.name) in used or bool(trial_id and self._trial_door(str(trial_id)))
+                found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
+                                             trial_id=trial_id, instance=labels.get(LABEL_INSTANCE),
+                                             status="in use" if in_use else "unused"))
         return found
+
+    def _trial_door(self, trial_id: str) -> bool:
+        name = container_name(trial_id, "sandbox")
+        return any(self._door(self.node(node_id), name) is not None for node_id in self._node_ids())
 
     def _service_networks(self) -> set[str]:
         names: set[str] = set()
@@ -680,6 +855,13 @@ class SwarmBackend:
         ref = SandboxRef(id=resource.id, name=resource.name, trial_id=resource.trial_id or "")
         if resource.kind == "container" and self._service(resource.name) is not None:
             self.remove(ref, volumes=False)
+        elif resource.kind == "network" and resource.name == door.network_name(self.instance):
+            for node_id in self._node_ids():
+                with _engine_errors(f"remove network {resource.name}", "a door still uses it"), \
+                        suppress(docker.errors.NotFound):
+                    self.node(node_id).client.networks.get(resource.name).remove()
+        elif resource.kind == "network" and resource.trial_id and _has_network(self.manager, resource.name):
+            self._remove_overlay(resource.name)
         elif resource.kind == "network" and _has_network(self.manager, resource.name):
             with _engine_errors(f"remove network {resource.name}", "a service still uses it"), \
                     suppress(docker.errors.NotFound):
@@ -702,6 +884,10 @@ class SwarmBackend:
 def _has_network(client: Any, name: str) -> bool:
     # The engine's name filter matches substrings: `x` would find `x-config`.
     return any(network.name == name for network in client.networks.list(names=[name]))
+
+
+def _trial_of(service: Any) -> str:
+    return str((service.attrs["Spec"].get("Labels") or {}).get(LABEL_TRIAL, ""))
 
 
 def _pinned_node(attrs: dict[str, Any]) -> str:

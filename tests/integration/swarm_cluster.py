@@ -12,7 +12,8 @@ no default route. There is no registry, so images reach the nodes by `docker sav
 Everything of the nodes (data roots, sockets) lives on one tmpfs, so teardown is an unmount, not
 a minute of deleting image layers from disk.
 
-Teardown removes every piece it made, whatever failed halfway: services, containers, daemons
+A fifth namespace on the bridge (`outside_netns`, no node) stands for an address beyond the
+cluster. Teardown removes every piece it made, whatever failed halfway: services, containers, daemons
 (SIGTERM, then SIGKILL after a bounded wait), mounts under the data roots, namespaces, veths, the
 bridge, the rule and the files. Every wait is bounded.
 """
@@ -83,6 +84,20 @@ class SwarmCluster:
     base: Path
     nodes: list[SwarmNode] = field(default_factory=list)
     rule: tuple[str, ...] | None = None
+    outside_made: bool = False
+
+    @property
+    def outside_netns(self) -> str:
+        """A namespace on the test bridge that is no node: stands for an address beyond the cluster."""
+        return f"{self.tag}-out"
+
+    @property
+    def outside_address(self) -> str:
+        return f"{self.subnet_prefix}.99"
+
+    @property
+    def outside_veth(self) -> str:
+        return f"{self.tag}ho"
 
     @property
     def manager(self) -> SwarmNode:
@@ -176,6 +191,15 @@ def _build(cluster: SwarmCluster, size: int, images: list[str]) -> None:
         _run(*ns, "addr", "add", f"{node.address}/24", "dev", "eth0")
         _run(*ns, "link", "set", "eth0", "up")
         _run(*ns, "link", "set", "lo", "up")
+    _run("ip", "netns", "add", cluster.outside_netns)
+    cluster.outside_made = True
+    _run("ip", "link", "add", cluster.outside_veth, "type", "veth", "peer", "name", f"{cluster.tag}po")
+    _run("ip", "link", "set", cluster.outside_veth, "master", cluster.bridge, "up")
+    _run("ip", "link", "set", f"{cluster.tag}po", "netns", cluster.outside_netns)
+    outside = ("ip", "-n", cluster.outside_netns)
+    _run(*outside, "link", "set", f"{cluster.tag}po", "name", "eth0")
+    _run(*outside, "addr", "add", f"{cluster.outside_address}/24", "dev", "eth0")
+    _run(*outside, "link", "set", "eth0", "up")
     with ThreadPoolExecutor(max_workers=size) as pool:
         list(pool.map(lambda node: _start_daemon(node, cluster.tag), cluster.nodes))
     manager = cluster.manager
@@ -234,6 +258,9 @@ def _teardown(cluster: SwarmCluster) -> None:
     for node in cluster.nodes:
         _run("ip", "netns", "del", node.netns, check=False)
         _run("ip", "link", "del", node.host_veth, check=False)
+    if cluster.outside_made:
+        _run("ip", "netns", "del", cluster.outside_netns, check=False)
+        _run("ip", "link", "del", cluster.outside_veth, check=False)
     _run("ip", "link", "del", cluster.bridge, check=False)
     if cluster.rule is not None:
         _run("iptables", "-D", *cluster.rule, check=False)

@@ -11,13 +11,17 @@ straight through the engines, whatever the backend did.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import socket
+import subprocess
+import sys
 import tarfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import docker
@@ -112,15 +116,27 @@ def _cleanup(cluster: SwarmCluster, trial_id: str) -> None:
         with suppress(docker.errors.NotFound):
             service.remove()
     for node in cluster.nodes:
-        for container in node.client.containers.list(all=True, filters=selector):
+        for container in node.client.containers.list(all=True, filters=selector, ignore_removed=True):
             with suppress(docker.errors.NotFound):  # a task container the node removes meanwhile
                 container.remove(force=True)
     for node in cluster.nodes:
         deadline = time.monotonic() + 60
-        while node.client.containers.list(all=True, filters=selector) and time.monotonic() < deadline:
+        while node.client.containers.list(all=True, filters=selector, ignore_removed=True) and \
+                time.monotonic() < deadline:
             time.sleep(0.2)
         for volume in node.client.volumes.list(filters=selector):
             volume.remove(force=True)
+    deadline = time.monotonic() + 60
+    for network in cluster.manager.client.networks.list(filters=selector):
+        while True:  # a node lets go of a removed door's attachment a moment later
+            try:
+                with suppress(docker.errors.NotFound):
+                    network.remove()
+                break
+            except docker.errors.APIError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
 
 @pytest.fixture
@@ -473,3 +489,161 @@ def test_a_sandbox_stops_and_starts_again_many_times(backend: SwarmBackend, imag
             str(round_ + 1)
         backend.stop(ref, timeout_s=2)
         assert backend.status(ref) == "exited"
+
+
+# ---- host-only egress through the door ----------------------------------------------------------
+
+MARKER_SERVER = """\
+import socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+while True:
+    conn, _ = server.accept()
+    conn.sendall(sys.argv[3].encode())
+    conn.close()
+"""
+PROBE = """\
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=3) as conn:
+            conn.settimeout(3)
+            out[target] = conn.recv(100).decode(errors="replace") or "(connected, nothing said)"
+    except OSError as exc:
+        out[target] = f"error: {type(exc).__name__}"
+print(json.dumps(out))
+"""
+
+
+@contextmanager
+def marker_server(netns: str | None, address: str, port: int, marker: str) -> Iterator[None]:
+    """A listener that says `marker` to whoever connects, in a namespace the test made (or the host's)."""
+    prefix = ["nsenter", f"--net=/var/run/netns/{netns}"] if netns else []
+    process = subprocess.Popen([*prefix, sys.executable, "-c", MARKER_SERVER, address, str(port), marker],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the {marker} listener exited at once")
+            if _reach(netns, address, port) == marker:
+                break
+            time.sleep(0.1)
+        yield
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _reach(netns: str | None, address: str, port: int) -> str:
+    """What answers at address:port seen from the host (or a test namespace)."""
+    prefix = ["nsenter", f"--net=/var/run/netns/{netns}"] if netns else []
+    done = subprocess.run([*prefix, sys.executable, "-c", PROBE, f"{address}:{port}"], capture_output=True,
+                          text=True, timeout=20, check=False)
+    return str(json.loads(done.stdout or "{}").get(f"{address}:{port}", done.stderr))
+
+
+@contextmanager
+def placed_on(cluster: SwarmCluster, target: Any) -> Iterator[None]:
+    """New sandboxes go to `target`: every other node is paused (running tasks stay; nothing new lands)."""
+    manager = cluster.manager.client
+    paused = [manager.nodes.get(node.node_id) for node in cluster.nodes if node is not target]
+    try:
+        for node in paused:
+            node.update({**node.attrs["Spec"], "Availability": "pause"})
+        yield
+    finally:
+        for node in paused:
+            node.reload()
+            node.update({**node.attrs["Spec"], "Availability": "active"})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_host_only_sandbox_on_a_worker_reaches_the_host_service_through_its_door_and_nothing_else(
+        cluster: SwarmCluster, instance: str, image: str, trial_id: str) -> None:
+    """The attack: from a sandbox on a worker node, open anything but the host service: the host's
+    other ports, the host service directly, the node's own addresses, another candidate's sandbox
+    and its door, an address beyond the cluster. Only the door's relay to the service answers."""
+    service_port, other_port, node_port, outside_port = (_free_port() for _ in range(4))
+    backend = SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                           instance=instance, service_host=cluster.gateway)
+    worker = cluster.nodes[1]
+    other_trial = f"t{uuid.uuid4().hex[:10]}"
+    listener = ("python3", "-c", MARKER_SERVER, "0.0.0.0")
+    with contextlib.ExitStack() as stack:
+        stack.callback(_cleanup, cluster, other_trial)
+        stack.enter_context(marker_server(None, cluster.gateway, service_port, "host-service"))
+        stack.enter_context(marker_server(None, cluster.gateway, other_port, "host-other-port"))
+        stack.enter_context(marker_server(worker.netns, "0.0.0.0", node_port, "node"))
+        stack.enter_context(marker_server(cluster.outside_netns, cluster.outside_address, outside_port, "outside"))
+        with placed_on(cluster, worker):
+            ref = backend.start(backend.create(sandbox_spec(
+                trial_id, image, network="trial-sandbox-x", host_ports=(service_port,), publish_ssh=True,
+                ssh_bind="0.0.0.0", command=(*listener, "2222", "sandbox-sshd"))))
+            other = backend.start(backend.create(sandbox_spec(
+                other_trial, image, volumes={}, network="trial-sandbox-x", host_ports=(service_port,),
+                command=(*listener, "8080", "other-sandbox"))))
+        assert node_of(cluster, backend, ref) is worker and node_of(cluster, backend, other) is worker
+        assert backend.node_address(ref) == worker.address
+
+        # The candidate's way in: the node's published port, relayed by the door to the sandbox's sshd.
+        assert ref.ssh_port is not None
+        assert _reach(None, worker.address, ref.ssh_port) == "sandbox-sshd"
+        # Every listener answers where it is reachable at all, so a refusal below means something.
+        assert _reach(None, cluster.gateway, other_port) == "host-other-port"
+        assert _reach(cluster.outside_netns, worker.address, node_port) == "node"
+
+        containers = {name: worker.client.containers.get(name) for name in (
+            f"trial-{trial_id}-sandbox-door", f"trial-{other_trial}-sandbox-door")}
+        other_task = worker.client.containers.list(filters={"label": f"com.docker.swarm.service.id={other.id}"})[0]
+        other_ip = other_task.attrs["NetworkSettings"]["Networks"][f"trial-{other_trial}-net"]["IPAddress"]
+        other_door = containers[f"trial-{other_trial}-sandbox-door"].attrs["NetworkSettings"]["Networks"]
+        door_gateway = other_door[f"trial-door-{instance[:12]}"]["Gateway"]
+        gwbridge = worker.client.networks.get("docker_gwbridge").attrs["IPAM"]["Config"][0]["Gateway"]
+        assert backend.exec(other, ["python3", "-c", PROBE, "127.0.0.1:8080"]).stdout.count("other-sandbox") == 1
+        targets = {
+            f"host.docker.internal:{service_port}": "host-service",
+            f"{cluster.gateway}:{service_port}": None, f"{cluster.gateway}:{other_port}": None,
+            f"host.docker.internal:{other_port}": None, f"host.docker.internal:{node_port}": None,
+            f"{worker.address}:{node_port}": None, f"{gwbridge}:{node_port}": None,
+            f"{door_gateway}:{node_port}": None, f"{cluster.nodes[0].address}:{node_port}": None,
+            f"{cluster.outside_address}:{outside_port}": None,
+            f"{other_ip}:8080": None, f"trial-{other_trial}-sandbox:8080": None,
+            f"{other_door[f'trial-{other_trial}-net']['IPAddress']}:2222": None,
+            f"{other_door[f'trial-door-{instance[:12]}']['IPAddress']}:2222": None,
+        }
+        seen = json.loads(backend.exec(ref, ["python3", "-c", PROBE, *targets], timeout_s=120).stdout)
+        answered = {target: reply for target, reply in seen.items() if not reply.startswith("error:")}
+        assert answered == {f"host.docker.internal:{service_port}": "host-service"}, seen
+
+        # The door: the sandbox's hardening, and smaller; and it goes with the trial.
+        host = containers[f"trial-{trial_id}-sandbox-door"].attrs["HostConfig"]
+        assert (host["CapDrop"], host["ReadonlyRootfs"], host["SecurityOpt"]) == (["ALL"], True, ["no-new-privileges"])
+        assert containers[f"trial-{trial_id}-sandbox-door"].attrs["Config"]["User"] == "65534:65534"
+        assert host["Memory"] == 64 * MIB and host["PidsLimit"] == 32
+        mine = [r for r in backend.list_managed() if r.trial_id == trial_id]
+        assert sorted((r.kind, r.name) for r in mine if r.kind != "volume") == [
+            ("container", f"trial-{trial_id}-sandbox"), ("container", f"trial-{trial_id}-sandbox-door"),
+            ("network", f"trial-{trial_id}-net")]
+        # What `trial gc` does for an unknown trial: containers and volumes, then its unused networks.
+        for resource in sorted(mine, key=lambda r: r.kind != "container"):
+            if resource.kind != "network":
+                backend.remove_resource(resource)
+        for resource in backend.list_managed():
+            if resource.trial_id == trial_id and resource.status == "unused":
+                backend.remove_resource(resource)
+        assert [r for r in backend.list_managed() if r.trial_id == trial_id] == []
+        assert not worker.client.containers.list(all=True, filters={"name": f"trial-{trial_id}-sandbox-door"})
+        assert not [n for n in cluster.manager.client.networks.list() if n.name == f"trial-{trial_id}-net"]
+        # The last door gone from every node, its bridge is unused and gc takes it too.
+        backend.remove(other)
+        doors = [r for r in backend.list_managed() if r.name == f"trial-door-{instance[:12]}"]
+        assert [r.status for r in doors] == ["unused"]
+        backend.remove_resource(doors[0])
+        assert not [n for n in worker.client.networks.list() if n.name == f"trial-door-{instance[:12]}"]
