@@ -98,6 +98,10 @@ def serve_forever(settings: Settings) -> None:
         await runner.setup()
         for host in addresses:
             await web.TCPSite(runner, host, settings.service.port, reuse_address=True).start()
+        # The pid file only once the port is ours: a second service started while one already
+        # serves (a health check that timed out on a loaded host) fails to bind, and must not
+        # have replaced, then removed, the pid file that `stop` needs to find the first one.
+        pid_file.write_text(str(os.getpid()))
         log.info("service.listening", addresses=addresses, port=settings.service.port, home=str(settings.home))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -108,7 +112,6 @@ def serve_forever(settings: Settings) -> None:
 
     pid_file = pid_path(settings)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(str(os.getpid()))
     try:
         asyncio.run(main())
     finally:
