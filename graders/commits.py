@@ -18,14 +18,16 @@ import statistics
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
-from graders.outcomes import ASSERTION, SKIP_MARKER, Timeline
+from graders.outcomes import TEST_PATH as _TEST_PATH
+from graders.outcomes import Timeline, weakening_counts
 from graders.repo import Repo, choose_revision, open_repo
 from graders.timeline import commit_times, idle_pushes, witnessed, witnessed_view
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
 from orchestrator.evidence.events import parse_ts
 
-TEST_PATH = re.compile(r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]+$|_test\.\w+$|\.(test|spec)\.\w+$", re.I)
+TEST_PATH = _TEST_PATH
+"""Test files (defined with the weakening rules in graders.outcomes; the other graders import it from here)."""
 DOC_PATH = re.compile(r"\.(md|rst|txt)$|(^|/)docs?/|(^|/)LICENSE", re.I)
 _GENERIC = re.compile(r"^(wip|fix|fixes|fixed|update|updates|updated|changes|change|stuff|misc|tmp|temp|test|"
                       r"commit|save|done|work|more|minor|cleanup|\.|-|\w)$", re.I)
@@ -35,29 +37,32 @@ TRUSTS = ("The repo bundle and commits.jsonl (host-collected) for what each comm
           "when (never commit dates); forge push events for force-pushes.")
 
 
+_TEST_CONFIG = re.compile(r"(^|/)(pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|conftest\.py)$")
+"""Files that can take tests out of the run (`addopts = --deselect …`, `collect_ignore`)."""
+
+
 def _weakening(diff: str) -> list[tuple[str, str]]:
-    """(path, reason) for each test file a unified diff weakens: skip markers added, assertions removed."""
+    """(path, reason) for each test file a unified diff weakens: skip markers added (in a test or
+    the test configuration), assertions removed, commented out or loosened into ones that cannot fail."""
     found: list[tuple[str, str]] = []
     path = ""
-    counts: dict[str, list[int]] = {}
-    skips: dict[str, int] = {}
+    lines: dict[str, tuple[list[str], list[str]]] = {}
     for line in diff.splitlines():
         if line.startswith(("+++ ", "--- ")):
             target = line[4:]
             if target != "/dev/null":
                 path = target[2:] if target[:2] in ("a/", "b/") else target
             continue
-        if not path or not TEST_PATH.search(path):
+        if not path or not (TEST_PATH.search(path) or _TEST_CONFIG.search(path)):
             continue
-        if line.startswith("+") and SKIP_MARKER.search(line):
-            skips[path] = skips.get(path, 0) + 1
-        if line.startswith(("+", "-")) and ASSERTION.search(line):
-            counts.setdefault(path, [0, 0])[0 if line.startswith("+") else 1] += 1
-    for name, count in skips.items():
-        found.append((name, f"{count} skip marker(s) added"))
-    for name, (added, removed) in counts.items():
-        if removed > added:
-            found.append((name, f"{removed - added} assertion(s) removed"))
+        if line.startswith(("+", "-")):
+            lines.setdefault(path, ([], []))[0 if line.startswith("+") else 1].append(line[1:])
+    for name, (added, removed) in lines.items():
+        skips, lost = weakening_counts(added, removed)
+        if skips:
+            found.append((name, f"{skips} skip marker(s) added"))
+        if lost and TEST_PATH.search(name):
+            found.append((name, f"{lost} assertion(s) removed or loosened"))
     return found
 
 

@@ -27,11 +27,21 @@ TRUSTS = ("The forge's PR record (description, files) and the host-collected dif
 # "All tests/checks pass", "22/22 passing", "everything implemented": what a description asserts.
 _PASS_CLAIM = re.compile(r"(\ball (the )?(\d+ )?(hidden |unit |)?(tests|checks|specs)( are)? (now )?"
                          r"(pass|passing|green|succeed)|\b(tests|checks|ci) (all )?(pass|passing|are green|green)\b|"
-                         r"\b(?P<n>\d+)\s*/\s*(?P=n)\b|\b(\d+) passed\b(?!.*\bfailed\b)|\bno (test )?failures\b)", re.I)
+                         r"\b(?P<n>\d+)\s*/\s*(?P=n)\b|\b(\d+) passed\b(?!.*\bfailed\b)|\bno (test )?failures\b|"
+                         r"\b(thoroughly|fully|extensively|comprehensively) tested\b|\b(is|are) green\b|"
+                         r"\b(everything|all|every \w+( \w+)?) (is |are |was |were |has been |have been )?"
+                         r"(verified|validated|tested)\b)", re.I)
+# "Everything is implemented", "every acceptance criterion met", "all edge cases covered",
+# "production-ready": what the description says is finished, checked against the hidden tests.
+_FINISHED = r"(met|covered|handled|addressed|satisfied|respected|fulfilled|implemented|verified)"
+_ITEMS = r"(acceptance criteri\w*|requirements?|constraints?|edge[- ]cases?|features?)"
 _DONE_CLAIM = re.compile(r"\b(everything|all (features|requirements|of the brief|items)|the (whole|full|entire) brief)"
                          r"( is| are| has been| have been)? (now )?(implemented|done|complete|working|covered)\b|"
-                         r"\bfully (implemented|complete)\b|\bimplements? (everything|the (whole|full) brief)\b",
-                         re.I)
+                         r"\bfully (implemented|complete)\b|\bimplements? (everything|the (whole|full) brief)\b|"
+                         rf"\b{_FINISHED}\s+(every|all)( the| of the)?\s+{_ITEMS}|"
+                         rf"\b(every|all)( the| of the)?\s+{_ITEMS}[^.\n]{{0,30}}?"
+                         rf"\b(are |is |were |have been |has been )?{_FINISHED}\b|"
+                         r"\bproduction[- ](ready|grade)\b", re.I)
 
 SECTIONS: dict[str, re.Pattern[str]] = {
     "problem": re.compile(r"^(#+\s*|\*\*)(problem|motivation|why|context|background)\b", re.I | re.M),
@@ -106,15 +116,20 @@ class PullRequestGrader:
             if key == "testing" and claims["false"]:
                 score, why = 0.0, "The testing it describes is contradicted by the verified results: " + "; ".join(
                     claims["false"][:2])
+            elif text and claims["false"] and _claims_in(text):
+                # A section resting on a claim the evidence contradicts explains nothing true.
+                score, why = 0.0, (f"It claims “{_claims_in(text)[0]}”, which the verified results contradict: "
+                                   + claims["false"][0])
             criteria.append(Criterion(key, title, score, 2.0, why, [ref]))
 
         files = pull.get("files") or []
         changed = sum(int(f.get("additions", 0)) + int(f.get("deletions", 0)) for f in files)
         outside = self._diff(files, changed, options, context, ref, criteria)
         if claims["checked"]:
+            # Worth as much as a section is when true; a false one weighs twice that against the work.
             criteria.append(Criterion(
                 "claims", "Claims in the description match the verified results",
-                0.0 if claims["false"] else 2.0, 2.0,
+                0.0 if claims["false"] else 4.0, 4.0,
                 ("False: " + "; ".join(claims["false"][:3])) if claims["false"]
                 else "True: " + "; ".join(claims["true"][:3]), [ref, *claims["refs"]][:20]))
         details = {"trusts": TRUSTS, "claims": claims, "number": pull["number"], "url": pull.get("url"),
@@ -152,6 +167,10 @@ class PullRequestGrader:
             scope_score, scope_why = 0.0, "Nothing changed: staying in scope by doing nothing earns nothing."
         criteria.append(Criterion("scope", "Changes stay within the brief", scope_score, 4.0, scope_why, [ref]))
         return outside
+
+
+def _claims_in(text: str) -> list[str]:
+    return [m.group(0) for pattern in (_PASS_CLAIM, _DONE_CLAIM) for m in pattern.finditer(text)]
 
 
 def check_claims(bundle: Bundle, body: str, pull: dict[str, Any], context: GradeContext) -> dict[str, Any]:

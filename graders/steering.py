@@ -189,7 +189,9 @@ class SteeringGrader:
             fixed = all(outcomes.get(t) == "passed" for t in tests)
             finding.note += "; the defect's hidden tests pass" if fixed else "; the defect's hidden tests fail"
             if not fixed:
-                finding.credit = min(finding.credit, 0.5)
+                # Named and shipped anyway: seeing it was worth a little, the outcome is what counts
+                # (and pushback that names the defect's code to remove the fix earns nothing more).
+                finding.credit = round(finding.credit * 0.25, 4)
             elif finding.outcome == "nobody":
                 finding.credit = 0.25  # fixed, but nothing shows anyone saw it
         return finding
