@@ -370,8 +370,8 @@ class LaunchSteps:
         clone_url = shlex.quote(ctx.result("create_sandbox", "clone_url"))
         script += f"test -d {WORKSPACE}/.git || git clone --quiet {clone_url} {WORKSPACE}\n"
         _exec_ok(self.services, ref, ["sh", "-c", script], "git setup and clone inside the sandbox", timeout_s=300)
-        self.store.merge_data(trial.id, {"ssh_port": ref.ssh_port})
-        return {"ssh_port": ref.ssh_port}
+        self.store.merge_data(trial.id, {"ssh_port": ref.ssh_port, "ssh_host": ref.host})
+        return {"ssh_port": ref.ssh_port, "ssh_host": ref.host}
 
     def invite_candidate(self, ctx: StepContext) -> dict[str, Any]:
         return {"invitation": self.services.forge.grant(self.repo(ctx), self.trial.candidate)}
@@ -388,11 +388,11 @@ def _run_launch(services: Services, trial: Trial, template: Template, agent: Age
     steps = LaunchSteps(services, trial, template, agent).steps()
     ctx = run_steps(services.store, trial.id, "launch", steps, progress=services.progress)
     final = services.store.get_trial(trial.id)
-    port = ctx.results["start_sandbox"].get("ssh_port")
+    port, host = ctx.results["start_sandbox"].get("ssh_port"), ctx.results["start_sandbox"].get("ssh_host")
     return LaunchResult(
         trial=final, repo_url=LaunchSteps.repo(ctx).web_url,
-        issue_url=ctx.result("open_brief", "issue_url"), ssh_command=ssh_command(services, port),
-        ssh_config=ssh_config_entry(services, final, port), image=ctx.result("build_image", "image"),
+        issue_url=ctx.result("open_brief", "issue_url"), ssh_command=ssh_command(services, port, host),
+        ssh_config=ssh_config_entry(services, final, port, host), image=ctx.result("build_image", "image"),
         resumed=resumed,
     )
 
@@ -424,16 +424,17 @@ def _exec_ok(services: Services, ref: SandboxRef, argv: list[str], what: str, ti
         raise SandboxError(f"{what} failed: {detail[0]}", "see `trial status ID` and the service log")
 
 
-def ssh_command(services: Services, port: int | None) -> str | None:
+def ssh_command(services: Services, port: int | None, host: str | None = None) -> str | None:
+    """`host`: the machine publishing the port when it is not this one (a swarm node)."""
     if not port:
         return None
-    return f"ssh -p {port} candidate@{services.settings.service.public_host}"
+    return f"ssh -p {port} candidate@{host or services.settings.service.public_host}"
 
 
-def ssh_config_entry(services: Services, trial: Trial, port: int | None) -> str | None:
+def ssh_config_entry(services: Services, trial: Trial, port: int | None, host: str | None = None) -> str | None:
     if not port:
         return None
-    return (f"Host trial-{trial.id}\n  HostName {services.settings.service.public_host}\n  Port {port}\n"
+    return (f"Host trial-{trial.id}\n  HostName {host or services.settings.service.public_host}\n  Port {port}\n"
             f"  User candidate\n  # then: ssh trial-{trial.id} (work in {WORKSPACE}; sshd forwards nothing,\n"
             f"  # so editors that need port or socket forwarding, such as VS Code Remote-SSH, cannot attach)\n")
 
@@ -674,7 +675,8 @@ def restart(services: Services, trial_id: str) -> RestartResult:
     if services.sandbox.status(ref) != "running":
         ref = services.sandbox.start(ref)
         restarted.append(f"sandbox {ref.name}")
-        services.store.merge_data(trial.id, {"ssh_port": ref.ssh_port})
+        services.store.merge_data(trial.id, {"ssh_port": ref.ssh_port, "ssh_host": ref.host})
         services.store.add_event(trial.id, "trial.restarted", {"ssh_port": ref.ssh_port})
     trial = services.store.get_trial(trial.id)
-    return RestartResult(trial, restarted, ssh_command(services, trial.data.get("ssh_port")))
+    return RestartResult(trial, restarted,
+                         ssh_command(services, trial.data.get("ssh_port"), trial.data.get("ssh_host")))

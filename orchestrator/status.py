@@ -62,10 +62,12 @@ def trial_status(services: Services, trial_id: str) -> dict[str, Any]:
         try:
             ref = services.sandbox.find(trial.id)
             report["sandbox"] = f"{ref.name} ({services.sandbox.status(ref)})" if ref else "none"
+            if ref is not None and ref.host:
+                report["sandbox"] += f" on {ref.host}"
         except TrialError as exc:
             report["sandbox"] = f"unknown: {exc.message}"
     if trial.state == "active" and (cutoff is None or "sandbox" in cutoff["pending"]):
-        report["ssh"] = ssh_command(services, trial.data.get("ssh_port"))
+        report["ssh"] = ssh_command(services, trial.data.get("ssh_port"), trial.data.get("ssh_host"))
         pending = getattr(services.forge, "pending_invitations", None)
         if callable(pending) and repo:
             from orchestrator.forge.base import RepoRef

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,12 +23,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
+from orchestrator.agents import get_agent
+from orchestrator.catalog import load_template
 from orchestrator.config import SandboxSettings, load_settings
 from orchestrator.errors import SandboxError, UsageError
 from orchestrator.sandbox import make_backend
@@ -44,6 +48,7 @@ from orchestrator.sandbox.base import (
     SandboxSpec,
 )
 from orchestrator.sandbox.docker import DockerBackend, volume_name
+from orchestrator.sandbox.images import build_sandbox_image
 from orchestrator.sandbox.swarm import SwarmBackend
 from tests.conftest import BASE_IMAGE
 from tests.integration.sandbox_image import build_probe_image
@@ -74,14 +79,27 @@ def image() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def probe_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The real sandbox image of a tool-less template (sshd entrypoint, setuid bits stripped)."""
-    return build_probe_image(tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("templates"))[0]
+def probe(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    """A tool-less template (`probe`): its sandbox image (sshd entrypoint, setuid bits stripped), its
+    template image (what verifiers run) and the templates folder holding it."""
+    templates = tmp_path_factory.mktemp("templates")
+    (templates / "probe" / "starter").mkdir(parents=True)
+    (templates / "probe" / "starter" / "README.md").write_text("# Probe\n")  # a starter to commit
+    tag, settings = build_probe_image(tmp_path_factory.mktemp("home"), templates)
+    built = build_sandbox_image(DockerBackend(settings.sandbox), load_template(templates / "probe"),
+                                get_agent("none"), settings)
+    assert built.tag == tag
+    return tag, built.template_image.tag, templates
 
 
 @pytest.fixture(scope="module")
-def cluster(image: str, probe_image: str) -> Iterator[SwarmCluster]:
-    with swarm_cluster(3, (image, probe_image)) as built:
+def probe_image(probe: tuple[str, str, Path]) -> str:
+    return probe[0]
+
+
+@pytest.fixture(scope="module")
+def cluster(image: str, probe: tuple[str, str, Path]) -> Iterator[SwarmCluster]:
+    with swarm_cluster(3, (image, probe[0], probe[1])) as built:
         _LIVE.append(built)
         try:
             yield built
@@ -647,3 +665,85 @@ def test_host_only_sandbox_on_a_worker_reaches_the_host_service_through_its_door
         assert [r.status for r in doors] == ["unused"]
         backend.remove_resource(doors[0])
         assert not [n for n in worker.client.networks.list() if n.name == f"trial-door-{instance[:12]}"]
+
+
+# ---- a whole trial on a worker node --------------------------------------------------------------
+
+
+def trial_cli(cwd: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args, "--json"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    envelope = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+    assert envelope.get("ok"), f"trial {' '.join(args)} failed ({done.returncode}): {done.stderr[-3000:]}"
+    return dict(envelope["data"])
+
+
+def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple[str, str, Path],
+                                             trial_home: Path, tmp_path: Path) -> None:
+    """launch (placed on a worker) → the candidate pushes from the sandbox through its door and the
+    host service → collect → grade → teardown, through the real CLI with `sandbox.backend = "swarm"`."""
+    worker = cluster.nodes[2]
+    port = _free_port()
+    nodes = "".join(f'"{node_id}" = "{url}"\n' for node_id, url in cluster.node_urls().items())
+    (tmp_path / "trial.toml").write_text(
+        f'[service]\nport = {port}\nbind = ["127.0.0.1", "{cluster.gateway}"]\n'
+        f'[sandbox]\nbackend = "swarm"\nswarm_manager = "{cluster.manager.url}"\n'
+        f'swarm_service_host = "{cluster.gateway}"\nmemory = "512m"\n[sandbox.swarm_nodes]\n{nodes}')
+    env = {**os.environ, "TRIAL_TEMPLATES_DIR": str(probe[2]),
+           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    env.pop("TRIAL_SERVICE_PORT", None)
+    try:
+        with placed_on(cluster, worker):
+            launched = trial_cli(tmp_path, env, "launch", "probe", "--candidate", "octo-cat", "--agent", "none",
+                                 "--hours", "1")
+        trial_id = launched["trial"]["id"]
+        assert launched["trial"]["state"] == "active"
+        assert launched["ssh_command"].endswith(f"candidate@{worker.address}"), launched["ssh_command"]
+        assert f"HostName {worker.address}" in launched["ssh_config"]
+        [service] = cluster.manager.client.services.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"})
+        assert service.attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"] == [f"node.id=={worker.node_id}"]
+        status = trial_cli(tmp_path, env, "status", trial_id)
+        assert status["sandbox"] == f"trial-{trial_id}-sandbox (running) on {worker.address}"
+        assert status["ssh"] == launched["ssh_command"]
+        ssh_port = int(launched["ssh_command"].split()[2])
+        assert _banner(worker.address, ssh_port).startswith(b"SSH-2.0-OpenSSH"), "sshd not reached through the door"
+
+        pushed = trial_cli(tmp_path, env, "candidate-push", trial_id, "--branch", "feature/on-a-worker",
+                           "--message", "Work done on a worker node")
+        assert pushed["branch"] == "feature/on-a-worker"
+        collected = trial_cli(tmp_path, env, "collect", trial_id)
+        assert collected["trial"]["state"] == "collected" and collected["problems"] == []
+        bundle = Path(collected["bundle"])
+        commits = [json.loads(line) for line in (bundle / "commits.jsonl").read_text().splitlines()]
+        assert commits[-1]["author_name"] == "octo-cat"
+        assert commits[-1]["message"].startswith("Work done on a worker node")
+        graded = trial_cli(tmp_path, env, "grade", trial_id)
+        [hidden] = [r for r in graded["report"]["graders"] if r["grader"] == "hidden_tests"]
+        assert hidden["status"] == "ok", hidden
+
+        trial_cli(tmp_path, env, "teardown", trial_id, "--delete-repo", "--yes")
+        selector = {"label": f"{LABEL_TRIAL}={trial_id}"}
+        assert cluster.manager.client.services.list(filters=selector) == []
+        assert cluster.manager.client.networks.list(filters=selector) == []
+        for node in cluster.nodes:
+            assert node.client.containers.list(all=True, filters=selector) == []
+            assert node.client.volumes.list(filters=selector) == []
+    finally:
+        subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "serve", "--stop"], cwd=tmp_path, env=env,
+                       capture_output=True, timeout=60, check=False)
+        for row in json.loads(subprocess.run(
+                [sys.executable, "-m", "orchestrator.cli.main", "ls", "--json"], cwd=tmp_path, env=env,
+                capture_output=True, text=True, timeout=60, check=False).stdout or "{}").get("data") or []:
+            _cleanup(cluster, str(row.get("id", "")))
+
+
+def _banner(address: str, port: int) -> bytes:
+    deadline = time.monotonic() + 30
+    banner = b""
+    while not banner.startswith(b"SSH-2.0-") and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=3) as conn:
+                banner = conn.recv(64)
+        except OSError:
+            time.sleep(0.5)
+    return banner
