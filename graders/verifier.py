@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import posixpath
 import random
 import secrets
 import shlex
 import tarfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -521,9 +523,16 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
             host = program.name  # its name on the run's private network
             verifier.load(job.workspace)
             _check_before(verifier, job)
+            gone = bool(problem)  # a failed start removed the program's container
             if not problem:
-                problem = _wait_ready(verifier, host, service.port, service.ready_timeout_s)
-            env = {"TRIAL_SERVICE_URL": f"http://{host}:{service.port}", "TRIAL_SERVICE_HOST": host,
+                running = program
+                problem = _wait_ready(verifier, host, service.port, service.ready_timeout_s,
+                                      lambda: _ended(sandbox, running))
+                gone = problem.startswith(EXITED)
+            # A program that is gone is sought where nothing listens (the tests' own loopback), so each
+            # test fails at once instead of waiting on a name the private network no longer resolves.
+            target = "127.0.0.1" if gone else host
+            env = {"TRIAL_SERVICE_URL": f"http://{target}:{service.port}", "TRIAL_SERVICE_HOST": target,
                    "TRIAL_SERVICE_PORT": str(service.port)}
             outcome = verifier.run(job.command, job.timeout_s, env)
             changed = verifier.inventory(job)
@@ -539,12 +548,45 @@ def run_service(sandbox: SandboxBackend, image: str, trial_id: str, job: Job, se
             sandbox.remove_network(network)
 
 
-def _wait_ready(verifier: Verifier, host: str, port: int, timeout_s: int) -> str:
-    """Wait until the program accepts connections; a program that never does fails its tests."""
-    probe = (f"end=$(($(date +%s)+{int(timeout_s)})); while [ $(date +%s) -lt $end ]; do "
-             f"(exec 3<>/dev/tcp/{host}/{int(port)}) 2>/dev/null && exit 0; sleep 0.2; done; exit 1")
-    code, _ = verifier._exec(["bash", "-c", probe], user=AS_TESTS, timeout_s=timeout_s + 10)
-    return "" if code == 0 else f"the program did not accept connections on port {port} within {timeout_s} s"
+READY_PROBE_S = 2
+EXITED = "the program exited before accepting connections"
+"""Each readiness probe's share of ready_timeout_s; between probes the program's container is checked."""
+
+
+def _wait_ready(verifier: Verifier, host: str, port: int, timeout_s: int, ended: Callable[[], str]) -> str:
+    """Wait until the program accepts connections; a program that never does, or exits first,
+    fails its tests. `ended` says how the program's container ended ("" while it runs), so a
+    program that crashed is reported at once with its exit code, not after the whole timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        chunk = max(1, min(READY_PROBE_S, math.ceil(deadline - time.monotonic())))
+        probe = (f"end=$(($(date +%s)+{chunk})); while [ $(date +%s) -lt $end ]; do "
+                 f"timeout 1 bash -c 'exec 3<>/dev/tcp/{host}/{int(port)}' 2>/dev/null && exit 0; sleep 0.2; "
+                 "done; exit 1")  # timeout: once the program's container has exited its name takes seconds to fail
+        code, _ = verifier._exec(["bash", "-c", probe], user=AS_TESTS, timeout_s=chunk + 10)
+        if code == 0:
+            return ""
+        how = ended()
+        if how:
+            return f"{EXITED} on port {port}: {how}"
+        if time.monotonic() >= deadline:
+            return f"the program did not accept connections on port {port} within {timeout_s} s"
+
+
+def _ended(sandbox: SandboxBackend, program: SandboxRef) -> str:
+    """"" while the program's container runs, else how it ended (exit code and last output where
+    the backend can tell: Docker's `exit_report`)."""
+    try:
+        status = sandbox.status(program)
+    except TrialError:
+        return ""  # the engine did not answer: keep probing until the timeout
+    if status in ("running", "restarting", "paused", "created"):
+        return ""
+    report = getattr(sandbox, "exit_report", None)
+    if callable(report):
+        with suppress(TrialError):
+            return redact_text(str(report(program)))
+    return f"its container is {status}"
 
 
 def _check_before(verifier: Verifier, job: Job) -> None:

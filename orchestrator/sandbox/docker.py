@@ -611,6 +611,21 @@ class DockerBackend:
         # "removing": it is on its way out.
         return "missing" if status == "removing" else "dead"
 
+    def exit_report(self, ref: SandboxRef, lines: int = 5) -> str:
+        """How a container that stopped ended: exit code, the engine's error, its last output lines."""
+        container = self._container_or_none(ref)
+        if container is None:
+            return "its container is gone"
+        state = container.attrs.get("State") or {}
+        try:
+            raw = container.logs(stdout=True, stderr=True, tail=lines)
+            logs = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            logs = ""
+        last = " | ".join(line.strip() for line in logs.splitlines()[-lines:] if line.strip()) or "(no output)"
+        error = f" ({state['Error']})" if state.get("Error") else ""
+        return f"exit code {state.get('ExitCode')}{error}; last output: {last}"
+
     # ---- exec and files -----------------------------------------------------------------
 
     def exec(self, ref: SandboxRef, argv: list[str], *, user: str | None = None, workdir: str | None = None,

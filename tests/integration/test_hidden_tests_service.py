@@ -116,6 +116,19 @@ def test_a_program_that_will_not_start_fails_its_tests_and_is_not_infrastructure
     assert "did not stay up" in result.details["hidden_run"]["problem"]
 
 
+def test_a_program_that_crashes_while_starting_is_reported_at_once_with_its_exit(
+        setup: tuple[DockerBackend, Template, str], tmp_path: Path) -> None:
+    # Up past the engine's start check (0.5 s), then gone before it listens: the wait used to last
+    # the whole ready_timeout_s (20 s here) and say only that nothing answered within it.
+    crash = "import sys, time\ntime.sleep(1.5)\nprint('boom: GREETER_DB is not set', file=sys.stderr)\nsys.exit(4)\n"
+    result = _grade(_bundle(tmp_path, "t-svc-late", edits={"greeter/__init__.py": crash}), setup)
+    assert result.status == "ok", result.summary
+    assert result.details["fail_to_pass"]["passed"] == 0 and result.score == 0.0
+    problem = result.details["hidden_run"]["problem"]
+    assert "the program exited before accepting connections on port 8080: exit code 4" in problem, problem
+    assert "boom: GREETER_DB is not set" in problem
+
+
 def test_the_service_template_proves_itself(tmp_path: Path) -> None:
     templates = tmp_path / "tpl"
     shutil.copytree(SERVICE_TEMPLATE, templates / "greeter")
