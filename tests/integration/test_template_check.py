@@ -1,4 +1,5 @@
-"""`trial templates check` on real Docker: the bundled template passes, broken ones are caught."""
+"""`trial templates check` on real Docker: broken templates are caught. (That every bundled template,
+api-keys included, passes is proven once by `check --all` in test_template_check_all.py.)"""
 
 from __future__ import annotations
 
@@ -24,13 +25,6 @@ def check(name: str, templates: Path | None = None) -> tuple[int, dict[str, bool
                           capture_output=True, text=True, env=env, timeout=600)
     data = json.loads(done.stdout)["data"]
     return done.returncode, {c["name"]: c["ok"] for c in data["checks"]}
-
-
-def test_the_bundled_template_proves_itself() -> None:
-    code, checks = check("api-keys")
-    assert code == 0, checks
-    assert checks["hidden tests fail on the starter"] and checks["hidden tests pass with the reference"]
-    assert all(checks.values())
 
 
 def test_a_reference_that_does_not_solve_the_brief_fails_the_check(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ def test_every_bundled_template_proves_itself() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for name, result in results.items():
         names = {c["name"] for c in result["checks"]}
+        assert {"image builds", "hidden tests fail on the starter", "hidden tests pass with the reference"} <= names
         assert "defect's tests fail on the starter" in names, name
         assert "defect's tests fail on the reference with the defect put back" in names, name
 
