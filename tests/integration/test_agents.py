@@ -18,10 +18,8 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,15 +33,14 @@ from aiohttp import web
 from orchestrator.agents import AgentSpec, get_agent
 from orchestrator.agents.cache import agent_cache_root
 from orchestrator.agents.transcripts import collect
-from orchestrator.catalog import Template, load_template
+from orchestrator.catalog import Template
 from orchestrator.config import Settings, load_settings
 from orchestrator.gateway.log import log_path, read_records
-from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef, SandboxSpec
+from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef
 from orchestrator.sandbox.docker import DockerBackend
-from orchestrator.sandbox.home import env_sh, home_tar
-from orchestrator.sandbox.images import build_sandbox_image
 from orchestrator.store import Store, Trial, utcnow
 from tests.conftest import BASE_IMAGE, free_port
+from tests.integration.agent_sandboxes import agent_image, probe_template, start_agent_sandbox, trial_serve
 
 pytestmark = pytest.mark.docker
 
@@ -247,27 +244,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) ->
     })
     settings = load_settings(env=env, cwd=home)
     store = Store.open(home)
-    log = (home / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env, cwd=home,
-                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"trial serve did not start: {(home / 'service.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield Gateway(home=home, port=port, settings=settings, store=store)
+        with trial_serve(home, env, port):
+            yield Gateway(home=home, port=port, settings=settings, store=store)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         store.close()
 
 
@@ -275,16 +255,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) ->
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    """A template that adds nothing to the base image: the agent layer is what is tested."""
-    root = tmp_path_factory.mktemp("templates") / "agent-probe"
-    (root / "starter").mkdir(parents=True)
-    (root / "hidden_tests").mkdir()
-    (root / "starter" / "README.md").write_text("probe\n")
-    (root / "brief.md").write_text("Probe the agents.\n")
-    (root / "Dockerfile").write_text(f"ARG BASE_IMAGE={BASE_IMAGE}\nFROM ${{BASE_IMAGE}}\n")
-    (root / "template.toml").write_text('title = "Agent probe"\nsummary = "Agents only."\nlanguage = "none"\n'
-                                        '[tests]\nstarter = "true"\nhidden = "true"\n')
-    return load_template(root)
+    return probe_template(tmp_path_factory.mktemp("templates"))
 
 
 @pytest.fixture(scope="module")
@@ -296,19 +267,6 @@ def shared_cache() -> Path:
 @pytest.fixture(scope="module")
 def backend(gateway: Gateway) -> DockerBackend:
     return DockerBackend(gateway.settings.sandbox)
-
-
-def build_image(backend: DockerBackend, template: Template, agent: AgentSpec, settings: Settings,
-                shared_cache: Path) -> str:
-    # The images module caches under the data dir; point it at the shared cache so a test run
-    # neither downloads nor copies the artefacts again.
-    shared = shared_cache / agent.name
-    shared.mkdir(parents=True, exist_ok=True)
-    link = settings.home / "cache" / "agents" / agent.name
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(shared, target_is_directory=True)
-    return build_sandbox_image(backend, template, agent, settings).tag
 
 
 @dataclass
@@ -325,22 +283,11 @@ def sandbox(backend: DockerBackend, gateway: Gateway, template: Template, shared
     started: list[SandboxRef] = []
 
     def run(agent: AgentSpec, prompt: str) -> Run:
-        image = build_image(backend, template, agent, gateway.settings, shared_cache)
+        image = agent_image(backend, template, agent, gateway.settings, shared_cache)
         trial_id, token = gateway.new_trial(agent.name)
         base = gateway.sandbox_url()
-        env = {"TRIAL_ID": trial_id, "TRIAL_GATEWAY_URL": base, **agent.env(base, token)}
-        ref = backend.create(SandboxSpec(trial_id=trial_id, image=image, env={"TRIAL_ID": trial_id},
-                                         volumes={"workspace": WORKSPACE, "home": HOME}))
-        started.append(ref)
-        backend.copy_in(ref, HOME, home_tar({
-            ".trial/env.sh": (env_sh(env), 0o600),
-            ".gitconfig": ("[user]\n\tname = Octo Cat\n\temail = octocat@users.noreply.github.com\n"
-                           "[init]\n\tdefaultBranch = main\n", 0o644),
-            **agent.home_files(base, token)}))
-        ref = backend.start(ref)
-        setup = backend.exec(ref, ["bash", "-lc", "cd /workspace && git init -q && echo 'print(1)' > app.py "
-                                   "&& git add app.py && git commit -qm start"])
-        assert setup.ok, setup.stderr
+        ref = start_agent_sandbox(backend, image, agent, trial_id, token, base, started,
+                                  env={"TRIAL_GATEWAY_URL": base})
         # A login shell, like an SSH session: the agent must find its wiring in ~/.trial/env.sh.
         command = " ".join(_quote(part) for part in agent.run_once_argv(prompt))  # type: ignore[attr-defined]
         result = backend.exec(ref, ["bash", "-lc", f"cd /workspace && {command} </dev/null"],

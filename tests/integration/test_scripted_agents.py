@@ -14,10 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,15 +27,14 @@ from orchestrator.agents import AgentSpec, get_agent
 from orchestrator.agents.cache import agent_cache_root
 from orchestrator.agents.codex import Codex
 from orchestrator.agents.transcripts import collect
-from orchestrator.catalog import Template, load_template
+from orchestrator.catalog import Template
 from orchestrator.config import Settings, load_settings
 from orchestrator.gateway.log import log_path, verify_chain
-from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef, SandboxSpec
+from orchestrator.sandbox.base import WORKSPACE, SandboxRef
 from orchestrator.sandbox.docker import DockerBackend
-from orchestrator.sandbox.home import env_sh, home_tar
-from orchestrator.sandbox.images import build_sandbox_image
 from orchestrator.store import Store, Trial, utcnow
 from tests.conftest import BASE_IMAGE, free_port
+from tests.integration.agent_sandboxes import agent_image, probe_template, start_agent_sandbox, trial_serve
 
 pytestmark = pytest.mark.docker
 RUN_TIMEOUT_S = 240
@@ -113,41 +108,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
                 "http://127.0.0.1:9", "TRIAL_SANDBOX_BASE_IMAGE": BASE_IMAGE})
     settings = load_settings(env=env, cwd=home)
     store = Store.open(home)
-    log = (home / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env, cwd=home,
-                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"trial serve did not start: {(home / 'service.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield Service(home=home, port=port, settings=settings, store=store, script=script)
+        with trial_serve(home, env, port):
+            yield Service(home=home, port=port, settings=settings, store=store, script=script)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         store.close()
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    root = tmp_path_factory.mktemp("templates") / "agent-probe"
-    (root / "starter").mkdir(parents=True)
-    (root / "hidden_tests").mkdir()
-    (root / "starter" / "README.md").write_text("probe\n")
-    (root / "brief.md").write_text("Probe the agents.\n")
-    (root / "Dockerfile").write_text(f"ARG BASE_IMAGE={BASE_IMAGE}\nFROM ${{BASE_IMAGE}}\n")
-    (root / "template.toml").write_text('title = "Agent probe"\nsummary = "Agents only."\nlanguage = "none"\n'
-                                        '[tests]\nstarter = "true"\nhidden = "true"\n')
-    return load_template(root)
+    return probe_template(tmp_path_factory.mktemp("templates"))
 
 
 @pytest.fixture(scope="module")
@@ -181,27 +151,10 @@ def sandbox(service: Service, template: Template, shared_cache: Path) -> Iterato
     started: list[SandboxRef] = []
 
     def start(agent: AgentSpec, script: Path | None = None) -> Sandbox:
-        shared = shared_cache / agent.name
-        shared.mkdir(parents=True, exist_ok=True)
-        link = service.settings.home / "cache" / "agents" / agent.name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(shared, target_is_directory=True)
-        image = build_sandbox_image(backend, template, agent, service.settings).tag
+        image = agent_image(backend, template, agent, service.settings, shared_cache)
         trial_id, token = service.new_trial(agent.name, script)
-        base = service.sandbox_url()
-        ref = backend.create(SandboxSpec(trial_id=trial_id, image=image, env={"TRIAL_ID": trial_id},
-                                         volumes={"workspace": WORKSPACE, "home": HOME}))
-        started.append(ref)
-        backend.copy_in(ref, HOME, home_tar({
-            ".trial/env.sh": (env_sh({"TRIAL_ID": trial_id, **agent.env(base, token)}), 0o600),
-            ".gitconfig": ("[user]\n\tname = Octo Cat\n\temail = octocat@users.noreply.github.com\n"
-                           "[init]\n\tdefaultBranch = main\n", 0o644),
-            **agent.home_files(base, token)}))
-        ref = backend.start(ref)
-        box = Sandbox(backend, ref, trial_id)
-        box.run("git init -q && echo 'print(1)' > app.py && git add app.py && git commit -qm start")
-        return box
+        ref = start_agent_sandbox(backend, image, agent, trial_id, token, service.sandbox_url(), started)
+        return Sandbox(backend, ref, trial_id)
 
     yield start
     for ref in started:
