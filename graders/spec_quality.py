@@ -38,8 +38,13 @@ from graders.pushback import forbidden_paths
 from graders.repo import Repo, Revision, choose_revision, open_repo
 from graders.timeline import (
     Event,
+    command_of,
     commit_times,
+    results_by_tool_use,
     test_runs,
+    tool_input,
+    tool_name,
+    tool_use_id,
     transcript_only,
     unverifiable,
     without_agent,
@@ -129,8 +134,9 @@ def concrete_items(text: str, carried: set[str] | None = None) -> set[str]:
     for pattern in _ITEMS + (_NAMED if carried is not None else ()):
         for match in pattern.finditer(text):
             item = _norm(match.group(1))
+            # Backticks make nothing concrete on their own: `robust` in backticks is still a word.
             if any(ch.isalnum() for ch in item) and len(item) >= 3 and (
-                    pattern in _ITEMS or carried is None or _carried(item, carried)):
+                    carried is None or _carried(item, carried)):
                 found.add(item)
     return found
 
@@ -264,13 +270,20 @@ class SpecQualityGrader:
                            added_dependencies([line.text for line in added if DEPENDENCY_FILES.search(line.path)]))
         timeline = Timeline.of(witnessed_view(events))
         first_edit = timeline.edits[0] if timeline.edits else None
-        # The spec: every spec file and the prompts sent before the agent's first edit.
-        initial = files + [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
-        sources = files + prompts
+        read = spec_reads(timeline.events, first_edit)
+        seen = seen_first(bundle, timeline, files, read)
+        # The spec: what reached the agent before its first edit: the prompts sent before it, the
+        # spec files the host saw pushed before it or the agent read before it. A spec file
+        # written afterwards describes the work; it did not shape it.
+        initial = seen + read + [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
+        sources = files + read + prompts
         carried |= work_tokens(" ".join(str(timeline.events[i]["text"]) for r in test_runs(timeline.events)
                                         for i in (r.call, r.result) if i is not None))
         spec_items = set().union(*(concrete_items(s.text, carried) for s in initial)) if initial else set()
+        # Only names of code count as references (a path, a module, an identifier), never an
+        # English word the starter happens to define ("keys", "create", "store").
         references = {t.strip("./") for s in initial for t in _TOKEN.findall(s.text)} & vocabulary
+        references = {r for r in references if _code_name(r)}
         details: dict[str, Any] = {"trusts": TRUSTS, "revision": revision.to_json(),
                                    "sources": [{"ref": s.ref, "label": s.label, "words": words(s.text)}
                                                for s in sources],
@@ -278,11 +291,14 @@ class SpecQualityGrader:
                                    "spec_items": sorted(spec_items)[:60], "references": sorted(references)[:40]}
         criteria = [
             # Naming files is a little of a spec: at most two references count next to the requirements.
-            self._upfront(bundle, timeline, files, prompts, spec_items | set(sorted(references)[:2])),
+            self._upfront(timeline, seen + read, prompts, spec_items | set(sorted(references)[:2]), carried),
             self._acceptance(timeline, initial, spec_items, shipped, details),
             self._constraints(timeline, sources, shipped, details),
             self._rework(timeline, spec_items, references, carried, details),
         ]
+        defect = _defect_of(options, context)
+        if defect is not None:
+            criteria.insert(2, self._defect(timeline, initial, defect, context, details))
         self._judge(options, sources, criteria, details)
         summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
                    f"requirement(s) before the agent's first edit"
@@ -291,27 +307,55 @@ class SpecQualityGrader:
         return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
 
     # ----- criteria -----------------------------------------------------------------------------
-    def _upfront(self, bundle: Bundle, timeline: Timeline, files: list[Source], prompts: list[Source],
-                 concrete: set[str]) -> Criterion:
+    def _upfront(self, timeline: Timeline, files: list[Source], prompts: list[Source], concrete: set[str],
+                 carried: set[str]) -> Criterion:
+        """`files`: the spec files (and agent reads of them) that reached the agent before it built."""
         title = "Specified before building"
-        first_edit = timeline.edits[0] if timeline.edits else None
-        first_edit_at = parse_ts(timeline.events[first_edit]["ts"]) if first_edit is not None else None
-        times = commit_times(bundle)
+        if not timeline.writes:
+            return Criterion("upfront", title, 0.0, 4.0, "The agent built nothing: no spec shaped any work.", [])
+        first_edit = timeline.edits[0]
         for spec in files:
-            sha = spec.ref.split(":", 1)[1]
-            pushed = times.get(sha)
-            if pushed is not None and concrete_items(spec.text) and (first_edit_at is None or pushed < first_edit_at):
+            if len(concrete_items(spec.text, carried)) >= 3:
+                how = ("the agent read it" if spec.ref.startswith("event:") else "the host's push log saw it")
                 return Criterion("upfront", title, 4.0, 4.0,
-                                 f"{spec.label} reached the forge ({pushed:%H:%M} by the host's push log) before "
-                                 "the agent's first edit.", [spec.ref])
-        before = [p for p in prompts if first_edit is None or int(p.ref.split(":")[1]) < first_edit]
-        if not before:
+                                 f"{spec.label} reached the agent before its first edit ({how}), with concrete "
+                                 "requirements the work carries.", [spec.ref])
+        before = [p for p in prompts if int(p.ref.split(":")[1]) < first_edit]
+        if not before and not files:
             return Criterion("upfront", title, 0.0, 4.0, "No prompt reached the agent before it built.", [])
         count = len(concrete)
         score = 3.0 if count >= 6 else 2.0 if count >= 3 else 1.0 if count >= 1 else 0.0
-        why = (f"Before the agent's first edit the prompts carried {count} concrete requirement(s) or reference(s)"
+        why = (f"Before the agent's first edit the spec carried {count} concrete requirement(s) or reference(s)"
                + (f" ({', '.join(sorted(concrete)[:5])})" if concrete else ": the agent was left to guess") + ".")
-        return Criterion("upfront", title, score, 4.0, why, [p.ref for p in before][:20])
+        return Criterion("upfront", title, score, 4.0, why, [s.ref for s in [*files, *before]][:20])
+
+    def _defect(self, timeline: Timeline, initial: list[Source], defect: dict[str, Any], context: GradeContext,
+                details: dict[str, Any]) -> Criterion:
+        """The template's planted defect, specified before the agent built (and then fixed): the
+        spec made its catch unnecessary. Its keywords only find the sentence; the hidden tests
+        that catch it decide what it was worth."""
+        title = "The spec named the planted defect"
+        try:
+            patterns = [re.compile(str(k), re.I) for k in defect.get("keywords") or []]
+        except re.error:
+            patterns = []  # the steering grader reports a bad pattern as a configuration error
+        named = [s for s in initial if any(p.search(s.text) for p in patterns)]
+        details["defect_specified"] = [s.ref for s in named]
+        if not timeline.writes:
+            return Criterion("defect_specified", title, 0.0, 4.0, "The agent built nothing.", [])
+        if not named:
+            return Criterion("defect_specified", title, 0.0, 4.0,
+                             "Nothing the agent got before its first edit named the planted defect.", [])
+        hidden = context.results.get("hidden_tests")
+        tests = [str(t) for t in defect.get("tests") or []]
+        outcomes = ((hidden.details.get("fail_to_pass") or {}).get("outcomes") or {}) \
+            if hidden is not None and hidden.status == "ok" else {}
+        fixed = None if not tests or not outcomes else all(outcomes.get(t) == "passed" for t in tests)
+        score = 1.0 if fixed is False else 4.0
+        why = (f"{named[0].label} named it before the agent's first edit"
+               + ("; its hidden tests pass" if fixed else "; yet its hidden tests fail" if fixed is False else "")
+               + ".")
+        return Criterion("defect_specified", title, score, 4.0, why, [s.ref for s in named][:20])
 
     def _acceptance(self, timeline: Timeline, initial: list[Source], items: set[str], shipped: _Shipped,
                     details: dict[str, Any]) -> Criterion:
@@ -375,14 +419,16 @@ class SpecQualityGrader:
         broken = sorted(set(broken))
         details["constraints"] = {"honoured": honoured, "broken": broken}
         if not honoured and not broken:
-            return Criterion("constraints_honoured", title, 0.0, 4.0,
+            return Criterion("constraints_honoured", title, 0.0, 2.0,
                              "No checkable constraint (a file to leave alone, the files to change, no new "
                              "dependencies) was stated.", [])
-        score = max(0.0, _ladder(len(honoured)) - 1.5 * len(broken))
+        # Worth less than the requirements: a spec need not constrain much, and one stated
+        # constraint honoured is as good as several (counting them would pay for listing them).
+        score = max(0.0, (2.0 if honoured else 0.0) - 1.0 * len(broken))
         why = (f"{len(honoured)} constraint(s) held in what shipped" + (f" ({'; '.join(honoured[:4])})" if honoured
                                                                           else "")
                + (f"; {len(broken)} broken: {'; '.join(broken[:4])}" if broken else "") + ".")
-        return Criterion("constraints_honoured", title, score, 4.0, why, sorted(set(refs))[:20])
+        return Criterion("constraints_honoured", title, score, 2.0, why, sorted(set(refs))[:20])
 
     def _rework(self, timeline: Timeline, items: set[str], references: set[str], carried: set[str],
                 details: dict[str, Any]) -> Criterion:
@@ -454,6 +500,66 @@ class SpecQualityGrader:
             cited = {s.ref for s in sources for q in dimension["quotes"]
                      if " ".join(q.split()).lower() in " ".join(s.text.split()).lower()}
             criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
+
+
+_READ_COMMAND = re.compile(r"^\s*(?:cat|head|tail|nl|less|more|sed\s+-n\s+\S+)(?:\s+-\S+)*\s+"
+                           r"['\"]?([\w./-]+)['\"]?\s*$")
+
+
+def spec_reads(events: list[Event], before: int | None) -> list[Source]:
+    """Spec or design files the agent read (a witnessed tool result) before its first edit: a
+    spec the candidate wrote in the sandbox and pointed the agent at reached it this way."""
+    results = results_by_tool_use(events)
+    found: list[Source] = []
+    for index, event in enumerate(events):
+        if before is not None and index >= before:
+            break
+        if event["kind"] != "tool_call":
+            continue
+        arguments = tool_input(event)
+        path = str(arguments.get("file_path") or arguments.get("path") or "") \
+            if tool_name(event).lower() in ("read", "read_file", "view") else ""
+        if not path and (match := _READ_COMMAND.match(command_of(event))):
+            path = match.group(1)
+        path = path.removeprefix("/workspace/").removeprefix("./")
+        result = results.get(tool_use_id(event))
+        if not path or not SPEC_FILE.search(path) or result is None or events[result]["kind"] != "tool_result":
+            continue
+        found.append(Source(f"event:{result}", f"{path} (read by the agent)", str(events[result].get("text") or "")))
+    return found
+
+
+def seen_first(bundle: Bundle, timeline: Timeline, files: list[Source], read: list[Source]) -> list[Source]:
+    """The spec files that reached the agent before its first edit: pushed before it (the host's
+    push log) or read by it. Without any agent edit, every spec file counts."""
+    if not timeline.edits:
+        return files
+    moment = parse_ts(timeline.events[timeline.edits[0]]["ts"])
+    times = commit_times(bundle)
+    read_paths = {r.label.split(" ", 1)[0] for r in read}
+    kept = []
+    for spec in files:
+        pushed = times.get(spec.ref.split(":", 1)[1])
+        if spec.label in read_paths:
+            continue  # the agent's read of it is the source, timed by the gateway
+        if pushed is not None and moment is not None and pushed < moment:
+            kept.append(spec)
+    return kept
+
+
+def _code_name(token: str) -> bool:
+    """A path, module or identifier: something only code has, not an English word."""
+    return bool(re.search(r"[/._]|[a-z][A-Z]", token)) or token.isupper()
+
+
+def _defect_of(options: dict[str, Any], context: GradeContext) -> dict[str, Any] | None:
+    defect = options.get("defect")
+    if isinstance(defect, dict) and defect.get("keywords"):
+        return defect
+    config = context.template.config.defect if context.template is not None else None
+    if config is not None and config.keywords:
+        return {"keywords": list(config.keywords), "tests": list(config.tests)}
+    return None
 
 
 def _core(item: str) -> str:

@@ -207,7 +207,7 @@ def test_a_named_dependency_allowance_honoured_counts_and_is_not_read_as_no_new_
               + wording)
     honoured = _criterion(SpecQualityGrader().grade(Bundle(_dependency_session(
         tmp_path / "ok", prompt, "cryptography>=42\n")), {}, GradeContext()), "constraints_honoured")
-    assert honoured.score >= 3.0 and "broken" not in honoured.rationale, honoured.rationale
+    assert honoured.score == honoured.max and "broken" not in honoured.rationale, honoured.rationale
     assert "leave tests/test_calc.py alone" in honoured.rationale
     assert "no new dependency besides cryptography" in honoured.rationale
     broken = _criterion(SpecQualityGrader().grade(Bundle(_dependency_session(

@@ -95,8 +95,10 @@ def test_careful_specifies_better_than_agent_only_and_cites_why(bundles: dict[st
     spec_commit = next(c["sha"] for c in bundles["careful"].commits() if c["message"].startswith("Add SPEC.md"))
     upfront = _criterion(careful, "upfront")
     assert upfront.evidence_refs == [f"commit:{spec_commit}"]
-    for name in ("calc/ops.py", "tokenize", "CalcError"):  # names that exist in the starter
+    for name in ("calc/ops.py", "CalcError"):  # names of code that exist in the starter
         assert name in careful.details["references"]
+    for word in ("tokenize", "evaluate"):  # identifiers, but plain words too: naming them specifies nothing
+        assert word not in careful.details["references"]
     # Acceptance items the spec named were checked by the tests that shipped.
     assert 'evaluate("1 / 0")' in careful.details["acceptance_checked"]
     events = bundles["careful"].events()
