@@ -502,8 +502,8 @@ class SpecQualityGrader:
             criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
 
 
-_READ_COMMAND = re.compile(r"^\s*(?:cat|head|tail|nl|less|more|sed\s+-n\s+\S+)(?:\s+-\S+)*\s+"
-                           r"['\"]?([\w./-]+)['\"]?\s*$")
+_READ_COMMAND = re.compile(r"^\s*(?:(?:ba)?sh\s+-l?c\s+['\"]?)?(?:cat|head|tail|nl|less|more|sed\s+-n\s+\S+)"
+                           r"(?:\s+-\S+)*\s+['\"]?([\w./-]+)['\"]?\s*['\"]?\s*$")
 
 
 def spec_reads(events: list[Event], before: int | None) -> list[Source]:
