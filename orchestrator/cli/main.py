@@ -23,7 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "teardown": ("trials", "teardown"), "gc": ("trials", "gc"), "candidate-push": ("trials", "candidate_push"),
     "candidate-play": ("trials", "candidate_play"), "grade": ("grade", "grade"), "serve": ("serve", "serve"),
     "usage": ("gateway", "usage"), "extend": ("deadlines", "extend"), "reap": ("deadlines", "reap"),
-    "scores": ("scores", "scores"),
+    "scores": ("scores", "scores"), "nodes": ("nodes", "nodes"),
 }
 
 

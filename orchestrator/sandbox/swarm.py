@@ -22,6 +22,9 @@ How a sandbox maps onto Swarm:
   host-only sandbox, in host mode by the service otherwise; `node_address` says which node.
 - the service names the image by its id on that node, never by tag: a tag makes the node try a
   registry first, an id is used as it is (no registry is ever contacted).
+- `move` takes a sandbox to another node (draining, `orchestrator.nodes`): stopped, its volumes
+  copied from its files container's archive into a helper on the target through the two engines,
+  the service re-pinned, started again; a failure before it runs there leaves it where it was.
 - verifiers and service-template programs (short-lived, no network or an internal one) are plain
   containers on the trial's node through that node's `DockerBackend`, with its full hardening.
 
@@ -718,6 +721,188 @@ class SwarmBackend:
         if target is not None:
             return "running"
         return "exited" if (service.attrs["Spec"].get("Labels") or {}).get(LABEL_STARTED) else "created"
+
+    # ---- moving a sandbox to another node (draining) -------------------------------------------
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node as the manager sees it, with the sandboxes of this store pinned to it."""
+        pinned: dict[str, list[str]] = {}
+        for service in self._services():
+            pinned.setdefault(_pinned_node(service.attrs), []).append(_trial_of(service))
+        free = self.free_memory()
+        return [{"id": str(attrs["ID"]), "hostname": str((attrs.get("Description") or {}).get("Hostname", "")),
+                 "address": str((attrs.get("Status") or {}).get("Addr", "")),
+                 "role": str((attrs.get("Spec") or {}).get("Role", "")),
+                 "availability": str((attrs.get("Spec") or {}).get("Availability", "")),
+                 "state": str((attrs.get("Status") or {}).get("State", "")),
+                 "free_memory": free.get(str(attrs["ID"])), "trials": sorted(pinned.get(str(attrs["ID"]), []))}
+                for attrs in sorted(self._nodes(), key=lambda a: str((a.get("Description") or {}).get("Hostname")))]
+
+    def set_availability(self, node_id: str, availability: str) -> None:
+        """`active`, `pause` (nothing new lands, running tasks stay) or `drain`."""
+        with _engine_errors(f"set swarm node {node_id} to {availability}"):
+            node = self.manager.nodes.get(node_id)
+            node.update({**node.attrs["Spec"], "Availability": availability})
+
+    def node_of(self, ref: SandboxRef) -> str:
+        service = self._service(ref.name)
+        if service is None:
+            raise self._missing(ref)
+        return _pinned_node(service.attrs)
+
+    def move(self, ref: SandboxRef, target_id: str) -> SandboxRef:
+        """Move a sandbox and its volumes to another node: stop it, copy each volume through the two
+        engines (the source's files container archives it, a helper container on the target unpacks
+        it), re-pin the service there and start it again if it was running. Any failure before the
+        re-pinned sandbox runs leaves it on its node as it was (started again if it ran) and says so."""
+        service = self._service(ref.name)
+        if service is None:
+            raise self._missing(ref)
+        source_id = _pinned_node(service.attrs)
+        if source_id == target_id:
+            return self._ref(service)
+        source, target = self.node(source_id), self.node(target_id)
+        running = self._running_task(service) is not None
+        trial_id = _trial_of(service)
+        self.stop(ref)
+        made: list[str] = []
+        try:
+            image_id = self._same_image(source, target, str(service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+                                                            ["Image"]), ref.name)
+            mounts = self._copy_volumes(source, target, ref.name, trial_id, made)
+            self._recreate_holder(source, target, ref.name, image_id, mounts)
+            old_door = self._door(source, ref.name)
+            if old_door is not None:
+                self._copy_door(old_door, target, ref.name, image_id)
+            self._repin(service, target_id, image_id)
+        except BaseException as exc:
+            self._remove_door(target, ref.name)
+            self._remove_files_holder(target, ref.name)
+            for name in made:
+                target._remove_volume(name, quiet=True)
+            if running:
+                self.start(ref)
+            if isinstance(exc, SandboxError):
+                raise SandboxError(f"could not move {ref.name} to node {target_id}: {exc.message}; it stays on "
+                                   f"node {source_id}" + (" and runs again" if running else ""), exc.hint) from exc
+            raise
+        moved = self._ref(self._service(ref.name)) if not running else self._start_repinned(
+            ref, service, source_id, target_id, made)
+        # The sandbox runs on its new node: what it left on the old one goes.
+        self._remove_door(source, ref.name)
+        self._remove_files_holder(source, ref.name)
+        for name in sorted(set(moved.volumes.values())):
+            source._remove_volume(name, quiet=True)
+        self._log.info("sandbox.moved", trial_id=trial_id, service=ref.name, source=source_id, target=target_id)
+        return moved
+
+    def _start_repinned(self, ref: SandboxRef, service: Any, source_id: str, target_id: str,
+                        made: list[str]) -> SandboxRef:
+        try:
+            return self.start(ref)
+        except SandboxError as exc:
+            # Back where its volumes still are, as it was.
+            source, target = self.node(source_id), self.node(target_id)
+            fresh = self._service(ref.name) or service
+            self._repin(fresh, source_id, self._same_image(target, source, str(
+                fresh.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]), ref.name))
+            self._remove_door(target, ref.name)
+            self._remove_files_holder(target, ref.name)
+            for name in made:
+                target._remove_volume(name, quiet=True)
+            self.start(ref)
+            raise SandboxError(f"could not start {ref.name} on node {target_id}: {exc.message}; it runs again on "
+                               f"node {source_id}", exc.hint) from exc
+
+    def _same_image(self, source: DockerBackend, target: DockerBackend, image_id: str, name: str) -> str:
+        """The id on `target` of the image `source` knows as `image_id` (each node builds its own)."""
+        with _engine_errors(f"inspect the image of {name}"):
+            tags = list(source.client.images.get(image_id).tags or [])
+        for tag in tags:
+            found = target._image(tag)
+            if found is not None:
+                return str(found.id)
+        raise SandboxError(f"the image of {name} ({', '.join(tags) or image_id[:19]}) is not on the target node",
+                           "build it there first (`trial templates check` builds on every node)")
+
+    def _copy_volumes(self, source: DockerBackend, target: DockerBackend, name: str, trial_id: str,
+                      made: list[str]) -> list[Any]:
+        """Each volume of the sandbox, made on the target and filled from the source; the mounts."""
+        holder = self._holder(source, name)
+        mounts = [m for m in holder.attrs.get("Mounts") or [] if m.get("Type") == "volume"]
+        helper_mounts = []
+        for index, mount in enumerate(mounts):
+            if target._ensure_volume(str(mount["Name"]), trial_id):
+                made.append(str(mount["Name"]))
+            # Mounted at /move/<i>/<its own base name>: the source's archive of /workspace holds
+            # `workspace/...`, so unpacking it at /move/<i> fills the volume.
+            base = str(mount["Destination"]).rstrip("/").rsplit("/", 1)[-1]
+            helper_mounts.append(Mount(target=f"/move/{index}/{base}", source=str(mount["Name"]), type="volume"))
+        helper_name = f"{name}-move"
+        with _engine_errors(f"create the copy helper of {name}"):
+            with suppress(docker.errors.NotFound):
+                target.client.containers.get(helper_name).remove(force=True)
+            helper = target.client.containers.create(
+                holder.attrs["Image"] if target._image(holder.attrs["Image"]) else self._same_image(
+                    source, target, str(holder.attrs["Image"]), name),
+                name=helper_name, command=["true"], mounts=helper_mounts, network_mode="none", cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], labels=dict(holder.labels or {}))
+        try:
+            for index, mount in enumerate(mounts):
+                with _engine_errors(f"copy {mount['Destination']} of {name} between nodes"):
+                    stream, _stat = holder.get_archive(str(mount["Destination"]))
+                    if not helper.put_archive(f"/move/{index}", stream):
+                        raise SandboxError(f"the target node refused the copy of {mount['Destination']} of {name}",
+                                           "check the target node's engine log")
+        finally:
+            with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+                helper.remove(force=True)
+        return [Mount(target=str(m["Destination"]), source=str(m["Name"]), type="volume") for m in mounts]
+
+    def _holder(self, node: DockerBackend, name: str) -> Any:
+        with _engine_errors(f"inspect the files container of {name}"):
+            try:
+                return node.client.containers.get(name + FILES_SUFFIX)
+            except docker.errors.NotFound as exc:
+                raise SandboxError(f"the files container of {name} is missing on its node",
+                                   "recreate the sandbox (`trial launch --resume`) before moving it") from exc
+
+    def _recreate_holder(self, source: DockerBackend, target: DockerBackend, name: str, image_id: str,
+                         mounts: list[Any]) -> None:
+        holder = self._holder(source, name)
+        with _engine_errors(f"create the files container of {name}"):
+            target.client.containers.create(
+                image_id, name=name + FILES_SUFFIX, command=["true"], user=holder.attrs["Config"].get("User"),
+                labels=dict(holder.labels or {}), mounts=mounts, network_mode="none", cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], read_only=True)
+
+    def _copy_door(self, old: Any, target: DockerBackend, name: str, image_id: str) -> None:
+        """The same door (relays, aliases, published port) on the target node."""
+        config, networks = old.attrs["Config"], old.attrs["NetworkSettings"]["Networks"]
+        bindings = (old.attrs["HostConfig"].get("PortBindings") or {}).get(f"{door.SSH_LISTEN}/tcp")
+        bridge = self._ensure_door_network(target)
+        options = door.container_options(
+            name=name + door.SUFFIX, image_id=image_id, labels=dict(config.get("Labels") or {}), network=bridge,
+            ssh_bind=str(bindings[0].get("HostIp") or "0.0.0.0") if bindings else "0.0.0.0",  # noqa: S104
+            ssh_host_port=int(bindings[0].get("HostPort") or 0) if bindings else 0, args=list(config["Cmd"]))
+        if not bindings:
+            del options["ports"]
+        with _engine_errors(f"create the door of {name}"):
+            container = target.client.containers.create(image_id, **options)
+            for network, settings in networks.items():
+                if network != bridge:
+                    aliases = [a for a in settings.get("Aliases") or [] if a != str(old.id)[:12]]
+                    target.client.api.connect_container_to_network(container.id, network, aliases=aliases)
+
+    def _repin(self, service: Any, node_id: str, image_id: str) -> None:
+        with _engine_errors(f"pin service {service.name} to node {node_id}"):
+            service.reload()
+            spec = service.attrs["Spec"]
+            task = dict(spec["TaskTemplate"])
+            task["Placement"] = {**(task.get("Placement") or {}), "Constraints": [f"node.id=={node_id}"]}
+            task["ContainerSpec"] = {**task["ContainerSpec"], "Image": image_id}
+            service.client.api.update_service(service.id, service.version, task_template=task,
+                                              fetch_current_spec=True)
 
     # ---- exec and files -----------------------------------------------------------------------
 

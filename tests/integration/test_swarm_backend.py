@@ -670,12 +670,15 @@ def test_host_only_sandbox_on_a_worker_reaches_the_host_service_through_its_door
 # ---- a whole trial on a worker node --------------------------------------------------------------
 
 
-def trial_cli(cwd: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+def trial_cli(cwd: Path, env: dict[str, str], *args: str) -> Any:
     done = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args, "--json"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
-    envelope = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
-    assert envelope.get("ok"), f"trial {' '.join(args)} failed ({done.returncode}): {done.stderr[-3000:]}"
-    return dict(envelope["data"])
+    # The envelope is the output's last JSON object; a warning logged on the way may precede it.
+    start = done.stdout.find("{\n") if not done.stdout.startswith("{") else 0
+    envelope = json.loads(done.stdout[start:]) if start >= 0 else {}
+    assert envelope.get("ok"), (f"trial {' '.join(args)} failed ({done.returncode}): {done.stderr[-3000:]}"
+                                f" | stdout: {done.stdout[-3000:]}")
+    return envelope["data"]
 
 
 def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple[str, str, Path],
@@ -711,6 +714,31 @@ def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple
         pushed = trial_cli(tmp_path, env, "candidate-push", trial_id, "--branch", "feature/on-a-worker",
                            "--message", "Work done on a worker node")
         assert pushed["branch"] == "feature/on-a-worker"
+
+        # Drain the worker with the trial live on it: the sandbox moves with its volumes and runs on.
+        listed = {node["id"]: node for node in trial_cli(tmp_path, env, "nodes", "ls")}
+        assert listed[worker.node_id]["trials"] == [trial_id]
+        drained = trial_cli(tmp_path, env, "nodes", "drain", worker.address)
+        [move] = drained["moves"]
+        assert drained["ok"] and move["ok"] and move["source"] == worker.node_id, drained
+        assert drained["node"]["availability"] == "drain"
+        new_home = next(node for node in cluster.nodes if node.node_id == move["target"])
+        status = trial_cli(tmp_path, env, "status", trial_id)
+        assert status["sandbox"] == f"trial-{trial_id}-sandbox (running) on {new_home.address}"
+        assert status["ssh"] == move["ssh"] and status["ssh"].endswith(f"candidate@{new_home.address}")
+        assert _banner(new_home.address, int(status["ssh"].split()[2])).startswith(b"SSH-2.0-OpenSSH")
+        assert worker.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
+        assert worker.client.containers.list(all=True, filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
+        backend = SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls())
+        ref = backend.find(trial_id)
+        assert ref is not None
+        moved = backend.exec(ref, ["sh", "-c", "git -C /workspace log -1 --format=%s feature/on-a-worker; "
+                                   "stat -c '%u %a' /home/candidate/.trial/env.sh /etc/trial-ssh"])
+        assert moved.stdout.split("\n")[:3] == ["Work done on a worker node", "1000 600", "0 755"], moved
+        # Its new door relays to the host service as the old one did.
+        health = backend.exec(ref, ["python3", "-c", "import urllib.request, sys; print(urllib.request.urlopen("
+                                    "sys.argv[1], timeout=10).status)", f"http://host.docker.internal:{port}/healthz"])
+        assert health.stdout.strip() == "200", health
         collected = trial_cli(tmp_path, env, "collect", trial_id)
         assert collected["trial"]["state"] == "collected" and collected["problems"] == []
         bundle = Path(collected["bundle"])
@@ -729,6 +757,8 @@ def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple
             assert node.client.containers.list(all=True, filters=selector) == []
             assert node.client.volumes.list(filters=selector) == []
     finally:
+        node = cluster.manager.client.nodes.get(worker.node_id)
+        node.update({**node.attrs["Spec"], "Availability": "active"})
         subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "serve", "--stop"], cwd=tmp_path, env=env,
                        capture_output=True, timeout=60, check=False)
         for row in json.loads(subprocess.run(
@@ -747,3 +777,25 @@ def _banner(address: str, port: int) -> bytes:
         except OSError:
             time.sleep(0.5)
     return banner
+
+
+def test_a_move_that_fails_midway_leaves_the_sandbox_where_it_was(
+        backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
+    ref = backend.start(backend.create(sandbox_spec(trial_id, image)))
+    home = node_of(cluster, backend, ref)
+    assert sh(backend, ref, "echo kept > /workspace/work.txt")[0] == 0
+    target = next(node for node in cluster.nodes if node is not home)
+    # Something on the target already holds the files container's name: the move fails after the copy.
+    target.client.containers.create(image, name=f"{ref.name}-files", command=["true"])
+    with pytest.raises(SandboxError, match=f"stays on node {home.node_id} and runs again"):
+        backend.move(ref, target.node_id)
+    assert node_of(cluster, backend, ref) is home
+    again = backend.find(trial_id)
+    assert again is not None and backend.status(again) == "running" and again.host == home.address
+    assert sh(backend, again, "cat /workspace/work.txt")[1] == "kept"
+    assert target.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
+    # And the same move, with the way clear, goes through.
+    moved = backend.move(again, target.node_id)
+    assert node_of(cluster, backend, moved) is target and moved.host == target.address
+    assert sh(backend, moved, "cat /workspace/work.txt && stat -c %u /workspace/work.txt")[1] == "kept\n1000"
+    assert home.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
