@@ -450,7 +450,8 @@ class SpecQualityGrader:
                 deviations.append(finding.index)
             elif not said or not said <= items | references:
                 open_rounds.append(finding.index)
-        questions = []
+        questions: list[int] = []
+        permissions: list[int] = []
         for i, e in enumerate(timeline.events):
             answer = timeline.next_after(timeline.prompts, i)
             if (e["kind"] != "assistant_message" or not e["text"].rstrip().endswith("?") or answer is None
@@ -461,11 +462,15 @@ class SpecQualityGrader:
             # with what the spec already said: the agent strayed from the spec, the spec was not open.
             if (last_edit is not None and any(last_edit < f < i for f in failures)) or deviation(answer):
                 deviations.append(i)
-            else:
+            elif concrete_items(timeline.events[answer]["text"], carried) - items - references:
+                # The answer supplied a requirement the spec had not: the spec left it open.
                 questions.append(i)
+            else:
+                permissions.append(i)  # "Shall I go ahead?" "Yes": nothing was missing from the spec
         rounds = sorted({*open_rounds, *questions})
         details["rework_rounds"] = rounds
         details["deviations_from_spec"] = sorted(set(deviations))
+        details["questions_answered_without_a_new_requirement"] = permissions
         # Without concrete requirements there was no spec to make rework unnecessary (naming
         # files is not specifying what they should do).
         substance = min(1.0, len(items) / 3)

@@ -268,3 +268,46 @@ def test_an_approach_resting_on_a_claim_the_hidden_tests_contradict_pays_nothing
     assert _criterion(claimed, "approach").score == 0.0 and "contradict" in _criterion(claimed, "approach").rationale
     assert _criterion(claimed, "claims").score == 0.0
     assert claimed.fraction is not None and plain.fraction is not None and claimed.fraction < plain.fraction - 0.2
+
+
+# ----- questions the agent had to ask -------------------------------------------------------------
+
+def _asked(root: Path, answer: str) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-asked")
+    s.prompt(1, "Implement * and / in calc/ops.py: `evaluate(\"2 + 3 * 4\") == 14`, `evaluate(\"7 / 2\") == 3.5`, "
+                "tests in tests/test_calc.py.")
+    [ops] = s.reply(2, "Writing the multiplication.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(2.1, ops, "File written")
+    s.reply(3, "Multiplication is in. How should division by zero behave?")
+    s.prompt(4, answer)
+    [tests] = s.reply(5, "Adding tests.", [edit("tests/test_calc.py", OLD, OLD + CAREFUL_TESTS)])
+    s.tool_result(5.1, tests, "File updated")
+    [run] = s.reply(6, "", [bash("python3 -m pytest -q tests")])
+    s.tool_result(6.1, run, PASSING)
+    s.commit(8, "Add * and /")
+    s.push(9)
+    return Bundle(s.build())
+
+
+def test_a_question_the_spec_left_open_costs_and_a_go_ahead_does_not(tmp_path: Path) -> None:
+    opened = _grade(SpecQualityGrader(), _asked(tmp_path / "open", "It must raise `CalcError`, never "
+                                                                    "ZeroDivisionError."))
+    go_ahead = _grade(SpecQualityGrader(), _asked(tmp_path / "go", "Yes, go ahead, whatever you think."))
+    assert opened.details["rework_rounds"] and _criterion(opened, "rework_avoided").score == 3.0
+    assert not go_ahead.details["rework_rounds"] and _criterion(go_ahead, "rework_avoided").score == 4.0
+    assert go_ahead.details["questions_answered_without_a_new_requirement"]
+
+
+@pytest.mark.parametrize("config", [("pytest.ini", "[pytest]\naddopts = --deselect tests/test_calc.py::test_x\n"),
+                                    ("conftest.py", "collect_ignore = ['tests/test_calc.py']\n")])
+def test_tests_taken_out_of_the_run_by_configuration_are_weakened(tmp_path: Path, config: tuple[str, str]) -> None:
+    from graders.commits import CommitsGrader
+
+    s = SessionBuilder(tmp_path, trial_id="t-deselect")
+    s.prompt(1, "Implement * and / in calc/ops.py.")
+    _build_and_test(s, 2)
+    s.human_write(*config)
+    s.commit(8, "Add * and /")
+    s.push(9)
+    tests = _criterion(_grade(CommitsGrader(), Bundle(s.build())), "tests")
+    assert tests.score == 0.0 and "skip marker" in tests.rationale, tests.rationale
