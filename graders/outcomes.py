@@ -139,12 +139,27 @@ def live_assertion(line: str) -> bool:
     return not _VACUOUS.match(code)
 
 
+# An assertion that compares with something (a value, a type, a membership), and one that only
+# checks truthiness or existence: `assert x == 42` → `assert x is not None` is a loosening.
+_COMPARES = re.compile(r"==|!=|<=|>=|(?<![-=<>])[<>](?![=>])|\bnot in\b|\bin\b|\bis (?!not None\b)|pytest\.approx|"
+                       r"\.assert(Equal|NotEqual|In|NotIn|Is|IsNot|Less|Greater|Almost|Count|Regex|Raises)|"
+                       r"\bpytest\.raises\(|\.to(Be|Equal|StrictEqual|Match|Throw|Contain)\b")
+
+
+def _loose(line: str) -> bool:
+    return live_assertion(line) and not _COMPARES.search(line)
+
+
 def weakening_counts(added: list[str] | tuple[str, ...], removed: list[str] | tuple[str, ...]) -> tuple[int, int]:
-    """(skip markers added, assertions taken out net): commented-out or loosened into ones that
-    cannot fail (`assert True`, `... or True`) count as taken out."""
+    """(skip markers added, assertions taken out net): commented out, loosened into ones that
+    cannot fail (`assert True`, `... or True`), or from a comparison into a mere truthiness or
+    existence check (`assert x == 42` → `assert x is not None`) count as taken out."""
     skips = sum(1 for line in added if SKIP_MARKER.search(line) and not line.strip().startswith(("#", "//")))
     lost = sum(1 for line in removed if live_assertion(line)) - sum(1 for line in added if live_assertion(line))
-    return skips, max(0, lost)
+    comparisons = sum(1 for line in removed if live_assertion(line) and not _loose(line)) - sum(
+        1 for line in added if live_assertion(line) and not _loose(line))
+    loosened = min(comparisons, sum(1 for line in added if _loose(line)) - sum(1 for line in removed if _loose(line)))
+    return skips, max(0, lost) + max(0, loosened)
 
 
 @dataclass(frozen=True)
