@@ -1,26 +1,33 @@
 """Spec quality: whether what the candidate told the agent made the work go right, not how it read.
 
 Material: the candidate's prompts that the gateway saw (transcript-only prompts are left
-out: they may be forged) and any spec or design file the candidate added or changed in
-the repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs). Scored on outcomes:
+out: they may be forged), any spec or design file the candidate added or changed in the
+repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs) and the agent's witnessed reads of such
+files. The spec is what reached the agent before its first edit: prompts sent before it,
+spec files the host saw pushed before it or the agent read before it (a SPEC.md the
+candidate pointed it at). A spec file written afterwards describes the work; it shaped
+nothing. A requirement counts only when the shipped work (code, tests, a witnessed run)
+carries it. Scored on outcomes:
 
-- upfront: a spec the host saw pushed before the agent's first edit, or a first prompt
-  that already carried concrete requirements (code, endpoints, values, paths, names from
-  the starter), before the agent built anything;
+- upfront: a spec file with concrete requirements that reached the agent before it built,
+  or prompts before its first edit that carried concrete requirements (code, endpoints,
+  values, names of code in the starter); nothing when the agent built nothing;
 - acceptance_checked: concrete acceptance items of the spec (`evaluate("1 / 0")`,
   `404`, `/v1/keys`, `KeyError`, `test_rotation`) that the work later checked: found in
   the tests the candidate shipped or in a test run the gateway saw;
+- defect_specified (templates with a planted defect): the spec named the defect before the
+  agent built, so nobody had to catch it; a quarter when its hidden tests still fail;
 - constraints_honoured: checkable constraints (files not to touch, "only change …",
-  no new dependencies) and whether what shipped respected them;
+  no new dependencies) and whether what shipped respected them (weighs half);
 - rework_avoided: rounds in which the candidate sent the agent back to code bringing
-  something the spec had not said (the spec left it open), or agent questions the
-  candidate had to answer. A correction that holds the agent to a requirement the spec
-  stated, or a question the agent asks after its own work failed a run, is the agent
-  straying from the spec: steering's catch, never a cost here.
+  something the spec had not said (the spec left it open), or agent questions whose answer
+  supplied a requirement the spec lacked. A correction that holds the agent to a
+  requirement the spec stated, or a question the agent asks after its own work failed a
+  run, is the agent straying from the spec: steering's catch, never a cost here.
 
-Length and rubric words ("acceptance criteria", "must", "don't", "==") score nothing on
-their own. The LLM judge, when configured, reads the same material with a fixed rubric
-and moves each criterion by a bounded amount, quotes checked.
+Length and rubric words ("acceptance criteria", "must", "robust", "production-grade", "==")
+score nothing on their own. The LLM judge, when configured, reads the same material with a
+fixed rubric and moves each criterion by a bounded amount, quotes checked.
 """
 
 from __future__ import annotations
