@@ -8,7 +8,9 @@ template's `scope` globs; tests and docs are always in scope); an empty diff ear
 Claims in the description ("all tests pass", "22/22", "everything is implemented") are
 checked against what was verified: the hidden-tests result when it ran before this grader,
 else the last test run the gateway saw before the PR was opened. A false claim costs (the
-Testing section scores nothing and a `claims` criterion scores 0); it never pays.
+Testing section and any other section that makes one score nothing, and a `claims`
+criterion worth two sections scores 0); it never pays. Paraphrases count: "every
+acceptance criterion met", "all edge cases handled", "thoroughly tested", "production-ready".
 """
 
 from __future__ import annotations
