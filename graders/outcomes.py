@@ -178,18 +178,20 @@ def weakens_tests(write: FileWrite) -> bool:
     return bool(skips) or (bool(lost) and (not write.path or bool(TEST_PATH.search(write.path))))
 
 
+READ_COMMAND = re.compile(r"^\s*(?:(?:ba)?sh\s+-l?c\s+['\"]?)?(?:cat|head|tail|nl|less|more|sed\s+-n\s+\S+)"
+                          r"(?:\s+-\S+)*\s+['\"]?([\w./-]+)['\"]?\s*['\"]?\s*$")
+"""A shell command that shows (part of) one file: `cat f`, `sed -n '1,200p' f`, `bash -lc "cat f"`.
+Part of a file is enough to see lines a later whole write leaves out."""
 _LINE_NUMBER = re.compile(r"^\s*\d+(?:→|\t)")
 _WHOLE_FILE_TOOLS = {"write", "write_file", "create"}
 
 
 def _read_path(event: Event) -> str:
-    """The file a read-only call shows whole: Claude Code's Read, or `cat FILE` in a shell."""
+    """The file a read-only call shows (some of): Claude Code's Read, or `cat`, `sed -n`… in a shell."""
     if tool_name(event).lower() in ("read", "read_file", "view"):
         arguments = tool_input(event)
-        if arguments.get("offset") or arguments.get("limit"):
-            return ""  # part of a file is not its content
         return str(arguments.get("file_path") or arguments.get("path") or "").removeprefix("/workspace/")
-    match = re.fullmatch(r"\s*cat\s+['\"]?([\w./-]+)['\"]?\s*", command_of(event))
+    match = READ_COMMAND.match(command_of(event))
     return match.group(1).removeprefix("/workspace/").removeprefix("./") if match else ""
 
 

@@ -40,7 +40,7 @@ from typing import Any
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.commits import TEST_PATH
 from graders.judge import configured, consult, judge_moves, not_done
-from graders.outcomes import Timeline, rework_rounds
+from graders.outcomes import READ_COMMAND, Timeline, rework_rounds
 from graders.pushback import forbidden_paths
 from graders.repo import Repo, Revision, choose_revision, open_repo
 from graders.timeline import (
@@ -514,10 +514,6 @@ class SpecQualityGrader:
             criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
 
 
-_READ_COMMAND = re.compile(r"^\s*(?:(?:ba)?sh\s+-l?c\s+['\"]?)?(?:cat|head|tail|nl|less|more|sed\s+-n\s+\S+)"
-                           r"(?:\s+-\S+)*\s+['\"]?([\w./-]+)['\"]?\s*['\"]?\s*$")
-
-
 def spec_reads(events: list[Event], before: int | None) -> list[Source]:
     """Spec or design files the agent read (a witnessed tool result) before its first edit: a
     spec the candidate wrote in the sandbox and pointed the agent at reached it this way."""
@@ -531,7 +527,7 @@ def spec_reads(events: list[Event], before: int | None) -> list[Source]:
         arguments = tool_input(event)
         path = str(arguments.get("file_path") or arguments.get("path") or "") \
             if tool_name(event).lower() in ("read", "read_file", "view") else ""
-        if not path and (match := _READ_COMMAND.match(command_of(event))):
+        if not path and (match := READ_COMMAND.match(command_of(event))):
             path = match.group(1)
         path = path.removeprefix("/workspace/").removeprefix("./")
         result = results.get(tool_use_id(event))
