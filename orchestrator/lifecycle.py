@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from orchestrator.errors import ForgeError, PrerequisiteError, SandboxError, Sta
 from orchestrator.forge.base import RepoRef
 from orchestrator.logging import get_logger
 from orchestrator.sandbox.base import HOME, SSHD_DIR, WORKSPACE, SandboxRef, SandboxSpec
-from orchestrator.sandbox.home import env_sh, home_tar, sshd_tar
+from orchestrator.sandbox.home import env_sh, gitconfig, home_tar, sshd_tar
 from orchestrator.services import Services
 from orchestrator.steps import Step, StepContext, run_steps
 from orchestrator.store import Trial, utcnow
@@ -269,8 +268,7 @@ class LaunchSteps:
     def push_starter(self, ctx: StepContext) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="trial-starter-") as tmp:
             worktree = Path(tmp) / "starter"
-            shutil.copytree(self.template.starter_dir, worktree)
-            sha = _commit_starter(worktree, self.services, self.trial)
+            sha = _commit_starter(worktree, self.template.starter_dir, self.services, self.trial)
             pushed = self.services.forge.push(self.repo(ctx), worktree, "main")
         return {"sha": pushed or sha}
 
@@ -311,8 +309,13 @@ class LaunchSteps:
         env = {"TRIAL_ID": trial.id, "TRIAL_GATEWAY_URL": base, "TRIAL_TOKEN": token,
                **self.agent.env(base, token), **access.env}
         keys = store.get_trial(trial.id).data["ssh_keys"]
+        name, email = self.services.forge.git_identity(trial.candidate)
+        git_config = {"user.name": name, "user.email": email, "init.defaultBranch": "main", "pull.rebase": "false",
+                      **access.git_config}
         files: dict[str, tuple[str, int]] = {
             ".trial/env.sh": (env_sh(env), 0o600),
+            # Written with the other files: a `git config --global` each inside the sandbox cost a process apiece.
+            ".gitconfig": (gitconfig(git_config), 0o644),
             **access.files,
             **self.agent.home_files(base, token),
         }
@@ -335,7 +338,7 @@ class LaunchSteps:
         store.merge_data(trial.id, {"sandbox": {"id": ref.id, "name": ref.name},
                                     "clone_url": access.clone_url, "deploy_key_id": access.key_id})
         return {"container": ref.id, "name": ref.name, "clone_url": access.clone_url, "key_id": access.key_id,
-                "git_config": access.git_config}
+                "git_config": access.git_config, "gitconfig_written": True}
 
     def egress(self) -> dict[str, Any]:
         """The sandbox's network: host-only (the host service's port and nothing else) unless the
@@ -360,13 +363,17 @@ class LaunchSteps:
                 raise SandboxError(f"the sandbox of trial {trial.id} could not be created again",
                                    f"see `trial status {trial.id}`")
         ref = sandbox.start(ref)
-        name, email = self.services.forge.git_identity(trial.candidate)
-        git_config = {"user.name": name, "user.email": email,
-                      "init.defaultBranch": "main", "pull.rebase": "false",
-                      **ctx.result("create_sandbox", "git_config")}
+        script = "set -e\n"
+        if not ctx.results["create_sandbox"].get("gitconfig_written"):
+            # A sandbox created before ~/.gitconfig came with the home files (a launch resumed across
+            # an upgrade): set git up here, as it was then.
+            name, email = self.services.forge.git_identity(trial.candidate)
+            git_config = {"user.name": name, "user.email": email,
+                          "init.defaultBranch": "main", "pull.rebase": "false",
+                          **ctx.result("create_sandbox", "git_config")}
+            script += "".join(f"git config --global {shlex.quote(k)} {shlex.quote(v)}\n"
+                              for k, v in git_config.items())
         # One exec for the whole setup: each exec costs a round trip to the engine.
-        script = "set -e\n" + "".join(f"git config --global {shlex.quote(k)} {shlex.quote(v)}\n"
-                                       for k, v in git_config.items())
         clone_url = shlex.quote(ctx.result("create_sandbox", "clone_url"))
         script += f"test -d {WORKSPACE}/.git || git clone --quiet {clone_url} {WORKSPACE}\n"
         _exec_ok(self.services, ref, ["sh", "-c", script], "git setup and clone inside the sandbox", timeout_s=300)
@@ -386,6 +393,7 @@ class LaunchSteps:
 def _run_launch(services: Services, trial: Trial, template: Template, agent: AgentSpec,
                 resumed: bool) -> LaunchResult:
     steps = LaunchSteps(services, trial, template, agent).steps()
+    # A step record lost with the host only makes that step run again: no fsync per record, one at the end.
     ctx = run_steps(services.store, trial.id, "launch", steps, progress=services.progress)
     final = services.store.get_trial(trial.id)
     port, host = ctx.results["start_sandbox"].get("ssh_port"), ctx.results["start_sandbox"].get("ssh_host")
@@ -397,18 +405,22 @@ def _run_launch(services: Services, trial: Trial, template: Template, agent: Age
     )
 
 
-def _commit_starter(worktree: Path, services: Services, trial: Trial) -> str:
-    """One commit by the bot, dated at the trial's creation: a rerun makes the same SHA."""
+def _commit_starter(repo: Path, starter: Path, services: Services, trial: Trial) -> str:
+    """One commit by the bot of the template's starter files, dated at the trial's creation: a rerun
+    makes the same SHA. The files are committed where they lie (`--work-tree`), not copied first;
+    `repo` gets only the `.git` the forge pushes from."""
     forge_cfg = services.settings.forge
     date = trial.created_at.isoformat()
     env = {"GIT_AUTHOR_NAME": forge_cfg.bot_name, "GIT_AUTHOR_EMAIL": forge_cfg.bot_email,
            "GIT_COMMITTER_NAME": forge_cfg.bot_name, "GIT_COMMITTER_EMAIL": forge_cfg.bot_email,
            "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "PATH": _path()}
-    for argv in (["git", "init", "--quiet", "--initial-branch=main"], ["git", "add", "--all"],
-                 ["git", "commit", "--quiet", "--no-gpg-sign", "-m", f"Starter for {trial.template}"]):
-        subprocess.run(argv, cwd=worktree, env=env, check=True, capture_output=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=worktree, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    repo.mkdir(parents=True)
+    tree = f"--work-tree={starter}"
+    for argv in (["git", "init", "--quiet", "--initial-branch=main"], ["git", tree, "add", "--all"],
+                 ["git", tree, "commit", "--quiet", "--no-gpg-sign", "-m", f"Starter for {trial.template}"]):
+        subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
+    # A fresh repository's branch is a loose ref: read it rather than start `git rev-parse`.
+    return (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
 
 
 def _path() -> str:

@@ -172,13 +172,16 @@ class LocalForge:
         staging = self.root / f".{name}.creating"
         shutil.rmtree(staging, ignore_errors=True)
         self._git("init", "--quiet", "--bare", "--initial-branch=main", str(staging))
-        for key, value in (("http.receivepack", "true"), ("receive.denyDeletes", "false"),
-                           ("receive.fsckObjects", "true"), ("core.sharedRepository", "false")):
-            self._git("config", key, value, cwd=staging)
-        hooks = staging / "hooks"
+        # Appended to the config `git init` wrote, not set by one `git config` process each (launch
+        # pays for every process); a section may appear twice in a git config file, the last value wins.
         quota = int(self.settings.forge.repo_quota_mb * 1024 * 1024)
+        settings = ("[http]\n\treceivepack = true\n[receive]\n\tdenyDeletes = false\n\tfsckObjects = true\n"
+                    "[core]\n\tsharedRepository = false\n")
         if quota > 0:
-            self._git("config", "trial.quotaBytes", str(quota), cwd=staging)
+            settings += f"[trial]\n\tquotaBytes = {quota}\n"
+        with (staging / "config").open("a") as config:
+            config.write(settings)
+        hooks = staging / "hooks"
         for hook, body in (("pre-receive", PRE_RECEIVE), ("post-receive", POST_RECEIVE)):
             (hooks / hook).write_text(body)
             (hooks / hook).chmod(0o755)
@@ -195,7 +198,12 @@ class LocalForge:
     def push(self, repo: RepoRef, worktree: Path, branch: str = "main") -> str:
         self._git("push", "--quiet", str(self.repo_path(repo.name)), f"HEAD:refs/heads/{branch}",
                   cwd=worktree, env={BOT_ENV: "1"})
-        return self._git("rev-parse", "HEAD", cwd=worktree).strip()
+        # What the repo now holds, read from its ref file (a fresh bare repo keeps refs loose; packed,
+        # ask git) rather than asking the worktree again.
+        ref = self.repo_path(repo.name) / "refs" / "heads" / branch
+        if ref.is_file():
+            return ref.read_text().strip()
+        return self._git("rev-parse", f"refs/heads/{branch}", cwd=self.repo_path(repo.name)).strip()
 
     def how_to_submit(self, repo: RepoRef) -> str:
         return ("## How to submit\n"

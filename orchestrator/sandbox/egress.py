@@ -93,15 +93,21 @@ class HostFirewall:
 
     def ensure(self, bridge: str, ports: Sequence[int], network: str, *, within: bool = False) -> bool:
         """Make the bridge host-only (allowing `ports` on the host, and traffic within the bridge
-        when `within`). True when rules were written, False when they already said that."""
+        when `within`). True when rules were written, False when they already said that.
+
+        Checked against one listing of the filter table (one process, not one per chain and
+        jump: this runs at every sandbox start), and written in one transaction when anything differs."""
         _check_bridge(bridge)
         comment = f"{COMMENT_PREFIX} {network}"[:250]
-        forward_parent = "DOCKER-USER" if self._chain_exists("DOCKER-USER") else "FORWARD"
+        table = self._table()
+        forward_parent = "DOCKER-USER" if "DOCKER-USER" in table else "FORWARD"
         wanted_jumps = [("INPUT", in_chain(bridge)), (forward_parent, fwd_chain(bridge))]
         missing = [f'-I {parent} 1 -i {bridge} -m comment --comment "{comment}" -j {chain}'
-                   for parent, chain in wanted_jumps if not self._jump_exists(parent, bridge, chain, comment)]
+                   for parent, chain in wanted_jumps
+                   if ["-A", parent, "-i", bridge, "-m", "comment", "--comment", comment, "-j", chain]
+                   not in (_split_rule(line) for line in table.get(parent, []))]
         wanted = chain_rules(bridge, ports, within=within)
-        if not missing and all(self._rules(chain) == body for chain, body in wanted.items()):
+        if not missing and all(table.get(chain) == body for chain, body in wanted.items()):
             return False
         self._run([self.restore, "--noflush"], f"write the egress rules of {bridge}",
                   stdin=restore_script(bridge, ports, missing, within=within))
@@ -151,11 +157,16 @@ class HostFirewall:
             return []
         return [line for line in done.stdout.splitlines() if line.startswith("-A ")]
 
-    def _jump_exists(self, parent: str, bridge: str, chain: str, comment: str) -> bool:
-        done = subprocess.run([self.iptables, "-w", "-C", parent, "-i", bridge, "-m", "comment",
-                               "--comment", comment, "-j", chain],
-                              capture_output=True, text=True, timeout=IPTABLES_TIMEOUT_S, check=False)
-        return done.returncode == 0
+    def _table(self) -> dict[str, list[str]]:
+        """Every chain of the filter table with its rules (`-A` lines, in order), from one `iptables -S`."""
+        chains: dict[str, list[str]] = {}
+        for line in self._run([self.iptables, "-w", "-S"], "list the filter table").splitlines():
+            parts = line.split(maxsplit=2)
+            if len(parts) >= 2 and parts[0] in ("-P", "-N"):
+                chains.setdefault(parts[1], [])
+            elif len(parts) >= 2 and parts[0] == "-A":
+                chains.setdefault(parts[1], []).append(line)
+        return chains
 
     def _run(self, argv: list[str], action: str, stdin: str | None = None) -> str:
         try:

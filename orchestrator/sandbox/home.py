@@ -79,3 +79,29 @@ def _tar(files: dict[str, tuple[str, int]], *, uid: int, dir_mode: int) -> bytes
             info.mtime = int(now)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def gitconfig(entries: dict[str, str]) -> str:
+    """`~/.gitconfig` holding `entries` ({"section[.subsection].name": value}), as `git config --global`
+    would write them, so the launch sets them with the home's other files instead of a git process each."""
+    sections: dict[tuple[str, str], list[str]] = {}
+    for key, value in entries.items():
+        section, _, rest = key.partition(".")
+        subsection, _, name = rest.rpartition(".")
+        if not section or not name or "\n" in subsection:
+            raise ValueError(f"not a git config key: {key!r}")
+        sections.setdefault((section, subsection), []).append(f"\t{name} = {_git_quote(value)}\n")
+    out = []
+    for (section, subsection), lines in sections.items():
+        header = f'[{section} "{_git_escape(subsection)}"]' if subsection else f"[{section}]"
+        out.append(header + "\n" + "".join(lines))
+    return "".join(out)
+
+
+def _git_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _git_quote(value: str) -> str:
+    """A value in double quotes (so `;`, `#` and edge spaces stay in it), `\\`, `"` and newlines escaped."""
+    return '"' + _git_escape(value).replace("\n", "\\n").replace("\t", "\\t") + '"'
