@@ -394,7 +394,8 @@ def _run_launch(services: Services, trial: Trial, template: Template, agent: Age
                 resumed: bool) -> LaunchResult:
     steps = LaunchSteps(services, trial, template, agent).steps()
     # A step record lost with the host only makes that step run again: no fsync per record, one at the end.
-    ctx = run_steps(services.store, trial.id, "launch", steps, progress=services.progress)
+    with services.store.deferred_sync():
+        ctx = run_steps(services.store, trial.id, "launch", steps, progress=services.progress)
     final = services.store.get_trial(trial.id)
     port, host = ctx.results["start_sandbox"].get("ssh_port"), ctx.results["start_sandbox"].get("ssh_host")
     return LaunchResult(

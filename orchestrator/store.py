@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,6 +219,26 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Commits inside are not each flushed to disk (SQLite's synchronous=NORMAL under WAL: they
+        survive this process dying, not the host), and all of them are on disk when the block ends.
+
+        For a run of recorded, resumable steps (a launch): one fsync per commit cost more than most
+        of its steps, and a step record the host lost only means that step runs again on resume."""
+        with self._lock:
+            previous = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._db.execute(f"PRAGMA synchronous={previous}")
+                # The WAL holds every commit of the block, in order: one fsync makes all of them durable.
+                wal = self.path.with_name(self.path.name + "-wal")
+                with suppress(FileNotFoundError), wal.open("rb") as log:
+                    os.fsync(log.fileno())
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

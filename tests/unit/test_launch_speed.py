@@ -11,8 +11,23 @@ import pytest
 
 from orchestrator.forge.base import service_git_access
 from orchestrator.sandbox.home import gitconfig
+from orchestrator.store import Store, Trial, utcnow
 
 pytestmark = pytest.mark.unit
+
+
+def test_deferred_sync_keeps_every_commit_and_restores_full_sync(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.create_trial(Trial("t1", "x", "octocat", "none", "provisioning", utcnow(), utcnow(), 1, 1))
+    before = store._db.execute("PRAGMA synchronous").fetchone()[0]
+    with store.deferred_sync():
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync per commit
+        for seq in range(3):
+            store.record_step("t1", "launch", f"s{seq}", seq, "done", {"n": seq})
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == before
+    store.close()
+    again = Store.open(tmp_path)  # another connection sees every commit made inside the block
+    assert [(s.name, s.result) for s in again.steps("t1", "launch")] == [(f"s{n}", {"n": n}) for n in range(3)]
 
 
 def test_gitconfig_reads_back_as_git_config_would_have_set_it(tmp_path: Path) -> None:
