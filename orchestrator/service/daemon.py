@@ -6,7 +6,6 @@ with its output in `<home>/logs/service.log` and its pid in `<home>/service.pid`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -84,6 +83,8 @@ def bind_addresses(settings: Settings) -> list[str]:
 
 def serve_forever(settings: Settings) -> None:
     """Run the service in this process until SIGTERM/SIGINT."""
+    import asyncio  # here, not at the top: `trial launch` imports this module only to find or start the service
+
     from aiohttp import web
 
     from orchestrator.service.app import create_app

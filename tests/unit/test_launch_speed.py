@@ -4,7 +4,9 @@ file (and read back by git exactly as `git config --global` would have set it)."
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,48 @@ from orchestrator.sandbox.home import gitconfig
 from orchestrator.store import Store, Trial, utcnow
 
 pytestmark = pytest.mark.unit
+
+
+def _probe(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_the_launch_path_does_not_load_structlog_or_asyncio() -> None:
+    done = _probe("import sys\n"
+                  "from orchestrator.logging import configure\n"
+                  "configure('json', 'WARNING')\n"
+                  "import orchestrator.cli.main, orchestrator.cli.trials, orchestrator.lifecycle\n"
+                  "import orchestrator.sandbox.docker, orchestrator.forge.local, orchestrator.service.daemon\n"
+                  "from orchestrator.logging import get_logger\n"
+                  "get_logger(component='x').bind(step='y').info('below the level')\n"
+                  "print(' '.join(m for m in ('structlog', 'asyncio', 'aiohttp') if m in sys.modules))")
+    assert done.stdout.strip() == ""
+
+
+def test_a_record_at_the_level_loads_structlog_and_is_written_redacted() -> None:
+    done = _probe("import sys\n"
+                  "from orchestrator.logging import configure, get_logger\n"
+                  "configure('json', 'WARNING')\n"
+                  "log = get_logger(component='x').bind(trial_id='t1')\n"
+                  "log.info('dropped')\n"
+                  "log.warning('kept', detail='token trl_abcdefghijklmnopqrstuvwxyz', token='plain')\n"
+                  "print('structlog' in sys.modules)")
+    assert done.stdout.strip() == "True"
+    [line] = done.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert (record["event"], record["level"], record["component"], record["trial_id"]) == \
+        ("kept", "warning", "x", "t1")
+    assert record["token"] == "***" and "trl_" not in record["detail"]
+
+
+def test_without_configure_every_record_goes_to_structlog() -> None:
+    from structlog.testing import capture_logs
+
+    from orchestrator.logging import get_logger
+
+    with capture_logs() as logs:
+        get_logger(component="x").debug("seen", n=1)
+    assert logs == [{"component": "x", "n": 1, "event": "seen", "log_level": "debug"}]
 
 
 def test_deferred_sync_keeps_every_commit_and_restores_full_sync(tmp_path: Path) -> None:
