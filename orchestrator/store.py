@@ -206,6 +206,9 @@ class Store:
         self.path = path
         self._secret = secret
         self._lock = threading.RLock()
+        self._deferred = 0
+        """Open `deferred_sync` blocks; `_sync_before` is the setting the first one found."""
+        self._sync_before = 2
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -226,15 +229,21 @@ class Store:
         survive this process dying, not the host), and all of them are on disk when the block ends.
 
         For a run of recorded, resumable steps (a launch): one fsync per commit cost more than most
-        of its steps, and a step record the host lost only means that step runs again on resume."""
+        of its steps, and a step record the host lost only means that step runs again on resume.
+        Blocks may overlap (a cohort's launches share this store from several threads): the
+        connection goes back to its own setting when the last one ends."""
         with self._lock:
-            previous = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            if self._deferred == 0:
+                self._sync_before = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._deferred += 1
         try:
             yield
         finally:
             with self._lock:
-                self._db.execute(f"PRAGMA synchronous={previous}")
+                self._deferred -= 1
+                if self._deferred == 0:
+                    self._db.execute(f"PRAGMA synchronous={self._sync_before}")
                 # The WAL holds every commit of the block, in order: one fsync makes all of them durable.
                 wal = self.path.with_name(self.path.name + "-wal")
                 with suppress(FileNotFoundError), wal.open("rb") as log:

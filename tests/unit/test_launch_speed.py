@@ -74,6 +74,19 @@ def test_deferred_sync_keeps_every_commit_and_restores_full_sync(tmp_path: Path)
     assert [(s.name, s.result) for s in again.steps("t1", "launch")] == [(f"s{n}", {"n": n}) for n in range(3)]
 
 
+def test_overlapping_deferred_sync_blocks_restore_full_sync_when_the_last_one_ends(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)  # a cohort's launches share one store from several threads
+    before = store._db.execute("PRAGMA synchronous").fetchone()[0]
+    first, second = store.deferred_sync(), store.deferred_sync()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # the second launch still runs
+    second.__exit__(None, None, None)
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == before
+    store.close()
+
+
 def test_gitconfig_reads_back_as_git_config_would_have_set_it(tmp_path: Path) -> None:
     access = service_git_access("host.docker.internal", 4711, "trial-x", "trl_secret")
     entries = {"user.name": 'Octo "Cat" \\ #1; x ', "user.email": "octocat@users.noreply.github.com",
