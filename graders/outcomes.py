@@ -468,9 +468,11 @@ _DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class|func|function|fn|const|let
 
 
 def _identifier(name: str) -> bool:
-    """A name only code has: snake_case, camelCase or CONSTANT, not an English word."""
+    """A name only code has: snake_case, camelCase, CONSTANT or letters with digits (sha256,
+    base64), not an English word."""
     return "_" in name.strip("_") or name.startswith("_") or (any(c.isupper() for c in name[1:])
-                                                              and not name.isupper()) or name.isupper()
+                                                              and not name.isupper()) or name.isupper() \
+        or (any(c.isdigit() for c in name) and any(c.isalpha() for c in name))
 
 
 def _names(text: str) -> set[str]:
@@ -481,7 +483,9 @@ def _names(text: str) -> set[str]:
 
 
 def _words(text: str) -> set[str]:
-    return {w.lower().strip("`'\".,:;()[]") for w in text.split()}
+    """Words as written, and technical ones also as code spells them ("SHA-256" is sha256)."""
+    found = {w.lower().strip("`'\".,:;()[]") for w in text.split()}
+    return found | {re.sub(r"[^a-z0-9_]", "", w) for w in found if any(c.isdigit() for c in w)}
 
 
 def _names_in(write: FileWrite) -> set[str]:

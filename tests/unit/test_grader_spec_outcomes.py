@@ -311,3 +311,32 @@ def test_tests_taken_out_of_the_run_by_configuration_are_weakened(tmp_path: Path
     s.push(9)
     tests = _criterion(_grade(CommitsGrader(), Bundle(s.build())), "tests")
     assert tests.score == 0.0 and "skip marker" in tests.rationale, tests.rationale
+
+
+def test_a_correction_naming_the_agents_primitive_as_prose_spells_it_is_review(tmp_path: Path) -> None:
+    """"Not a bare SHA-256" points at `hashlib.sha256(...)` in the agent's code; "looks fine" does not."""
+    def session(root: Path, answer: str) -> Bundle:
+        s = SessionBuilder(root, trial_id="t-prose")
+        s.prompt(1, "Add calc/digest.py with a keyed digest of the expression text.")
+        [first] = s.reply(2, "Writing it.", [write("calc/digest.py", "import hashlib\n\n\ndef digest(text, key):\n"
+                                                                      "    return hashlib.sha256(text.encode())"
+                                                                      ".hexdigest()\n")])
+        s.tool_result(2.1, first, "File written")
+        s.prompt(3, answer)
+        [second] = s.reply(4, "Rewriting it.", [write("calc/digest.py", "import hashlib\nimport hmac\n\n\n"
+                                                                        "def digest(text, key):\n    return hmac.new("
+                                                                        "key, text.encode(), hashlib.sha256)"
+                                                                        ".hexdigest()\n")])
+        s.tool_result(4.1, second, "File written")
+        [run] = s.reply(5, "", [bash("python3 -m pytest -q tests")])
+        s.tool_result(5.1, run, PASSING)
+        s.reply(5.5, "6 passed.")  # the next request carries the run's result to the gateway
+        s.commit(6, "Add a keyed digest")
+        s.push(7)
+        return Bundle(s.build())
+
+    review = _grade(SteeringGrader(), session(tmp_path / "a", "Not a bare SHA-256: key it with an HMAC."))
+    accepted = _grade(SteeringGrader(), session(tmp_path / "b", "Looks fine, carry on with the rest."))
+    assert [f["outcome"] for f in review.details["findings"]["rework"]] == ["validated"]
+    assert _criterion(review, "review").score > 0
+    assert review.details["findings"]["rework"] and not accepted.details["findings"]["rework"]
