@@ -26,6 +26,7 @@ from typing import Any
 
 RELAY = """\
 import asyncio, sys
+from concurrent.futures import ThreadPoolExecutor
 
 async def pipe(reader, writer):
     try:
@@ -53,6 +54,8 @@ def relay(host, port):
     return handle
 
 async def main():
+    # Name lookups run in threads: a few, whatever the node's core count, within the pids limit.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4))
     servers = []
     for spec in sys.argv[1:]:
         listen, host, port = spec.rsplit(":", 2)
