@@ -277,7 +277,7 @@ class SpecQualityGrader:
                            added_dependencies([line.text for line in added if DEPENDENCY_FILES.search(line.path)]))
         timeline = Timeline.of(witnessed_view(events))
         first_edit = timeline.edits[0] if timeline.edits else None
-        read = spec_reads(timeline.events, first_edit)
+        read = spec_reads(timeline.events, first_edit, starter_files)
         seen = seen_first(bundle, timeline, files, read)
         # The spec: what reached the agent before its first edit: the prompts sent before it, the
         # spec files the host saw pushed before it or the agent read before it. A spec file
@@ -514,9 +514,11 @@ class SpecQualityGrader:
             criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
 
 
-def spec_reads(events: list[Event], before: int | None) -> list[Source]:
+def spec_reads(events: list[Event], before: int | None, starter: frozenset[str] = frozenset()) -> list[Source]:
     """Spec or design files the agent read (a witnessed tool result) before its first edit: a
-    spec the candidate wrote in the sandbox and pointed the agent at reached it this way."""
+    spec the candidate wrote in the sandbox and pointed the agent at reached it this way. Any
+    document not in the starter counts, whatever its name (NOTES.md, acceptance.txt): before
+    the agent's first edit, only the candidate can have put it there."""
     results = results_by_tool_use(events)
     found: list[Source] = []
     for index, event in enumerate(events):
@@ -531,10 +533,14 @@ def spec_reads(events: list[Event], before: int | None) -> list[Source]:
             path = match.group(1)
         path = path.removeprefix("/workspace/").removeprefix("./")
         result = results.get(tool_use_id(event))
-        if not path or not SPEC_FILE.search(path) or result is None or events[result]["kind"] != "tool_result":
+        document = SPEC_FILE.search(path) or (_DOCUMENT.search(path) and path not in starter)
+        if not path or not document or result is None or events[result]["kind"] != "tool_result":
             continue
         found.append(Source(f"event:{result}", f"{path} (read by the agent)", str(events[result].get("text") or "")))
     return found
+
+
+_DOCUMENT = re.compile(r"\.(md|markdown|txt|rst)$", re.I)
 
 
 def seen_first(bundle: Bundle, timeline: Timeline, files: list[Source], read: list[Source]) -> list[Source]:

@@ -66,7 +66,7 @@ def _build_and_test(s: SessionBuilder, minute: float) -> None:
 
 # ----- attacks -------------------------------------------------------------------------------------
 
-def _spec_file_session(root: Path, how: str) -> Bundle:
+def _spec_file_session(root: Path, how: str, name: str = "SPEC.md") -> Bundle:
     """The same SPEC.md: pushed first, pointed at (the agent reads it first), or written afterwards."""
     s = SessionBuilder(root, trial_id=f"t-spec-{how}")
     if how == "pushed":
@@ -74,9 +74,9 @@ def _spec_file_session(root: Path, how: str) -> Bundle:
         s.commit(0.5, "Add SPEC.md")
         s.push(0.6)
     if how == "pointed":
-        s.human_write("SPEC.md", SPEC)  # written in the sandbox, not pushed: the agent's read shows it
-        s.prompt(1, "Implement SPEC.md.")
-        [look] = s.reply(1.5, "Reading the spec.", [read("SPEC.md")])
+        s.human_write(name, SPEC)  # written in the sandbox, not pushed: the agent's read shows it
+        s.prompt(1, f"Implement what {name} says.")
+        [look] = s.reply(1.5, "Reading the spec.", [read(name)])
         s.tool_result(1.6, look, "\n".join(f"{n:>6}→{line}" for n, line in enumerate(SPEC.splitlines(), 1)))
     else:
         s.prompt(1, "Implement * and / in calc/ops.py.")
@@ -97,8 +97,9 @@ def test_a_spec_file_written_after_the_work_shaped_nothing(tmp_path: Path) -> No
     assert after.fraction is not None and pushed.fraction is not None and after.fraction < pushed.fraction - 0.4
 
 
-def test_a_spec_file_the_agent_was_pointed_at_and_read_first_is_the_spec(tmp_path: Path) -> None:
-    pointed = _grade(SpecQualityGrader(), _spec_file_session(tmp_path, "pointed"))
+@pytest.mark.parametrize("name", ["SPEC.md", "NOTES.md", "acceptance.txt"])
+def test_a_spec_file_the_agent_was_pointed_at_and_read_first_is_the_spec(tmp_path: Path, name: str) -> None:
+    pointed = _grade(SpecQualityGrader(), _spec_file_session(tmp_path, "pointed", name))
     upfront = _criterion(pointed, "upfront")
     assert upfront.score == 4.0 and "the agent read it" in upfront.rationale
     assert upfront.evidence_refs and upfront.evidence_refs[0].startswith("event:")
