@@ -26,7 +26,8 @@ How a sandbox maps onto Swarm:
   copied from its files container's archive into a helper on the target through the two engines,
   the service re-pinned, started again; a failure before it runs there leaves it where it was.
 - verifiers and service-template programs (short-lived, no network or an internal one) are plain
-  containers on the trial's node through that node's `DockerBackend`, with its full hardening.
+  containers on the trial's node through that node's `DockerBackend`, with its full hardening; an
+  internal network for them has no address of the node on its bridge, so they reach only each other.
 
 Hardening kept, as service options: user (uid 1000), `cap_drop ALL` (CapEff and CapBnd 0),
 read-only root, tmpfs `/tmp` and `/run` (sizes kept; Swarm mounts them nosuid,nodev), memory and
@@ -165,6 +166,8 @@ class SwarmBackend:
                 raise PrerequisiteError(f"swarm node {node_id} ({hostname}) has no engine URL",
                                         f"add it to sandbox.swarm_nodes (by node id or hostname); {SWARM_HINT}")
             backend = DockerBackend(self.settings, instance=self.instance)
+            # This host's packet filter is not the node's: never write rules here for a node's bridges.
+            backend._firewall = "the engine is a swarm node's, whose packet filter trial does not write"
             try:
                 backend._client = docker.DockerClient(base_url=url, timeout=API_TIMEOUT_S)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -1030,7 +1033,17 @@ class SwarmBackend:
         return [usage for node_id in self._node_ids() for usage in self.node(node_id).volume_usage()]
 
     def create_network(self, name: str, trial_id: str) -> None:
-        self.node(self._place(trial_id)).create_network(name, trial_id)
+        """An internal bridge on the trial's node for one verification run, whose bridge has no address
+        of the node's (`inhibit_ipv4`): with no route out and nothing of the node to address, its
+        containers reach only each other (on one host the host filter closes the host's addresses)."""
+        _check_name("network", name)
+        node = self.node(self._place(trial_id))
+        labels = {LABEL_TRIAL: trial_id, LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "internal"}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
+        with _engine_errors(f"create network {name}"):
+            node.client.networks.create(name, driver="bridge", internal=True, labels=labels,
+                                        options={"com.docker.network.bridge.inhibit_ipv4": "true"})
 
     def remove_network(self, name: str) -> None:
         for node_id in self._node_ids():

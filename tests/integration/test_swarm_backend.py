@@ -389,6 +389,32 @@ def test_verifier_runs_beside_the_trial_volumes_with_no_network(
     assert backend.find(trial_id, "verifier") is not None
     backend.remove(verifier, volumes=False)
     assert backend.status(verifier) == "missing"
+
+    # A service template's run: the program and its tests on an internal network of the node, which
+    # reach each other and nothing of the node (the attack: the candidate's program opens the node).
+    network = f"trial-{trial_id}-net-run"
+    backend.create_network(network, trial_id)
+    node_port = _free_port()
+    program = backend.start(backend.create(sandbox_spec(
+        trial_id, image, role="service", volumes={}, internal_network=network,
+        command=("python3", "-c", MARKER_SERVER, "0.0.0.0", "8080", "program"))))
+    tests = backend.start(backend.create(sandbox_spec(
+        trial_id, image, role="verifier", volumes={}, internal_network=network, name_suffix="run")))
+    gateway = home.client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
+    with marker_server(home.netns, "0.0.0.0", node_port, "node"):
+        targets = [f"trial-{trial_id}-service:8080", f"{gateway}:{node_port}", f"{home.address}:{node_port}",
+                   f"{cluster.gateway}:{node_port}"]
+        deadline = time.monotonic() + 20
+        while True:  # the program's listener may take a moment to come up
+            seen = json.loads(backend.exec(tests, ["python3", "-c", PROBE, *targets], timeout_s=60).stdout)
+            if seen[targets[0]] == "program" or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert {t: r for t, r in seen.items() if not r.startswith("error:")} == {targets[0]: "program"}, seen
+    for ref in (tests, program):
+        backend.remove(ref, volumes=False)
+    backend.remove_network(network)
+    assert not [n for n in home.client.networks.list() if n.name == network]
     with pytest.raises(UsageError, match="network_disabled"):
         backend.create(sandbox_spec(f"t{uuid.uuid4().hex[:10]}", image, network_disabled=True))
 
