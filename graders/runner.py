@@ -14,8 +14,6 @@ import json
 from dataclasses import replace
 from typing import Any
 
-import structlog
-
 from graders.base import GradeContext, Grader, GraderResult
 from graders.registry import get_grader, load_graders
 from graders.repo import choose_revision, open_repo
@@ -23,10 +21,11 @@ from orchestrator.catalog import Template
 from orchestrator.errors import EvidenceError, TrialError
 from orchestrator.evidence.bundle import MANIFEST, Bundle
 from orchestrator.evidence.events import MISSING_FROM_GATEWAY
+from orchestrator.logging import get_logger
 from orchestrator.report.collection import collection_notes
 from orchestrator.report.model import GraderEntry, Report
 
-log = structlog.get_logger("graders.runner")
+log = get_logger(component="graders.runner")
 
 
 def grade_bundle(bundle: Bundle, template: Template, context: GradeContext, *,

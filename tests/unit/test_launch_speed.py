@@ -100,3 +100,15 @@ def test_gitconfig_reads_back_as_git_config_would_have_set_it(tmp_path: Path) ->
     assert found == {"user.name": entries["user.name"], "user.email": entries["user.email"],
                      "init.defaultbranch": "main", "pull.rebase": "false",
                      helper_key: access.git_config[helper_key]}
+
+
+def test_only_orchestrator_logging_imports_structlog() -> None:
+    """structlog is configured when it loads (orchestrator.logging); a module taking it directly would
+    log with structlog's defaults, onto stdout, into a command's --json output."""
+    root = Path(__file__).resolve().parents[2]
+    direct = [str(path.relative_to(root)) for package in ("orchestrator", "graders")
+              for path in (root / package).rglob("*.py")
+              if path != root / "orchestrator" / "logging.py"
+              and any(line.strip().startswith(("import structlog", "from structlog"))
+                      for line in path.read_text().splitlines())]
+    assert direct == []
