@@ -5,7 +5,8 @@ stopped, its volumes are copied to the node with the most free memory through th
 its service is pinned there and it starts again if it was running (`SwarmBackend.move`). The
 node is paused first (nothing new lands, running sandboxes stay) and set to `drain` once no
 sandbox of this store is left on it. A sandbox that cannot move stays where it was, running as
-before; the result says which and why, and the node stays paused.
+before; the result says which and why, and the node stays paused (as it does while another data
+dir's sandboxes are on it: draining would stop them).
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ class Move:
 class DrainResult:
     node: dict[str, Any]
     moves: list[Move] = field(default_factory=list)
+    note: str = ""
 
     @property
     def ok(self) -> bool:
         return all(move.ok for move in self.moves)
 
     def to_json(self) -> dict[str, Any]:
-        return {"node": self.node, "ok": self.ok, "moves": [move.to_json() for move in self.moves]}
+        return {"node": self.node, "ok": self.ok, "moves": [move.to_json() for move in self.moves], "note": self.note}
 
 
 def swarm(services: Services) -> SwarmBackend:
@@ -102,9 +104,14 @@ def drain(services: Services, wanted: str) -> DrainResult:
             result.moves.append(Move(trial_id, node["id"], None, False, "no other node is ready and active"))
             continue
         result.moves.append(_move(services, backend, ref, node["id"], target, ssh_command))
-    if result.ok:
-        backend.set_availability(node["id"], "drain")
     result.node = find_node(backend.nodes(), node["id"])
+    if result.ok and result.node["other_sandboxes"]:
+        # Another data dir's sandboxes are pinned there: draining would stop them. Its operator moves them.
+        result.note = (f"left paused: {result.node['other_sandboxes']} sandbox(es) of another trial data dir "
+                       "run there; drain it from that data dir too")
+    elif result.ok:
+        backend.set_availability(node["id"], "drain")
+        result.node = find_node(backend.nodes(), node["id"])
     return result
 
 

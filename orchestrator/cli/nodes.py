@@ -52,6 +52,7 @@ def drain(state: CliState, node: str, as_json: bool) -> None:
                           + (f"; ssh: {move.ssh}" if move.ssh else ""))
             else:
                 out.print(f"[red]not moved[/red] {move.trial_id}: {move.detail}")
-        out.print(f"node {result.node['hostname']} is {result.node['availability']}")
+        out.print(f"node {result.node['hostname']} is {result.node['availability']}"
+                  + (f" ({result.note})" if result.note else ""))
     if not result.ok:
         click.get_current_context().exit(int(ExitCode.PARTIAL))

@@ -732,13 +732,22 @@ class SwarmBackend:
         pinned: dict[str, list[str]] = {}
         for service in self._services():
             pinned.setdefault(_pinned_node(service.attrs), []).append(_trial_of(service))
+        # Other data dirs' sandboxes: draining their node would stop them (they are pinned there).
+        others: dict[str, int] = {}
+        with _engine_errors("list the swarm services"):
+            for service in self.manager.services.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}):
+                if (service.attrs["Spec"].get("Labels") or {}).get(LABEL_INSTANCE) != self.instance:
+                    with suppress(SandboxError):
+                        node_id = _pinned_node(service.attrs)
+                        others[node_id] = others.get(node_id, 0) + 1
         free = self.free_memory()
         return [{"id": str(attrs["ID"]), "hostname": str((attrs.get("Description") or {}).get("Hostname", "")),
                  "address": str((attrs.get("Status") or {}).get("Addr", "")),
                  "role": str((attrs.get("Spec") or {}).get("Role", "")),
                  "availability": str((attrs.get("Spec") or {}).get("Availability", "")),
                  "state": str((attrs.get("Status") or {}).get("State", "")),
-                 "free_memory": free.get(str(attrs["ID"])), "trials": sorted(pinned.get(str(attrs["ID"]), []))}
+                 "free_memory": free.get(str(attrs["ID"])), "trials": sorted(pinned.get(str(attrs["ID"]), [])),
+                 "other_sandboxes": others.get(str(attrs["ID"]), 0)}
                 for attrs in sorted(self._nodes(), key=lambda a: str((a.get("Description") or {}).get("Hostname")))]
 
     def set_availability(self, node_id: str, availability: str) -> None:

@@ -716,6 +716,7 @@ def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple
     host service → collect → grade → teardown, through the real CLI with `sandbox.backend = "swarm"`."""
     worker = cluster.nodes[2]
     port = _free_port()
+    foreign_trial = f"t{uuid.uuid4().hex[:10]}"
     nodes = "".join(f'"{node_id}" = "{url}"\n' for node_id, url in cluster.node_urls().items())
     (tmp_path / "trial.toml").write_text(
         f'[service]\nport = {port}\nbind = ["127.0.0.1", "{cluster.gateway}"]\n'
@@ -745,12 +746,21 @@ def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple
         assert pushed["branch"] == "feature/on-a-worker"
 
         # Drain the worker with the trial live on it: the sandbox moves with its volumes and runs on.
+        # Another data dir's sandbox on the same worker: trial moves its own, and does not drain the
+        # node from under the other's (that would stop it).
+        foreign = SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                               instance="another-data-dir")
+        with placed_on(cluster, worker):
+            stranger = foreign.create(sandbox_spec(foreign_trial, probe[0], volumes={}, command=("sleep", "infinity")))
         listed = {node["id"]: node for node in trial_cli(tmp_path, env, "nodes", "ls")}
-        assert listed[worker.node_id]["trials"] == [trial_id]
+        assert (listed[worker.node_id]["trials"], listed[worker.node_id]["other_sandboxes"]) == ([trial_id], 1)
         drained = trial_cli(tmp_path, env, "nodes", "drain", worker.address)
         [move] = drained["moves"]
         assert drained["ok"] and move["ok"] and move["source"] == worker.node_id, drained
-        assert drained["node"]["availability"] == "drain"
+        assert drained["node"]["availability"] == "pause" and "another trial data dir" in drained["note"]
+        foreign.remove(stranger)
+        again = trial_cli(tmp_path, env, "nodes", "drain", worker.node_id[:8])
+        assert (again["moves"], again["node"]["availability"], again["note"]) == ([], "drain", "")
         new_home = next(node for node in cluster.nodes if node.node_id == move["target"])
         status = trial_cli(tmp_path, env, "status", trial_id)
         assert status["sandbox"] == f"trial-{trial_id}-sandbox (running) on {new_home.address}"
@@ -790,6 +800,7 @@ def test_a_whole_trial_runs_on_a_worker_node(cluster: SwarmCluster, probe: tuple
         node.update({**node.attrs["Spec"], "Availability": "active"})
         subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "serve", "--stop"], cwd=tmp_path, env=env,
                        capture_output=True, timeout=60, check=False)
+        _cleanup(cluster, foreign_trial)
         for row in json.loads(subprocess.run(
                 [sys.executable, "-m", "orchestrator.cli.main", "ls", "--json"], cwd=tmp_path, env=env,
                 capture_output=True, text=True, timeout=60, check=False).stdout or "{}").get("data") or []:
