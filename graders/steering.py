@@ -189,9 +189,10 @@ class SteeringGrader:
             fixed = all(outcomes.get(t) == "passed" for t in tests)
             finding.note += "; the defect's hidden tests pass" if fixed else "; the defect's hidden tests fail"
             if not fixed:
-                # Named and shipped anyway: seeing it was worth a little, the outcome is what counts
-                # (and pushback that names the defect's code to remove the fix earns nothing more).
-                finding.credit = round(finding.credit * 0.25, 4)
+                # Shipped anyway: the outcome is what counts. Having named it first is worth a
+                # quarter; following up what the agent said (even to have the fix taken out) or
+                # leaving it to the agent is worth nothing.
+                finding.credit = 0.25 if finding.outcome == "candidate_first" else 0.0
             elif finding.outcome == "nobody":
                 finding.credit = 0.25  # fixed, but nothing shows anyone saw it
         return finding

@@ -341,3 +341,16 @@ def test_a_correction_naming_the_agents_primitive_as_prose_spells_it_is_review(t
     assert [f["outcome"] for f in review.details["findings"]["rework"]] == ["validated"]
     assert _criterion(review, "review").score > 0
     assert review.details["findings"]["rework"] and not accepted.details["findings"]["rework"]
+
+
+def test_a_defect_the_agent_named_and_that_shipped_anyway_earns_steering_nothing(tmp_path: Path) -> None:
+    from tests.unit.test_grader_outcomes import DEFECT as CALC_DEFECT
+    from tests.unit.test_grader_outcomes import _defect_session
+
+    failing = GraderResult("hidden_tests", details={"fail_to_pass": {"total": 4, "passed": 3, "outcomes": {
+        CALC_DEFECT["tests"][0]: "failed"}}})
+    context = GradeContext(results={"hidden_tests": failing})
+    followed = _grade(SteeringGrader(), _defect_session(tmp_path / "agent", "agent"), {"defect": CALC_DEFECT}, context)
+    first = _grade(SteeringGrader(), _defect_session(tmp_path / "cand", "candidate"), {"defect": CALC_DEFECT}, context)
+    assert _criterion(followed, "defect").score == 0.0  # the agent said it, the candidate answered, it shipped
+    assert _criterion(first, "defect").score == 1.0  # the candidate saw it first: a quarter, since it shipped
