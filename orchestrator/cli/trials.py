@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import lifecycle
@@ -119,7 +120,9 @@ def status(state: CliState, trial_id: str, as_json: bool) -> None:
         emit_json("status", report)
         return
     trial = report["trial"]
-    out.print(f"[bold]{trial['id']}[/] {trial['template']} for {trial['candidate']} — [bold]{report['state']}[/]"
+    # The state may carry a cut-off error's text: escaped, so brackets in it are not read as markup.
+    state_shown = escape(report["state"])
+    out.print(f"[bold]{trial['id']}[/] {trial['template']} for {trial['candidate']} — [bold]{state_shown}[/]"
               + (f" (failed at {trial['failed_step']})" if trial["failed_step"] else ""))
     for key in ("time_left", "sandbox", "ssh", "repo", "issue", "bundle", "report"):
         if report.get(key):

@@ -2,10 +2,12 @@
 
 `/git/<repo>.git/...` accepts only the trial's own token (HTTP Basic, any user name, the
 token as the password), only while the trial is provisioning or active and before its
-deadline, and only the smart-HTTP routes. Behind it, a backend serves the repo: on the
-local forge `git http-backend` over the bare repo, on GitHub a proxy that adds the
-operator's credentials upstream (orchestrator/service/git_proxy.py). Bodies stream both
-ways, so large pushes never sit in memory.
+deadline, and only the smart-HTTP routes; an address that keeps presenting unknown tokens is
+slowed, then refused for a while (service/token_guard.py, shared with the question route).
+Behind it, a backend serves the repo: on the local forge `git http-backend` over the bare
+repo, on GitHub a proxy that adds the operator's credentials upstream
+(orchestrator/service/git_proxy.py). Bodies stream both ways, so large pushes never sit in
+memory.
 """
 
 from __future__ import annotations

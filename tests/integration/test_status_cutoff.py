@@ -42,7 +42,7 @@ class Sandbox:
 
     def find(self, trial_id: str, role: str = "sandbox") -> Any:
         if self.down:
-            raise SandboxError("Docker Engine is not reachable")
+            raise SandboxError("[engine] Docker Engine is not reachable")  # brackets: not rich markup
         return None
 
     def stop(self, ref: Any, timeout_s: int = 10) -> None: ...
@@ -69,8 +69,9 @@ def test_status_says_when_access_was_cut_and_what_is_still_open(trial_home: Path
 
     half = json.loads(trial("status", "tcuthalf1", "--json").stdout)["data"]
     assert half["cutoff"]["pending"] == ["sandbox"]
-    assert "sandbox not yet cut; sandbox: Docker Engine is not reachable" in half["state"]
-    assert "access being cut since" in trial("status", "tcuthalf1").stdout
+    assert "sandbox not yet cut; sandbox: [engine] Docker Engine is not reachable" in half["state"]
+    shown = trial("status", "tcuthalf1").stdout
+    assert "access being cut since" in shown and "[engine] Docker Engine is not reachable" in shown
 
     still_open = json.loads(trial("status", "topen0001", "--json").stdout)["data"]
     assert "cutoff" not in still_open and still_open["state"] == "active"
