@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import json.encoder
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +53,21 @@ class BlockError(ValueError):
 # One encoder for every call: json.dumps builds a new one per call when given separators,
 # which costs more than encoding a small message.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+# And, where CPython has it, its C encoder itself, built once (JSONEncoder.encode builds one
+# per call): the same code and so the same bytes, a fifth faster on a gateway record. It is
+# built without the circular-reference markers: a shared markers dict keeps stale entries
+# after a failed call, and logged values come from parsed JSON, which cannot be circular
+# (a deep one still raises RecursionError, as before).
+_C_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # not in the typeshed stubs
+_C_ENCODE: Any = None if _C_MAKE_ENCODER is None else _C_MAKE_ENCODER(
+    None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
 
 
 def canonical(value: Any) -> str:
     """The log's one serialization (orchestrator.gateway.log.canonical): compact, ASCII, keys as given."""
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def block_name(value: Any) -> str:

@@ -38,10 +38,15 @@ def _listed_in_connection(headers: CIMultiDictProxy[str]) -> set[str]:
     return named
 
 
+def _dropped(headers: CIMultiDictProxy[str], always: frozenset[str]) -> frozenset[str]:
+    # Most messages name no Connection header: then the fixed set serves as it is.
+    return always | _listed_in_connection(headers) if "connection" in headers else always
+
+
 def upstream_headers(incoming: CIMultiDictProxy[str], provider: Provider, key: str) -> CIMultiDict[str]:
-    dropped = _NOT_UPSTREAM | _listed_in_connection(incoming)
+    dropped = _dropped(incoming, _NOT_UPSTREAM)
     out: CIMultiDict[str] = CIMultiDict(
-        (name, value) for name, value in incoming.items() if name.lower() not in dropped)
+        [(name, value) for name, value in incoming.items() if name.lower() not in dropped])
     out["Accept-Encoding"] = "identity"
     if provider == "anthropic":
         out["x-api-key"] = key
@@ -51,5 +56,5 @@ def upstream_headers(incoming: CIMultiDictProxy[str], provider: Provider, key: s
 
 
 def downstream_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    dropped = _NOT_DOWNSTREAM | _listed_in_connection(upstream)
-    return CIMultiDict((name, value) for name, value in upstream.items() if name.lower() not in dropped)
+    dropped = _dropped(upstream, _NOT_DOWNSTREAM)
+    return CIMultiDict([(name, value) for name, value in upstream.items() if name.lower() not in dropped])

@@ -50,6 +50,7 @@ from typing import Any
 
 from orchestrator.errors import EvidenceError, UsageError
 from orchestrator.gateway.blocks import BlockError, Packer, Unpacker, packed_record
+from orchestrator.gateway.blocks import canonical as _canonical
 
 GENESIS = "0" * 64
 LOG_DIR_NAME = "gateway"
@@ -67,7 +68,8 @@ def log_path(home: Path, trial_id: str) -> Path:
 
 
 def canonical(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    """The log's one serialization (blocks.py holds it, so blocks are named by the same bytes)."""
+    return _canonical(value)
 
 
 def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
@@ -82,7 +84,7 @@ def serialize(record: dict[str, Any]) -> bytes:
 
 def _chain(seq: int, fields: dict[str, Any], head: str) -> tuple[dict[str, Any], bytes]:
     """The record after `head`, and its line, serializing the (possibly large) fields once."""
-    body = canonical({"seq": seq, **fields})
+    body = _canonical({"seq": seq, **fields})
     digest = hashlib.sha256((head + body).encode("ascii")).hexdigest()
     line = f'{body[:-1]},"prev_hash":"{head}","hash":"{digest}"}}\n'.encode("ascii")
     return {"seq": seq, **fields, "prev_hash": head, "hash": digest}, line
@@ -98,6 +100,9 @@ INLINE_MAX_FLUSH_S = 0.002
 # A request body under this size (the record's request_bytes) is stored whole: references
 # would save at most a few KB, and packing costs more than serializing on the hot path.
 PACK_MIN_BYTES = 4096
+# What a failed append raises: the disk (OSError), a record that is not JSON (ValueError,
+# TypeError) or is nested too deep to serialize (RecursionError).
+_WRITE_ERRORS = (OSError, ValueError, TypeError, RecursionError)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -146,6 +151,20 @@ def _scan(path: Path) -> LogState:
     return state
 
 
+_Learned = tuple[set[str], set[str]]
+"""Block and prefix names a batch taught the packer: forgotten again if the batch is not written."""
+
+
+@dataclass
+class _Chained:
+    """A batch chained after the file's head, not yet written."""
+
+    seq: int
+    head: str
+    records: list[dict[str, Any]]
+    data: bytes
+
+
 class TrialLog:
     """Appends one trial's records; `append` returns once the record is on disk."""
 
@@ -155,7 +174,8 @@ class TrialLog:
         self.pack = pack
         """Store requests as blocks (False writes whole requests, the format before blocks: benchmarks, tests)."""
         self._fd = fd
-        self._pending: list[tuple[dict[str, Any], int, asyncio.Future[dict[str, Any]]]] = []
+        self._pending: list[tuple[dict[str, Any], int, bool, asyncio.Future[dict[str, Any]]]] = []
+        """Records waiting for the next batch: (fields, size hint, appended alone, the caller's future)."""
         self._flusher: asyncio.Task[None] | None = None
         self._flush_s = 0.0
         """Recent time one write+flush took (moving average): decides inline or threaded."""
@@ -185,48 +205,83 @@ class TrialLog:
         bytes the record will take (its request and response bodies); `alone` says that no
         other exchange is in flight, so writing from the event loop delays nobody.
         """
+        if alone and not self._pending and (self._flusher is None or self._flusher.done()) \
+                and size_hint <= INLINE_MAX_BYTES and self._flush_s <= INLINE_MAX_FLUSH_S:
+            # The idle case, where latency matters: written and flushed right here, with no
+            # task, future or loop turn between the answer and its record.
+            try:
+                return self._write([fields])[0]
+            except _WRITE_ERRORS as exc:
+                raise self._append_error(exc) from exc
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((fields, size_hint if alone else INLINE_MAX_BYTES + 1, future))
+        self._pending.append((fields, size_hint, alone, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_pending())
         # A caller cancelled here (its client hung up) cancels only its wait: the record is
         # already in the batch and gets written.
         return await future
 
+    def _append_error(self, exc: BaseException) -> EvidenceError:
+        return EvidenceError(f"{self.path}: cannot append to the gateway log ({exc})",
+                             "check the disk and the data directory's permissions")
+
     async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             fields = [entry[0] for entry in batch]
-            inline = len(batch) == 1 and batch[0][1] <= INLINE_MAX_BYTES and self._flush_s <= INLINE_MAX_FLUSH_S
+            small = sum(entry[1] for entry in batch) <= INLINE_MAX_BYTES
+            inline = small and len(batch) == 1 and batch[0][2] and self._flush_s <= INLINE_MAX_FLUSH_S
             try:
-                records = self._write(fields) if inline else await asyncio.get_running_loop().run_in_executor(
-                    _WRITER, self._write, fields)
-            except (OSError, ValueError, TypeError, RecursionError) as exc:
-                error = EvidenceError(f"{self.path}: cannot append to the gateway log ({exc})",
-                                      "check the disk and the data directory's permissions")
-                for _, _, future in batch:
+                if inline:
+                    records = self._write(fields)
+                elif small:
+                    # Chained on the loop (microseconds a record), written and flushed by the
+                    # writer thread, which holds the interpreter only to start each syscall.
+                    records = await self._write_threaded(fields)
+                else:
+                    # Large records are also serialized in the thread: that takes milliseconds.
+                    records = await asyncio.get_running_loop().run_in_executor(_WRITER, self._write, fields)
+            except _WRITE_ERRORS as exc:
+                error = self._append_error(exc)
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for (_, _, future), record in zip(batch, records, strict=True):
+            for (*_, future), record in zip(batch, records, strict=True):
                 if not future.done():
                     future.set_result(record)
             if inline:
                 await asyncio.sleep(0)  # let the answers go out before the next batch
 
     def _write(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        packer = self.state.packer
+        """Chain, write and flush a batch, here and now."""
         # Later records of a batch may use blocks an earlier one stores; all are taken back
         # if the batch is not written, so the known blocks stay what the file holds.
-        learned: tuple[set[str], set[str]] = (set(), set())
+        learned: _Learned = (set(), set())
         try:
-            return self._write_packed(batch, learned)
+            chained = self._chain_batch(batch, learned)
+            self._commit(chained)
         except BaseException:
-            packer.blocks -= learned[0]
-            packer.prefixes -= learned[1]
+            self._forget(learned)
             raise
+        return chained.records
 
-    def _write_packed(self, batch: list[dict[str, Any]], learned: tuple[set[str], set[str]]) -> list[dict[str, Any]]:
+    async def _write_threaded(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        learned: _Learned = (set(), set())
+        try:
+            chained = self._chain_batch(batch, learned)
+            await asyncio.get_running_loop().run_in_executor(_WRITER, self._commit, chained)
+        except BaseException:
+            self._forget(learned)
+            raise
+        return chained.records
+
+    def _forget(self, learned: _Learned) -> None:
+        self.state.packer.blocks -= learned[0]
+        self.state.packer.prefixes -= learned[1]
+
+    def _chain_batch(self, batch: list[dict[str, Any]], learned: _Learned) -> _Chained:
+        """The batch's records and lines after the file's head; the state moves only in `_commit`."""
         seq, head = self.state.seq, self.state.head
         records: list[dict[str, Any]] = []
         lines: list[bytes] = []
@@ -246,9 +301,13 @@ class TrialLog:
             head = record["hash"]
             records.append(record)
             lines.append(line)
+        return _Chained(seq, head, records, b"".join(lines))
+
+    def _commit(self, chained: _Chained) -> None:
+        """Write the batch's lines in one write(2), flush them, and move the state to them."""
         started = time.perf_counter()
         size_before = os.fstat(self._fd).st_size
-        view = memoryview(b"".join(lines))
+        view = memoryview(chained.data)
         try:
             while view:
                 written = os.write(self._fd, view)
@@ -260,9 +319,8 @@ class TrialLog:
                 os.ftruncate(self._fd, size_before)
             raise
         self._flush_s = 0.8 * self._flush_s + 0.2 * (time.perf_counter() - started)
-        self.state.seq, self.state.head = seq, head
-        self.state.size = size_before + sum(len(line) for line in lines)
-        return records
+        self.state.seq, self.state.head = chained.seq, chained.head
+        self.state.size = size_before + len(chained.data)
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -41,6 +41,7 @@ from orchestrator.config import Settings
 from orchestrator.errors import TrialError
 from orchestrator.gateway.assemble import Assembler, for_route
 from orchestrator.gateway.auth import Grant, LockedOut, TokenCache
+from orchestrator.gateway.blocks import canonical
 from orchestrator.gateway.budget import Budgets, Ledger
 from orchestrator.gateway.headers import downstream_headers, upstream_headers
 from orchestrator.gateway.limits import Limits
@@ -74,7 +75,7 @@ Refusal = tuple[int, str, str, bool]
 log = get_logger(component="gateway")
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     """What one record will say; filled in as the exchange proceeds."""
 
@@ -102,6 +103,8 @@ class Exchange:
     """Output tokens the request may be billed for (its max_tokens, or the default)."""
     body: bytes | None = None
     """The request body as received (not logged: `request` holds it parsed)."""
+    forward: bytes | None = None
+    """What goes upstream when not `body`: the payload the checks read, re-serialized."""
     body_summary: dict[str, Any] | None = None
     """Size, sha256 and start of the body: what a refused request is logged as."""
     request_bytes: int = 0
@@ -303,7 +306,7 @@ class Gateway:
             clean, stripped = strip_remote_tools(route.kind, payload)
             # Upstream gets the payload these checks read, re-serialized, never the candidate's
             # bytes: a provider's parser may read duplicate keys or odd encodings otherwise.
-            ex.body = json.dumps(clean).encode()
+            ex.forward = canonical(clean).encode("ascii")
             if stripped:
                 ex.extra["stripped_tools"] = stripped
                 log.info("gateway.remote_tools_stripped", trial_id=grant.trial_id, stripped=stripped)
@@ -332,22 +335,23 @@ class Gateway:
         # Read to the end ourselves: content.read(n) returns only what has arrived so far, and
         # request.read() would apply whatever client_max_size the hosting app happens to have.
         chunks: list[bytes] = []
-        digest, head, size = hashlib.sha256(), b"", 0
+        digest, head, size = None if keep else hashlib.sha256(), b"", 0  # a kept body is hashed only if refused
         head_max = self.limits.refused_head_chars * 4  # bytes enough for that many characters
         while chunk := await request.content.readany():
             size += len(chunk)
             if size > limit:
                 chunks.append(chunk[:limit - size + len(chunk)])
-                ex.body_summary = self._summary(b"".join(chunks), digest, head, complete=False, size=limit)
+                ex.body_summary = self._summary(b"".join(chunks), digest or hashlib.sha256(), head, complete=False,
+                                                size=limit)
                 return 413, f"request body exceeds {limit} bytes", "too_large", False
-            if keep:
+            if digest is None:
                 chunks.append(chunk)
             else:
                 digest.update(chunk)
                 if len(head) < head_max:
                     head += chunk[:head_max - len(head)]
         ex.request_bytes = size
-        if not keep:
+        if digest is not None:
             ex.body_summary = self._summary(b"", digest, head, complete=True, size=size)
             return None
         ex.body = b"".join(chunks)
@@ -384,7 +388,7 @@ class Gateway:
     async def _relay(self, request: web.Request, ex: Exchange, key: str, trial_log: TrialLog,
                      script: Path | None = None) -> web.StreamResponse:
         route = ex.route
-        body, injected = ex.body, False
+        body, injected = ex.body if ex.forward is None else ex.forward, False
         if route.kind == "openai.chat" and ex.stream and isinstance(ex.request, dict):
             body, injected = _with_usage_option(ex.request, body)
         url = self.bases[route.provider] + route.upstream_path
@@ -393,7 +397,7 @@ class Gateway:
         headers = upstream_headers(request.headers, route.provider, key)
         try:
             if script is not None:
-                upstream = self._scripted(ex, body, script)
+                upstream = self._scripted(ex, body, injected, script)
             else:
                 upstream = await self.session.request(route.method, url, data=body, headers=headers,
                                                       allow_redirects=False)
@@ -416,9 +420,9 @@ class Gateway:
             else:
                 upstream.close()  # an unfinished answer: hang up so the provider stops generating
 
-    def _scripted(self, ex: Exchange, body: bytes | None, script: Path) -> aiohttp.ClientResponse:
-        """The scripted model's answer, read by the relay as the provider's would be."""
-        payload = ex.request if body is ex.body else json.loads(body or b"{}")
+    def _scripted(self, ex: Exchange, body: bytes | None, injected: bool, script: Path) -> aiohttp.ClientResponse:
+        """The scripted model's answer to what a provider would get, read by the relay as the provider's would be."""
+        payload = json.loads(body or b"{}") if injected else ex.request
         answer = self.scripts.respond(ex.trial_id, ex.route, payload, body, script)
         ex.extra["script"] = answer.info
         ex.error = answer.info.get("problem")
@@ -632,7 +636,7 @@ def _with_usage_option(payload: dict[str, Any], body: bytes | None) -> tuple[byt
         return body, False
     upstream_payload = dict(payload)
     upstream_payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return json.dumps(upstream_payload).encode(), True
+    return canonical(upstream_payload).encode("ascii"), True
 
 
 def _usage_of(kind: str, raw: Any) -> Usage | None:

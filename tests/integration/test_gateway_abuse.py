@@ -82,9 +82,10 @@ def test_refused_requests_are_logged_capped_and_hashed_never_whole() -> None:
         assert status == 413 and body["error"]["type"] == "request_too_large"
         assert headers["x-should-retry"] == "false"
 
-        # Within the size limit but refused (the budget is $0): not logged whole either.
+        # Within the size limit but refused (the budget is $0): not logged whole either. Its
+        # hash is of the bytes sent, however they were laid out, not of the gateway's re-serialization.
         fits = json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [
-            {"role": "user", "content": secret_marker + "w" * 150_000}]}).encode()
+            {"role": "user", "content": secret_marker + "w" * 150_000}]}, indent=1).encode()
         status, _, body = post(gw.urls["anthropic"], "/v1/messages", gw.token, fits, header="x-api-key")
         assert status == 429 and body["error"]["type"] == "rate_limit_error"
 
