@@ -8,7 +8,12 @@ Three targets in front of the same fake upstream, each in its own process on loo
 Requests are interleaved (round-robin in shuffled order) so all three see the same noise.
 
 Figures: added latency vs direct (p50, p99) for non-streamed requests, added time to
-first byte for streamed ones, and throughput with 100 concurrent clients.
+first byte for streamed ones, and throughput with 100 concurrent clients. Between latency
+rounds the bench also times one appended line flushed with fdatasync on the log's own
+filesystem: the flush every answered exchange waits for (the log is on disk before the
+answer completes), which the bare relay does not pay. It is printed beside the gateway's
+margin over the relay, so a run on a busy disk says where its time went; it changes no
+target.
 
 Targets, each against the bare relay measured in the same interleaved run (never an
 absolute time, which says more about the machine's load than about the gateway):
@@ -37,9 +42,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LATENCY_ROUNDS = int(os.environ.get("BENCH_LATENCY_ROUNDS", "600"))
+# 1500 rounds: a p99 then rests on its 15 slowest requests, not 6, on a machine whose load moves.
+LATENCY_ROUNDS = int(os.environ.get("BENCH_LATENCY_ROUNDS", "1500"))
 THROUGHPUT_REQUESTS = int(os.environ.get("BENCH_THROUGHPUT_REQUESTS", "1000"))
-THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_THROUGHPUT_ROUNDS", "7"))
+THROUGHPUT_ROUNDS = int(os.environ.get("BENCH_THROUGHPUT_ROUNDS", "9"))
 CONCURRENCY = 100
 MAX_ADDED_P50_OVER_RELAY_MS = 0.5
 MAX_ADDED_P99_TIMES_RELAY = 2.0
@@ -142,7 +148,29 @@ async def one(session: Any, target: Target, stream: bool) -> tuple[float, float]
     return (first or end) - started, end - started
 
 
-async def latencies(session: Any, targets: list[Target], stream: bool) -> dict[str, list[float]]:
+class FlushProbe:
+    """Times one appended record-sized line flushed with fdatasync, as the gateway's log does."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "flush-probe"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.line = b"x" * 1200 + b"\n"
+        self.times: list[float] = []
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        os.write(self.fd, self.line)
+        getattr(os, "fdatasync", os.fsync)(self.fd)
+        self.times.append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.path.unlink()
+
+
+async def latencies(session: Any, targets: list[Target], stream: bool,
+                    probe: Callable[[], None] | None = None) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {target[0]: [] for target in targets}
     for target in targets:  # warm connections and code paths
         for _ in range(20):
@@ -152,6 +180,8 @@ async def latencies(session: Any, targets: list[Target], stream: bool) -> dict[s
         for target in order:
             ttfb, total = await one(session, target, stream)
             found[target[0]].append(ttfb if stream else total)
+        if probe is not None:
+            probe()  # between requests, never inside a timed one
     return found
 
 
@@ -180,7 +210,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(targets: list[Target]) -> list[str]:
+async def measure(targets: list[Target], probe: FlushProbe) -> list[str]:
     """Print the figures; return the names of the targets missed."""
     import aiohttp
 
@@ -188,7 +218,7 @@ async def measure(targets: list[Target]) -> list[str]:
         return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async with session_factory() as session:
-        plain = await latencies(session, targets, stream=False)
+        plain = await latencies(session, targets, stream=False, probe=probe)
         streamed = await latencies(session, targets, stream=True)
     rates: dict[str, list[float]] = {target[0]: [] for target in targets}
     cpus: dict[str, list[float]] = {target[0]: [] for target in targets}
@@ -244,6 +274,9 @@ async def measure(targets: list[Target]) -> list[str]:
         print(f"  {text}   {'ok' if ok else 'MISSED'}")
     ttfb_p50 = (pct(streamed["gateway"], 0.5) - pct(streamed["direct"], 0.5)) * ms
     print(f"  gateway added TTFB p50 {ttfb_p50:7.3f} ms")
+    print(f"  disk flush (fdatasync of one appended record, the log's filesystem, this run): "
+          f"p50 {pct(probe.times, 0.5) * ms:.3f} ms  p99 {pct(probe.times, 0.99) * ms:.3f} ms"
+          f"   (in the gateway's margin over the relay: each answer waits for its record's flush)")
     if cpus["relay"] and cpus["gateway"]:
         cpu_ratio = statistics.median(cpus["gateway"]) / statistics.median(cpus["relay"])
         print(f"  gateway / relay server CPU per request {cpu_ratio:.2f}"
@@ -280,8 +313,13 @@ def main() -> int:
             ("gateway", f"{gateway_url}/anthropic/v1/messages", {**common, "Authorization": f"Bearer {token}"},
              gateway.pid),
         ]
-        print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; log under {home}")
-        missed = asyncio.run(measure(targets))
+        print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; log under {home}; "
+              f"load average {os.getloadavg()[0]:.2f}")
+        probe = FlushProbe(home / "gateway")
+        try:
+            missed = asyncio.run(measure(targets, probe))
+        finally:
+            probe.close()
         log = home / "gateway" / "tbench001.jsonl"
         from orchestrator.gateway.log import verify_chain
 
