@@ -22,6 +22,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,7 @@ def test_verifier_runs_beside_the_trial_volumes_with_no_network(
     tests = backend.start(backend.create(sandbox_spec(
         trial_id, image, role="verifier", volumes={}, internal_network=network, name_suffix="run")))
     gateway = home.client.networks.get(network).attrs["IPAM"]["Config"][0]["Gateway"]
-    with marker_server(home.netns, "0.0.0.0", node_port, "node"):
+    with marker_server((home.netns, "0.0.0.0", node_port, "node")):
         targets = [f"trial-{trial_id}-service:8080", f"{gateway}:{node_port}", f"{home.address}:{node_port}",
                    f"{cluster.gateway}:{node_port}"]
         deadline = time.monotonic() + 20
@@ -540,6 +541,7 @@ def test_a_sandbox_stops_and_starts_again_many_times(backend: SwarmBackend, imag
 MARKER_SERVER = """\
 import socket, sys
 server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("listening", flush=True)
 while True:
     conn, _ = server.accept()
     conn.sendall(sys.argv[3].encode())
@@ -564,29 +566,38 @@ with ThreadPoolExecutor(len(sys.argv) - 1) as pool:
 
 
 @contextmanager
-def marker_server(netns: str | None, address: str, port: int, marker: str) -> Iterator[None]:
-    """A listener that says `marker` to whoever connects, in a namespace the test made (or the host's)."""
-    prefix = ["nsenter", f"--net=/var/run/netns/{netns}"] if netns else []
-    process = subprocess.Popen([*prefix, sys.executable, "-c", MARKER_SERVER, address, str(port), marker],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def marker_server(*listeners: tuple[str | None, str, int, str]) -> Iterator[None]:
+    """Listeners (netns, address, port, marker) that say their marker to whoever connects, each in a
+    namespace the test made (or the host's); all started at once, each listening before this yields."""
+    processes = []
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the {marker} listener exited at once")
-            if _reach(netns, address, port) == marker:
-                break
-            time.sleep(0.1)
+        for netns, address, port, marker in listeners:
+            prefix = ["nsenter", f"--net=/var/run/netns/{netns}"] if netns else []
+            processes.append(subprocess.Popen(
+                [*prefix, sys.executable, "-S", "-c", MARKER_SERVER, address, str(port), marker],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        for process, (_netns, _address, _port, marker) in zip(processes, listeners, strict=True):
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "listening":  # ends at once if it exits
+                raise RuntimeError(f"the {marker} listener did not start")
         yield
     finally:
-        process.kill()
-        process.wait(timeout=10)
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def _reach(netns: str | None, address: str, port: int) -> str:
     """What answers at address:port seen from the host (or a test namespace)."""
-    prefix = ["nsenter", f"--net=/var/run/netns/{netns}"] if netns else []
-    done = subprocess.run([*prefix, sys.executable, "-c", PROBE, f"{address}:{port}"], capture_output=True,
+    if netns is None:
+        try:
+            with socket.create_connection((address, port), timeout=3) as conn:
+                conn.settimeout(3)
+                return conn.recv(100).decode(errors="replace")
+        except OSError as exc:
+            return f"error: {type(exc).__name__}"
+    prefix = ["nsenter", f"--net=/var/run/netns/{netns}"]
+    done = subprocess.run([*prefix, sys.executable, "-S", "-c", PROBE, f"{address}:{port}"], capture_output=True,
                           text=True, timeout=20, check=False)
     return str(json.loads(done.stdout or "{}").get(f"{address}:{port}", done.stderr))
 
@@ -625,17 +636,19 @@ def test_host_only_sandbox_on_a_worker_reaches_the_host_service_through_its_door
     listener = ("python3", "-c", MARKER_SERVER, "0.0.0.0")
     with contextlib.ExitStack() as stack:
         stack.callback(_cleanup, cluster, other_trial)
-        stack.enter_context(marker_server(None, cluster.gateway, service_port, "host-service"))
-        stack.enter_context(marker_server(None, cluster.gateway, other_port, "host-other-port"))
-        stack.enter_context(marker_server(worker.netns, "0.0.0.0", node_port, "node"))
-        stack.enter_context(marker_server(cluster.outside_netns, cluster.outside_address, outside_port, "outside"))
+        stack.enter_context(marker_server(
+            (None, cluster.gateway, service_port, "host-service"),
+            (None, cluster.gateway, other_port, "host-other-port"),
+            (worker.netns, "0.0.0.0", node_port, "node"),
+            (cluster.outside_netns, cluster.outside_address, outside_port, "outside")))
         with placed_on(cluster, worker):
-            ref = backend.start(backend.create(sandbox_spec(
+            created = [backend.create(sandbox_spec(
                 trial_id, image, network="trial-sandbox-x", host_ports=(service_port,), publish_ssh=True,
-                ssh_bind="0.0.0.0", command=(*listener, "2222", "sandbox-sshd"))))
-            other = backend.start(backend.create(sandbox_spec(
-                other_trial, image, volumes={}, network="trial-sandbox-x", host_ports=(service_port,),
-                command=(*listener, "8080", "other-sandbox"))))
+                ssh_bind="0.0.0.0", command=(*listener, "2222", "sandbox-sshd"))), backend.create(sandbox_spec(
+                    other_trial, image, volumes={}, network="trial-sandbox-x", host_ports=(service_port,),
+                    command=(*listener, "8080", "other-sandbox")))]
+        with ThreadPoolExecutor(2) as pool:  # each start mostly waits on its node
+            ref, other = pool.map(backend.start, created)
         assert node_of(cluster, backend, ref) is worker and node_of(cluster, backend, other) is worker
         assert backend.node_address(ref) == worker.address
 
