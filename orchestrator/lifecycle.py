@@ -33,7 +33,7 @@ from orchestrator.logging import get_logger
 from orchestrator.sandbox.base import HOME, SSHD_DIR, WORKSPACE, SandboxRef, SandboxSpec
 from orchestrator.sandbox.home import env_sh, gitconfig, home_tar, sshd_tar
 from orchestrator.services import Services
-from orchestrator.steps import Step, StepContext, run_steps
+from orchestrator.steps import Ahead, Step, StepContext, run_steps
 from orchestrator.store import Trial, utcnow
 
 log = get_logger(component="lifecycle")
@@ -232,15 +232,19 @@ class LaunchSteps:
         self.template = template
         self.agent = agent
 
-    def steps(self) -> list[Step]:
+    def steps(self) -> list[Step | Ahead]:
+        # The sandbox is made (volumes, container, home files: waiting on the engine) while the
+        # forge takes the starter, the brief and the protection; it needs only the repo's name. It
+        # starts once those are done, and is taken back if one of them fails (`discard_sandbox`).
         return [
             Step("build_image", self.build_image, "build image"),
             Step("create_repo", self.create_repo, "create repository"),
-            Step("push_starter", self.push_starter, "push starter"),
-            Step("open_brief", self.open_brief, "open brief issue"),
-            Step("protect_main", self.protect_main, "protect main"),
-            Step("host_service", self.host_service, "host service", always=True),
-            Step("create_sandbox", self.create_sandbox, "create sandbox"),
+            Ahead(beside=[Step("push_starter", self.push_starter, "push starter"),
+                          Step("open_brief", self.open_brief, "open brief issue"),
+                          Step("protect_main", self.protect_main, "protect main")],
+                  steps=[Step("host_service", self.host_service, "host service", always=True),
+                         Step("create_sandbox", self.create_sandbox, "create sandbox")],
+                  undo=self.discard_sandbox),
             Step("start_sandbox", self.start_sandbox, "start sandbox"),
             Step("invite_candidate", self.invite_candidate, "invite candidate"),
             Step("activate", self.activate, "activate"),
@@ -339,6 +343,14 @@ class LaunchSteps:
                                     "clone_url": access.clone_url, "deploy_key_id": access.key_id})
         return {"container": ref.id, "name": ref.name, "clone_url": access.clone_url, "key_id": access.key_id,
                 "git_config": access.git_config, "gitconfig_written": True}
+
+    def discard_sandbox(self, ctx: StepContext) -> None:
+        """Take back a sandbox made ahead of a forge step that failed: a failed launch leaves nothing
+        past its failed step, and the resume makes the sandbox again (with a new token)."""
+        existing = self.services.sandbox.find(self.trial.id)
+        if existing is not None:
+            self.services.sandbox.remove(existing, volumes=True)
+        self.store.revoke_tokens(self.trial.id, TOKEN_PURPOSE)
 
     def egress(self) -> dict[str, Any]:
         """The sandbox's network: host-only (the host service's port and nothing else) unless the
