@@ -8,11 +8,10 @@ Lines end in LF or CRLF (what the providers send); a bare CR is not treated as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):  # a tuple: built for every event of every stream, a frozen dataclass costs twice
     event: str
     """The `event:` field, or "" when the event had none (OpenAI Chat Completions)."""
     data: str
@@ -22,52 +21,62 @@ class SSEEvent:
 
 
 class SSEParser:
+    """Holds the bytes of the event still arriving; each line is parsed once, copied once."""
+
     def __init__(self) -> None:
-        self._pending = bytearray()
-        self._raw = bytearray()
+        self._buffer = bytearray()
+        """The unfinished event's bytes, as received (its parsed lines and the unparsed tail)."""
+        self._scanned = 0
+        """Offset in `_buffer` of the first line not parsed yet."""
         self._event = ""
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._pending += chunk
+        buffer = self._buffer
+        buffer += chunk
         events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = self._pending.find(b"\n", start)
-            if end < 0:
-                break
-            line = self._pending[start:end + 1]
-            start = end + 1
-            self._raw += line
-            self._line(bytes(line).rstrip(b"\n").removesuffix(b"\r"), events)
-        del self._pending[:start]
+        start, line_start = 0, self._scanned  # `start`: where the next event's bytes begin
+        while (end := buffer.find(b"\n", line_start)) >= 0:
+            line_end = end - 1 if end > line_start and buffer[end - 1] == 0x0D else end  # CRLF or LF
+            if line_end == line_start:
+                if self._data or self._event:
+                    events.append(self._take(bytes(buffer[start:end + 1])))
+                    start = end + 1
+                # A blank line with nothing before it (keep-alive) stays with the next event's bytes.
+            elif buffer[line_start] != 0x3A:  # a line starting with ':' is a comment
+                self._field(bytes(buffer[line_start:line_end]))
+            line_start = end + 1
+        if start:
+            del buffer[:start]  # once per chunk, not once per event
+        self._scanned = line_start - start
         return events
 
     @property
     def buffered(self) -> int:
         """Bytes fed that belong to no returned event yet (an event still arriving)."""
-        return len(self._raw) + len(self._pending)
+        return len(self._buffer)
 
     def close(self) -> list[SSEEvent]:
         """Flush at end of stream: a last event that lacks its blank line still counts."""
         events: list[SSEEvent] = []
-        if self._pending:
-            self._raw += self._pending
-            self._line(bytes(self._pending).removesuffix(b"\r"), events)
-            self._pending.clear()
-        if self._data or self._event or self._raw:
+        buffer = self._buffer
+        if self._scanned < len(buffer):
+            line = bytes(buffer[self._scanned:]).removesuffix(b"\r")
+            self._scanned = len(buffer)
+            if not line:
+                if self._data or self._event:
+                    events.append(self._take(bytes(buffer)))
+                    buffer.clear()
+            elif not line.startswith(b":"):
+                self._field(line)
+        if self._data or self._event or buffer:
             # Trailing comments or blank lines come out as an empty event, so no byte is lost.
-            events.append(self._take())
+            events.append(self._take(bytes(buffer)))
+            buffer.clear()
+        self._scanned = 0
         return events
 
-    def _line(self, line: bytes, events: list[SSEEvent]) -> None:
-        if not line:
-            if self._data or self._event:
-                events.append(self._take())
-            # A blank line with nothing before it (keep-alive) stays with the next event's bytes.
-            return
-        if line.startswith(b":"):
-            return
+    def _field(self, line: bytes) -> None:
         name, _, value = line.partition(b":")
         if value.startswith(b" "):
             value = value[1:]
@@ -76,8 +85,7 @@ class SSEParser:
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
 
-    def _take(self) -> SSEEvent:
-        event = SSEEvent(self._event, "\n".join(self._data), bytes(self._raw))
+    def _take(self, raw: bytes) -> SSEEvent:
+        event = SSEEvent(self._event, "\n".join(self._data), raw)
         self._event, self._data = "", []
-        self._raw.clear()
         return event
