@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,52 @@ def test_concurrent_appends_share_writes_and_keep_one_chain(tmp_path: Path) -> N
     records = asyncio.run(run())
     assert sorted(record["seq"] for record in records) == list(range(1, 201))
     assert verify_chain(path).records == 200
+
+
+@pytest.mark.parametrize("mode", ["alone", "busy", "busy_large"])
+def test_an_append_returns_only_once_its_record_is_written_and_flushed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """The promise behind every answer: its record is on disk (fdatasync) before the append returns.
+
+    Whichever way the record goes: written from the loop by an exchange alone in flight,
+    chained on the loop and flushed by the writer thread for a busy gateway, or serialized
+    in the thread too when large.
+    """
+    from orchestrator.gateway import log as log_module
+
+    path = tmp_path / "t1.jsonl"
+    flushed: list[int] = []  # the file's size at each flush, in order
+    real_flush = log_module._flush
+
+    def spy(fd: int) -> None:
+        real_flush(fd)
+        flushed.append(os.fstat(fd).st_size)
+
+    monkeypatch.setattr(log_module, "_flush", spy)
+    seen: dict[int, int] = {}  # seq -> the largest flushed size when its append returned
+
+    async def run() -> None:
+        log = TrialLog.open(path)
+        hint = 200_000 if mode == "busy_large" else 100
+
+        async def one(n: int) -> None:
+            record = await log.append(exchange(n % 60), hint, alone=mode == "alone")
+            seen[record["seq"]] = max(flushed, default=0)
+
+        try:
+            if mode == "alone":
+                for n in range(30):
+                    await one(n)
+            else:
+                await asyncio.gather(*(one(n) for n in range(120)))
+        finally:
+            await log.close()
+
+    asyncio.run(run())
+    ends = list(itertools.accumulate(len(line) for line in path.read_bytes().splitlines(keepends=True)))
+    assert sorted(seen) == list(range(1, len(ends) + 1))
+    assert all(seen[seq] >= ends[seq - 1] for seq in seen)  # its line was inside a completed flush
+    assert verify_chain(path).ok
 
 
 def test_one_writer_per_file(tmp_path: Path) -> None:
