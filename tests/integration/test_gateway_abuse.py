@@ -480,6 +480,23 @@ def test_a_stream_the_gateway_could_not_log_never_reaches_its_terminal_event(
         assert len(records(log)) == 1
 
 
+def test_an_answer_the_gateway_could_not_log_is_a_500_never_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.dumps({"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]})
+    with running_gateway() as gw:
+        assert post(gw.urls["anthropic"], "/v1/messages", gw.token, body.encode())[0] == 200
+        trial_log = gw.app_gateway.logs.cached(gw.trial_id)
+        assert trial_log is not None
+
+        def disk_full(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(trial_log, "_write", disk_full)  # the exchange is alone: written from the loop
+        status, _, answer = post(gw.urls["anthropic"], "/v1/messages", gw.token, body.encode())
+        assert status == 500 and answer["type"] == "error" and "could not record" in answer["error"]["message"]
+        assert "Hello" not in json.dumps(answer)  # the provider's answer never reached the client
+        assert len(gw.fake.requests) == 2 and len(records(gw.log)) == 1
+
+
 def test_a_url_hidden_by_json_escapes_or_duplicate_keys_is_still_refused_or_never_forwarded() -> None:
     escaped = (b'{"model": "claude-sonnet-5-5", "max_tokens": 8, "messages": [{"role": "user", "content": ['
                b'{"type": "document", "source": {"type": "url", "url": "\\u0068ttps://example.invalid/a.pdf"}}]}]}')
