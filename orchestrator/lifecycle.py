@@ -169,6 +169,9 @@ def _require_egress_enforced(services: Services) -> None:
     this process cannot write the host filter, instead of launching an open sandbox with a warning
     (`auto` launches and says so)."""
     sandbox = services.settings.sandbox
+    if sandbox.backend == "swarm" and sandbox.egress != "open" and not sandbox.swarm_service_host:
+        raise PrerequisiteError("a swarm sandbox reaches the host service through its door, which needs "
+                                "sandbox.swarm_service_host", "set it to the address where the nodes reach this host")
     if sandbox.egress != "host-only" or sandbox.backend != "docker":
         return
     from orchestrator.sandbox.egress import host_firewall

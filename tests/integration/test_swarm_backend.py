@@ -852,3 +852,18 @@ def test_a_move_that_fails_midway_leaves_the_sandbox_where_it_was(
     assert node_of(cluster, backend, moved) is target and moved.host == target.address
     assert sh(backend, moved, "cat /workspace/work.txt && stat -c %u /workspace/work.txt")[1] == "kept\n1000"
     assert home.client.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"}) == []
+
+
+def test_launch_on_the_swarm_without_the_service_address_refuses_up_front(
+        cluster: SwarmCluster, probe: tuple[str, str, Path], tmp_path: Path) -> None:
+    nodes = "".join(f'"{node_id}" = "{url}"\n' for node_id, url in cluster.node_urls().items())
+    (tmp_path / "trial.toml").write_text(f'[sandbox]\nbackend = "swarm"\nswarm_manager = "{cluster.manager.url}"\n'
+                                         f"[sandbox.swarm_nodes]\n{nodes}")
+    env = {**os.environ, "TRIAL_TEMPLATES_DIR": str(probe[2])}
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "launch", "probe", "--candidate",
+                           "octo-cat", "--agent", "none"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 3
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "needs sandbox.swarm_service_host" in line
+    assert trial_cli(tmp_path, env, "ls") == []
