@@ -102,6 +102,7 @@ DEFAULT_NETWORK = "trial-swarm-sandbox"
 """The sandboxes' network when the spec names none (open egress, as the default bridge on one host)."""
 TASK_POLL_S = 0.2
 REMOVE_WAIT_S = 60.0
+DOOR_OPEN_S = 20.0
 FILES_SUFFIX = "-files"
 CONFIG_SUFFIX = "-config"
 LABEL_STARTED = "trial.started"
@@ -617,6 +618,17 @@ class SwarmBackend:
             return
         with _engine_errors(f"start the door of {name}"):
             container.start()
+            # Open once its relay says so; one that exits (an image without python3) is said here,
+            # not found later as a sandbox that reaches nothing.
+            deadline = time.monotonic() + DOOR_OPEN_S
+            while b"door open" not in container.logs(stdout=True, stderr=False):
+                container.reload()
+                if container.status != "running" or time.monotonic() > deadline:
+                    logs = container.logs(stdout=True, stderr=True, tail=5).decode(errors="replace").strip()
+                    raise SandboxError(f"the door of {name} did not open ({container.status}): "
+                                       f"{' | '.join(logs.splitlines()) or 'no output'}",
+                                       "the door runs python3 from the trial's image: check that it has one")
+                time.sleep(TASK_POLL_S)
 
     def _stop_door(self, node: DockerBackend, name: str) -> None:
         container = self._door(node, name)

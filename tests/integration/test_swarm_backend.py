@@ -867,3 +867,13 @@ def test_launch_on_the_swarm_without_the_service_address_refuses_up_front(
     [line] = [line for line in done.stderr.splitlines() if line.strip()]
     assert "needs sandbox.swarm_service_host" in line
     assert trial_cli(tmp_path, env, "ls") == []
+
+
+def test_a_door_that_does_not_open_fails_the_start_with_its_output(
+        cluster: SwarmCluster, instance: str, image: str, trial_id: str) -> None:
+    backend = SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                           instance=instance, service_host=cluster.gateway)
+    ref = backend.create(sandbox_spec(trial_id, image, volumes={}, network="trial-sandbox-x", host_ports=(70000,)))
+    with pytest.raises(SandboxError, match=r"the door of .* did not open \(exited\): .*OverflowError"):
+        backend.start(ref)
+    assert backend.status(ref) == "created"
