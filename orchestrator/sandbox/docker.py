@@ -288,16 +288,22 @@ class DockerBackend:
 
         made_volumes: list[str] = []
         mounts: list[Any] = []
+        for volume, target in spec.volumes.items():
+            _check_name("volume", volume)
+            if not target.startswith("/"):
+                raise UsageError(f"sandbox spec for trial {spec.trial_id}: volume '{volume}' mount "
+                                 f"point '{target}' is not absolute", "mount points are absolute paths")
+        # The engine makes a missing volume as it creates the container, labelled from its mount:
+        # one listing instead of a lookup and a create per volume. Only volumes that did not exist
+        # before are removed if the container cannot be made (the others may hold work).
+        existing = self._volume_names(spec.trial_id) if spec.volumes else set()
+        labels = {LABEL_TRIAL: spec.trial_id, LABEL_MANAGED: MANAGED_BY, **self._instance_label()}
+        for volume, target in spec.volumes.items():
+            full = volume_name(spec.trial_id, volume)
+            if full not in existing:
+                made_volumes.append(full)
+            mounts.append(Mount(target=target, source=full, type="volume", labels=labels))
         try:
-            for volume, target in spec.volumes.items():
-                _check_name("volume", volume)
-                if not target.startswith("/"):
-                    raise UsageError(f"sandbox spec for trial {spec.trial_id}: volume '{volume}' mount "
-                                     f"point '{target}' is not absolute", "mount points are absolute paths")
-                full = volume_name(spec.trial_id, volume)
-                if self._ensure_volume(full, spec.trial_id):
-                    made_volumes.append(full)
-                mounts.append(Mount(target=target, source=full, type="volume"))
             container = self._create_container(spec, name, mounts)
         except BaseException:
             for full in made_volumes:
@@ -306,6 +312,13 @@ class DockerBackend:
         self._log.info("sandbox.created", trial_id=spec.trial_id, container=name, image=spec.image,
                        env_keys=sorted(spec.env))
         return self._ref(container)
+
+    def _volume_names(self, trial_id: str) -> set[str]:
+        """Names of the trial's volumes that exist (one listing; the engine's name filter is a substring match)."""
+        prefix = volume_name(trial_id, "")
+        with _engine_errors(f"list the volumes of trial {trial_id}"):
+            return {str(v.name) for v in self.client.volumes.list(filters={"name": prefix})
+                    if str(v.name).startswith(prefix)}
 
     def _ensure_volume(self, full: str, trial_id: str) -> bool:
         """Create the volume unless it exists; True when this call made it."""

@@ -322,6 +322,20 @@ def test_volumes_survive_stop_and_recreate_and_remove_cleans_everything(
 
 
 @pytest.mark.docker
+def test_create_labels_the_volumes_it_makes_and_a_failed_create_removes_only_those(
+        backend: DockerBackend, engine: Any, image: str, trial_id: str) -> None:
+    labels = {LABEL_TRIAL: trial_id, "trial.managed-by": "trial"}
+    kept = engine.volumes.create(name=volume_name(trial_id, "workspace"), labels=labels)  # holds work
+    with pytest.raises(SandboxError):
+        backend.create(sandbox_spec(trial_id, f"{image}-missing"))
+    assert [v.name for v in engine.volumes.list(filters={"label": f"{LABEL_TRIAL}={trial_id}"})] == [kept.name]
+
+    backend.create(sandbox_spec(trial_id, image))
+    made = engine.volumes.get(volume_name(trial_id, "home"))  # made by the engine with the container
+    assert {k: made.attrs["Labels"].get(k) for k in labels} == labels
+
+
+@pytest.mark.docker
 def test_create_is_idempotent_per_trial_and_role(
         backend: DockerBackend, engine: Any, image: str, trial_id: str) -> None:
     spec = sandbox_spec(trial_id, image)
