@@ -432,7 +432,7 @@ def _commit_starter(repo: Path, starter: Path, services: Services, trial: Trial)
            "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "PATH": _path()}
     repo.mkdir(parents=True)
     tree = f"--work-tree={starter}"
-    for argv in (["git", "init", "--quiet", "--initial-branch=main"], ["git", tree, "add", "--all"],
+    for argv in (["git", "init", "--quiet", "--template=", "--initial-branch=main"], ["git", tree, "add", "--all"],
                  ["git", tree, "commit", "--quiet", "--no-gpg-sign", "-m", f"Starter for {trial.template}"]):
         subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
     # A fresh repository's branch is a loose ref: read it rather than start `git rev-parse`.

@@ -171,7 +171,8 @@ class LocalForge:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".{name}.creating"
         shutil.rmtree(staging, ignore_errors=True)
-        self._git("init", "--quiet", "--bare", "--initial-branch=main", str(staging))
+        # No template: git's sample hooks are a dozen files to write per repo (and ours replace the hooks).
+        self._git("init", "--quiet", "--bare", "--template=", "--initial-branch=main", str(staging))
         # Appended to the config `git init` wrote, not set by one `git config` process each (launch
         # pays for every process); a section may appear twice in a git config file, the last value wins.
         quota = int(self.settings.forge.repo_quota_mb * 1024 * 1024)
@@ -182,6 +183,7 @@ class LocalForge:
         with (staging / "config").open("a") as config:
             config.write(settings)
         hooks = staging / "hooks"
+        hooks.mkdir(exist_ok=True)
         for hook, body in (("pre-receive", PRE_RECEIVE), ("post-receive", POST_RECEIVE)):
             (hooks / hook).write_text(body)
             (hooks / hook).chmod(0o755)
