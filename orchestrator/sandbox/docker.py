@@ -503,8 +503,7 @@ class DockerBackend:
                 self._discard(container)
                 raise SandboxError(f"container {ref.name} failed to start: {_explain(exc)}",
                                    "check the image's CMD, the user and the mounts of the spec") from exc
-            self._wait_running(container, ref)
-            container.reload()
+            self._wait_running(container, ref)  # its last look at the container is fresh
         started = self._ref(container)
         self._log.info("sandbox.started", trial_id=ref.trial_id, container=ref.name,
                        ssh_port=started.ssh_port)
@@ -645,7 +644,6 @@ class DockerBackend:
              env: dict[str, str] | None = None, timeout_s: int | None = None) -> ExecResult:
         if not argv:
             raise UsageError(f"exec in {ref.name}: empty command", "pass the program and its arguments")
-        container = self._container(ref)
         command = list(argv)
         if timeout_s is not None:
             command = ["timeout", f"--kill-after={TIMEOUT_GRACE_S}", str(timeout_s), *command]
@@ -653,10 +651,14 @@ class DockerBackend:
         started = time.monotonic()
         with _engine_errors(f"run {argv[0]} in {ref.name}"):
             try:
-                exec_id = api.exec_create(
-                    container.id, command, stdout=True, stderr=True, stdin=False, tty=False,
-                    user=user or "", workdir=workdir, environment=dict(env or {}),
-                )["Id"]
+                options: dict[str, Any] = {"stdout": True, "stderr": True, "stdin": False, "tty": False,
+                                           "user": user or "", "workdir": workdir, "environment": dict(env or {})}
+                try:
+                    # By the ref's id, without looking the container up first (one engine call less);
+                    # a container re-created since the ref was taken is found by name.
+                    exec_id = api.exec_create(ref.id or self._container(ref).id, command, **options)["Id"]
+                except docker.errors.NotFound:
+                    exec_id = api.exec_create(self._container(ref).id, command, **options)["Id"]
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
                     raise SandboxError(f"cannot run {argv[0]} in {ref.name}: the container is not running",
