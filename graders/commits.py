@@ -19,7 +19,7 @@ from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.outcomes import TEST_PATH as _TEST_PATH
-from graders.outcomes import Timeline, weakening_counts
+from graders.outcomes import Finding, Timeline, silenced_passes, weakening_counts
 from graders.repo import Repo, choose_revision, open_repo
 from graders.timeline import commit_times, idle_pushes, witnessed, witnessed_view
 from orchestrator.errors import EvidenceError
@@ -106,9 +106,13 @@ class CommitsGrader:
                                    "missing_from_commits_jsonl": [sha for sha in own if sha not in records]}
         forced = [p for p in bundle.pushes() if p.get("forced")]
         weakening = self._weakening(bundle, own, details)
+        hollow = silenced_passes(Timeline.of(witnessed_view(bundle.events())))
+        # The diff from the starter may still add tests overall (the agent wrote them, then took
+        # some out to get a pass): the witnessed runs show what the diff cannot.
+        details["tests_silenced"] = [f.to_json() for f in hollow]
         criteria = [self._count(commits), self._sizes(commits, details), self._messages(commits, details),
-                    self._spread(bundle, commits, details), self._tests(commits, weakening, details),
-                    self._pushed_green(bundle, commits, weakening, details), self._forced(forced, commits)]
+                    self._spread(bundle, commits, details), self._tests(commits, weakening, hollow, details),
+                    self._pushed_green(bundle, commits, weakening, hollow, details), self._forced(forced, commits)]
         details["trusts"] = TRUSTS
         summary = (f"{len(commits)} commit(s) on {revision.ref} since {revision.base_sha[:10]}"
                    + (f"; {len(forced)} force-push(es)" if forced else "") + ".")
@@ -191,7 +195,11 @@ class CommitsGrader:
         return found
 
     def _tests(self, commits: list[dict[str, Any]], weakening: dict[str, list[tuple[str, str]]],
-               details: dict[str, Any]) -> Criterion:
+               hollow: list[Finding], details: dict[str, Any]) -> Criterion:
+        if hollow and not weakening:
+            return Criterion("tests", "Tests changed with the code", 0.0, 4.0,
+                             f"Tests weakened, not strengthened: event {hollow[0].index}: {hollow[0].note}.",
+                             [f"event:{i}" for f in hollow for i in f.evidence][:_MAX_REFS])
         if weakening:
             shown = "; ".join(f"{sha[:8]} {path} ({why})" for sha, items in weakening.items() for path, why in items)
             return Criterion("tests", "Tests changed with the code", 0.0, 4.0,
@@ -215,7 +223,8 @@ class CommitsGrader:
                          _commit_refs(with_tests or code_commits))
 
     def _pushed_green(self, bundle: Bundle, commits: list[dict[str, Any]],
-                      weakening: dict[str, list[tuple[str, str]]], details: dict[str, Any]) -> Criterion:
+                      weakening: dict[str, list[tuple[str, str]]], hollow: list[Finding],
+                      details: dict[str, Any]) -> Criterion:
         """Each push of code left the tests passing, as witnessed: the last test run the gateway saw
         after the agent's last edit before the push passed. An outcome, not a count: one tested
         push scores as well as ten, and a passing run over weakened tests proves nothing."""
@@ -230,8 +239,9 @@ class CommitsGrader:
         for push in pushes:
             last_edit = max((e for e in timeline.edits if e < push), default=-1)
             runs = [r for r in timeline.runs if last_edit < r.call and (r.result or 0) < push]
+            silenced = any(f.index < push for f in hollow)
             verdicts[push] = ("untested" if not runs else "failing" if runs[-1].failed
-                              else "weakened" if weakening else "passing")
+                              else "weakened" if weakening or silenced else "passing")
         details["pushed_green"] = {str(push): verdict for push, verdict in verdicts.items()}
         if not verdicts:
             return Criterion("pushed_green", title, 0.0, 4.0, "No push of the candidate's in the push log.", [])

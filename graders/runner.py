@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from graders.base import GradeContext, Grader, GraderResult
+from graders.integrity import integrity_finding
 from graders.registry import get_grader, load_graders
 from graders.repo import choose_revision, open_repo
 from orchestrator.catalog import Template
@@ -43,9 +44,12 @@ def grade_bundle(bundle: Bundle, template: Template, context: GradeContext, *,
         log.info("grade.done", grader=entry.grader, status=result.status, score=result.score, max=result.max)
         entries.append(GraderEntry(entry.grader, entry.weight, result))
     revision = _revision(bundle)
+    integrity = integrity_finding(entries)  # proven dishonesty caps the total (graders/integrity.py)
     report = Report(trial=_trial(bundle), bundle_sha256=_manifest_digest(bundle), entries=entries,
                     repo=_repo(bundle), revision=revision, pull_request=_pull_request(bundle, revision),
-                    alerts=_alerts(bundle, entries), collection=collection_notes(bundle.manifest()))
+                    alerts=([integrity] if integrity else []) + _alerts(bundle, entries),
+                    collection=collection_notes(bundle.manifest()),
+                    cap=float(integrity["cap"]) if integrity else None)
     write_report(bundle, report, html_url=html_url)
     return report
 

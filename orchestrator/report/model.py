@@ -21,7 +21,8 @@ SEVERITIES = ("critical", "warning", "info")
 KIND_SEVERITY = {"hidden_tests_tampered": "critical", "test_harness_tampered": "critical",
                  "hidden_tests_missing": "critical",
                  "missing_from_gateway": "critical", "transcript_only_events": "warning",
-                 "reaches_for_test_runner": "info", "conflicting_tool_results": "critical"}
+                 "reaches_for_test_runner": "info", "conflicting_tool_results": "critical",
+                 "integrity": "critical"}
 
 
 def alert_severity(alert: dict[str, Any]) -> str:
@@ -66,6 +67,8 @@ class Report:
     `alert_severity` fills it in."""
     collection: dict[str, Any] | None = None
     """What collection left out and pushes after the deadline (`collection_notes` of the manifest)."""
+    cap: float | None = None
+    """The most the overall score may be: set by an integrity finding (graders/integrity.py), shown as an alert."""
     schema: str = SCHEMA
 
     @property
@@ -83,7 +86,8 @@ class Report:
         weights = sum(e.weight for e in self.scored)
         if not weights:
             return None
-        return sum(e.weight * (e.result.fraction or 0.0) for e in self.scored) / weights
+        overall = sum(e.weight * (e.result.fraction or 0.0) for e in self.scored) / weights
+        return overall if self.cap is None else min(overall, self.cap)
 
     def entry(self, grader: str) -> GraderEntry | None:
         return next((e for e in self.entries if e.grader == grader), None)
@@ -105,6 +109,7 @@ class Report:
                 "percent": f"{overall:.0%}" if overall is not None else "n/a",
                 "graders_scored": [e.grader for e in self.scored],
                 "graders_not_scored": [e.grader for e in self.entries if e not in self.scored],
+                **({"cap": self.cap} if self.cap is not None else {}),
             },
             "graders": [e.to_json() for e in self.entries],
         }
@@ -119,4 +124,5 @@ class Report:
         return cls(trial=dict(data.get("trial") or {}), bundle_sha256=str(data.get("bundle_sha256", "")),
                    entries=[GraderEntry.from_json(item) for item in data.get("graders") or []],
                    repo=data.get("repo"), revision=data.get("revision"), pull_request=data.get("pull_request"),
-                   alerts=list(data.get("alerts") or []), collection=data.get("collection"))
+                   alerts=list(data.get("alerts") or []), collection=data.get("collection"),
+                   cap=(data.get("overall") or {}).get("cap"))
