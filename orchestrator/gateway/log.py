@@ -177,6 +177,8 @@ class TrialLog:
         self._pending: list[tuple[dict[str, Any], int, bool, asyncio.Future[dict[str, Any]]]] = []
         """Records waiting for the next batch: (fields, size hint, appended alone, the caller's future)."""
         self._flusher: asyncio.Task[None] | None = None
+        self._committing: asyncio.Future[None] | None = None
+        """The batch the writer thread is writing now: nothing is chained until it is done."""
         self._flush_s = 0.0
         """Recent time one write+flush took (moving average): decides inline or threaded."""
 
@@ -205,8 +207,8 @@ class TrialLog:
         bytes the record will take (its request and response bodies); `alone` says that no
         other exchange is in flight, so writing from the event loop delays nobody.
         """
-        if alone and not self._pending and (self._flusher is None or self._flusher.done()) \
-                and size_hint <= INLINE_MAX_BYTES and self._flush_s <= INLINE_MAX_FLUSH_S:
+        if alone and not self._pending and self._idle() and size_hint <= INLINE_MAX_BYTES \
+                and self._flush_s <= INLINE_MAX_FLUSH_S:
             # The idle case, where latency matters: written and flushed right here, with no
             # task, future or loop turn between the answer and its record.
             try:
@@ -221,11 +223,17 @@ class TrialLog:
         # already in the batch and gets written.
         return await future
 
+    def _idle(self) -> bool:
+        return (self._flusher is None or self._flusher.done()) and (
+            self._committing is None or self._committing.done())
+
     def _append_error(self, exc: BaseException) -> EvidenceError:
         return EvidenceError(f"{self.path}: cannot append to the gateway log ({exc})",
                              "check the disk and the data directory's permissions")
 
     async def _flush_pending(self) -> None:
+        if self._committing is not None and not self._committing.done():
+            await asyncio.wait([self._committing])  # left by a flusher cancelled mid-write
         while self._pending:
             batch, self._pending = self._pending, []
             fields = [entry[0] for entry in batch]
@@ -270,10 +278,17 @@ class TrialLog:
         learned: _Learned = (set(), set())
         try:
             chained = self._chain_batch(batch, learned)
-            await asyncio.get_running_loop().run_in_executor(_WRITER, self._commit, chained)
         except BaseException:
             self._forget(learned)
             raise
+        committing = asyncio.get_running_loop().run_in_executor(_WRITER, self._commit, chained)
+        self._committing = committing
+        # Whatever becomes of this coroutine, the blocks are forgotten if and only if the write
+        # failed; shielded, so a cancelled flusher leaves the thread's write to finish (and
+        # no batch is chained after it until it has).
+        committing.add_done_callback(
+            lambda done: None if done.cancelled() or done.exception() is None else self._forget(learned))
+        await asyncio.shield(committing)
         return chained.records
 
     def _forget(self, learned: _Learned) -> None:
@@ -326,6 +341,9 @@ class TrialLog:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
+        if self._committing is not None:
+            with contextlib.suppress(Exception):
+                await self._committing  # never close the file under the writer thread
         if self._fd >= 0:
             os.close(self._fd)  # also releases the lock
             self._fd = -1

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,39 @@ def test_an_append_returns_only_once_its_record_is_written_and_flushed(
     assert sorted(seen) == list(range(1, len(ends) + 1))
     assert all(seen[seq] >= ends[seq - 1] for seq in seen)  # its line was inside a completed flush
     assert verify_chain(path).ok
+
+
+def test_a_flusher_cancelled_mid_write_lets_the_write_finish_before_the_next_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.gateway import log as log_module
+
+    path = tmp_path / "t1.jsonl"
+    real_flush = log_module._flush
+
+    def slow(fd: int) -> None:
+        time.sleep(0.2)  # in the writer thread
+        real_flush(fd)
+
+    monkeypatch.setattr(log_module, "_flush", slow)
+
+    async def run() -> None:
+        log = TrialLog.open(path)
+        try:
+            first = [asyncio.ensure_future(log.append(exchange(n), 100)) for n in range(5)]
+            await asyncio.sleep(0.05)  # the batch is in the writer thread
+            assert log._flusher is not None
+            log._flusher.cancel()
+            await asyncio.sleep(0)
+            # Appended meanwhile: must chain after the batch still being written, not from the old head.
+            await asyncio.gather(*(log.append(exchange(n), 100) for n in range(5, 10)))
+            for waiting in first:  # their flusher is gone (only loop teardown cancels it): so is their answer
+                waiting.cancel()
+        finally:
+            await log.close()
+
+    asyncio.run(run())
+    result = verify_chain(path)
+    assert result.ok and result.records == 10, result.reason
 
 
 def test_one_writer_per_file(tmp_path: Path) -> None:
