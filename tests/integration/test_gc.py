@@ -71,9 +71,19 @@ def test_gc_lists_then_removes_leftovers_of_unknown_trials(trial_home: Path) -> 
         store.close()
 
 
+class ThisTestsOnly(DockerBackend):
+    """The real engine, but gc sees only this test's trials: its remove=True pass must not take the
+    containers of another run on the same engine (tests use instance-less backends)."""
+
+    trials = ("tlive0001", "tclosed01", "tdown0001", "tgone0001")
+
+    def list_managed(self) -> list[Any]:
+        return [r for r in super().list_managed() if r.trial_id in self.trials]
+
+
 def test_gc_and_teardown_remove_the_github_proxy_files_of_gone_trials(trial_home: Path) -> None:
     settings = load_settings()
-    services = Services.from_settings(settings, sandbox=DockerBackend(settings.sandbox, instance=instance_id(settings)))
+    services = Services.from_settings(settings, sandbox=ThisTestsOnly(settings.sandbox, instance=instance_id(settings)))
     store = services.store
     for tid, state in (("tlive0001", "active"), ("tclosed01", "closed"), ("tdown0001", "active")):
         store.create_trial(Trial(tid, "api-keys", "octocat", "none", state, utcnow(), utcnow(), 1, 1))
