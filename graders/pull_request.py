@@ -33,7 +33,6 @@ _PASS_CLAIM = re.compile(r"(\ball (the )?(\d+ )?(hidden |unit |)?(tests|checks|s
                          r"\b(?P<n>\d+)\s*/\s*(?P=n)\b|\b(\d+) passed\b(?!.*\bfailed\b)|\bno (test )?failures\b|"
                          r"\b(thoroughly|fully|extensively|comprehensively) tested\b|\b(is|are) green\b|"
                          r"\b(every|each) (single )?(\w+ )?(test|check|spec)s? (now |still )?(pass(es|ed)?|succeeds)\b|"
-                         r"\b(the )?(whole |full |entire )?(test )?suite (now |still )?(pass(es|ed)?|is green)\b|"
                          r"\b(everything|all|every \w+( \w+)?) (is |are |was |were |has been |have been )?"
                          r"(verified|validated|tested)\b)", re.I)
 # "Everything is implemented", "every acceptance criterion met", "all edge cases covered",

@@ -103,6 +103,9 @@ class SteeringGrader:
         lines, shipped_paths, weakened, spec_texts = self._repo_facts(bundle, events, view, details)
         findings = self._findings(bundle, options, context, timeline, spec_texts, shipped_paths, weakened)
         criteria = self._criteria(timeline, findings, lines, options)
+        delivered = self._delivered(context, findings, lines, weakened)
+        if delivered is not None:
+            criteria.append(delivered)
         turns = self._judge(options, events, timeline, turns, criteria, details)
         episodes = find_episodes(view, turns)
         measures = self._measures(bundle, view, turns, lines)
@@ -240,6 +243,39 @@ class SteeringGrader:
                                       f"limits: {_listing(scope)}.", _refs([f.index for f in scope])))
         criteria.append(self._review(timeline, findings["rework"], lines))
         return criteria
+
+    def _delivered(self, context: GradeContext, findings: dict[str, list[Finding]], lines: dict[str, int] | None,
+                   weakened: frozenset[str]) -> Criterion | None:
+        """What the direction led to: the host's hidden-test result on the shipped tree, in the share
+        of its lines the agent wrote (the candidate steered the agent; pasted code is not steering).
+        Pushback that broke tests that had passed (or stripped them) halves it each time; weakened tests void it, since
+        the pass the candidate steered toward was a hidden failure. Accepting everything earns what
+        the agent delivered unaided, careful steering more through the other criteria, shipping
+        nothing or no agent code nothing. Left out when the hidden tests did not run."""
+        title = "Led the agent to working code"
+        hidden = context.results.get("hidden_tests")
+        counts = lines or {}
+        agent = int(counts.get("agent_unchanged", 0)) + int(counts.get("agent_edited", 0))
+        total = agent + sum(int(counts.get(k, 0)) for k in ("own", "no_logged_origin", "agent_unverified"))
+        hollow = findings.get("weakened", []) + [f for f in findings["mistakes"] if f.outcome == "silenced"] + [
+            f for f in findings["pushes"] if f.outcome == "tests_weakened"]
+        if hidden is None or hidden.status != "ok" or hidden.fraction is None:
+            return None  # nothing shows what the direction led to: left out, not scored
+        if not agent or not total:
+            return Criterion("delivered", title, 0.0, 2.0, "None of the shipped lines is the agent's work.", [])
+        if hollow or weakened:
+            return Criterion("delivered", title, 0.0, 2.0, "The tests were weakened to get a pass: what the agent "
+                             "delivered is not what the passing run claimed.",
+                             _refs([i for f in hollow for i in f.evidence]))
+        # Pushback answered by breaking tests that had passed, or by stripping them with the code they checked.
+        regressed = [f for f in findings["rework"] if f.outcome in ("regressed", "weakened")]
+        share = agent / total
+        score = 2.0 * float(hidden.fraction) * share * 0.5 ** len(regressed)
+        why = (f"Hidden tests {float(hidden.fraction):.0%} on the shipped tree; {share:.0%} of its lines are the "
+               f"agent's" + (f"; {len(regressed)} pushback(s) broke or stripped tests that had passed (halved each)"
+                             if regressed else "") + ".")
+        refs = _refs([i for f in regressed for i in f.evidence])
+        return Criterion("delivered", title, round(score, 2), 2.0, why, refs)
 
     def _review(self, timeline: Timeline, rework: list[Finding], lines: dict[str, int] | None) -> Criterion:
         title = "Reviewed the agent's code before it shipped"
