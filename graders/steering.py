@@ -6,8 +6,11 @@ events; transcript-only lines are listed, marked, and never scored): agent mista
 checked against the runs, who named the template's planted defect first, whether each
 push was tested after the last edit (weighed by the change's risk), whether out-of-scope
 agent writes were stopped or shipped, and whether the agent's code was reviewed (rejected,
-sent back, or edited) before it shipped. A criterion with nothing to measure (no mistake
-surfaced, no claim made) is left out rather than scored.
+sent back, or edited) before it shipped, and what the direction delivered (the hidden-test
+result on the shipped tree, in the share of it the agent wrote; halved by pushback that broke
+passing tests, void over weakened tests). A pass that came only after the tests that failed
+were weakened (`outcomes.silenced_passes`) backs no claim and catches no mistake. A criterion
+with nothing to measure (no mistake surfaced, no claim made) is left out rather than scored.
 
 Words label, never score: every candidate turn is still labelled with the "Programming by
 Chat" intents (graders.intents) and the pushback episodes of "How Coding Agents Fail Their
