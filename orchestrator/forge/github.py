@@ -673,7 +673,8 @@ class GitHubForge:
             match = by_update.pop((seen["ref"], seen["before"], seen["after"]), None)
             events.append({**seen, "forced": match["forced"], "kind": match["kind"]} if match else seen)
         events += by_update.values()
-        return sorted(events, key=lambda event: str(event["ts"]))
+        # By time, not by text: the host's log keeps microseconds and GitHub's activity seconds.
+        return sorted(events, key=lambda event: datetime.fromisoformat(str(event["ts"]) or "1970-01-01T00:00:00+00:00"))
 
     def issue_comments(self, repo: RepoRef, number: int) -> list[dict[str, Any]]:
         """Comments on an issue, oldest first, each marked `mine` when our own login wrote it."""
