@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -291,6 +292,7 @@ def main() -> int:
     from tests.fakes.llm_upstream import ANTHROPIC_KEY
 
     home = Path(tempfile.mkdtemp(prefix="trial-gateway-bench-"))
+    keep = True
     env = {**os.environ, "TRIAL_HOME": str(home), "PYTHONPATH": str(ROOT)}
     processes: list[subprocess.Popen[str]] = []
     try:
@@ -325,14 +327,18 @@ def main() -> int:
 
         print(f"  gateway log: {verify_chain(log).reason}, {log.stat().st_size / 1e6:.1f} MB")
         if missed:
-            print(f"gateway bench: target missed: {', '.join(missed)}", file=sys.stderr)
+            print(f"gateway bench: target missed: {', '.join(missed)} (log and store kept under {home})",
+                  file=sys.stderr)
             return 1
+        keep = False  # a run that met its targets leaves nothing behind (its log is ~15 MB)
         return 0
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
