@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,20 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = os.environ.get("TRIAL_BASE_IMAGE", "trial-base:bookworm")
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_logging() -> Iterator[None]:
+    """A CLI run in-process (CliRunner) sets the process's log level; the next test starts
+    without it, as a fresh process would (records below it never reach structlog's capture)."""
+    from orchestrator import logging as trial_logging
+
+    yield
+    with trial_logging._Setup.lock:
+        trial_logging._Setup.threshold = None
+        trial_logging._Setup.pending = None
+    if "structlog" in sys.modules:
+        sys.modules["structlog"].reset_defaults()  # and structlog's own level filter with it
 
 
 @pytest.fixture(autouse=True)
