@@ -23,10 +23,11 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from graders import rewritten_tests
 from graders.base import Criterion, GradeContext, GraderResult
 from graders.collateral import Collateral, find_collateral, kept_share, progress_credit
 from graders.junit import TestCase, lookup
-from graders.repo import TreeTooLarge, choose_revision, open_repo
+from graders.repo import Repo, TreeTooLarge, choose_revision, open_repo
 from graders.runner_reach import find_reaches
 from graders.verifier import (
     Job,
@@ -41,6 +42,7 @@ from graders.verifier import (
 from orchestrator.catalog import Template
 from orchestrator.errors import EvidenceError
 from orchestrator.evidence.bundle import Bundle
+from orchestrator.logging import get_logger
 from orchestrator.sandbox.base import SandboxBackend
 
 TRUSTS = {
@@ -57,6 +59,7 @@ TRUSTS = {
                 "output never scores."),
 }
 F2P_MAX, P2P_MAX, COLLATERAL_MAX = 6.0, 2.0, 2.0
+log = get_logger(component="graders.hidden_tests")
 
 
 def hidden_files(template: Template) -> dict[str, bytes]:
@@ -143,6 +146,7 @@ class HiddenTestsGrader:
                 # Starter tests must keep passing as the starter wrote them, not as the candidate left them.
                 for path in starter_files:
                     replace[path] = repo.show(revision.starter_sha, path)
+                rewritten = _prepare_rewritten(bundle, repo, revision.starter_sha, revision.sha)
         except TreeTooLarge as exc:
             return self._too_large(exc, revision.to_json(), tests.fail_to_pass, bool(tests.pass_to_pass))
         except EvidenceError as exc:
@@ -164,6 +168,8 @@ class HiddenTestsGrader:
             details["pass_to_pass_run"] = p2p_run.to_json()
         details["tampering"] = [entry for run in runs for entry in run.tampering]
         details["missing_results"] = [run.missing for run in runs if run.missing]
+        details["rewritten_tests"] = _check_rewritten(rewritten, context.sandbox, context.image, trial_id, template,
+                                                      tree)
         f2p = self._fail_to_pass(tests.fail_to_pass, hidden_run, details)
         criteria = [f2p]
         progress = f2p.score / f2p.max if f2p.max else 0.0
@@ -253,6 +259,30 @@ class HiddenTestsGrader:
     def _infra(self, message: str, details: dict[str, Any] | None = None) -> GraderResult:
         return GraderResult(self.name, status="infra_error", summary=f"Not graded (infrastructure): {message}",
                             details=details or {})
+
+
+def _prepare_rewritten(bundle: Bundle, repo: Repo, starter_sha: str, sha: str) -> rewritten_tests.Compared | str:
+    # Informs reviewers, scores nothing: whatever goes wrong here must not cost the hidden tests' result.
+    try:
+        return rewritten_tests.prepare(bundle.events(), repo, starter_sha, sha)
+    except Exception as exc:  # a bug here is reported, never scored
+        log.exception("rewritten_tests.prepare_failed")
+        return f"not checked: {type(exc).__name__}: {exc}"
+
+
+def _check_rewritten(compared: rewritten_tests.Compared | str, sandbox: SandboxBackend, image: str, trial_id: str,
+                     template: Template, tree: bytes) -> dict[str, Any]:
+    """graders.rewritten_tests: the agent's tests against the shipped ones on the shipped code (never scored)."""
+    if isinstance(compared, str):
+        return {"not_run": compared, "alerts": []}
+    tests = template.config.tests
+    try:
+        return rewritten_tests.check(compared, tree, sandbox=sandbox, image=image, trial_id=trial_id,
+                                     starter_command=tests.starter, hidden_dir=tests.hidden_dir,
+                                     timeout_s=tests.timeout_s)
+    except Exception as exc:  # VerifierFailure or a bug: reported, never scored
+        log.exception("rewritten_tests.check_failed")
+        return {"not_run": f"not checked: {type(exc).__name__}: {exc}", "alerts": []}
 
 
 def _summary(details: dict[str, Any], sha: str, source: str, collateral: Collateral) -> str:

@@ -127,6 +127,7 @@ def _hidden_test_alerts(details: dict[str, Any]) -> list[dict[str, Any]]:
                        "message": f"{len(flags)} added line(s) or file(s) reach for the test runner (" + ", ".join(
                            sorted({f"{f['pattern']} in {f['path']}" for f in flags})[:6]) + "): not scored; read "
                            "them, code in the test process can forge the results of tests it knows by name."})
+    alerts += list((details.get("rewritten_tests") or {}).get("alerts") or [])  # graders.rewritten_tests
     return alerts
 
 

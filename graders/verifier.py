@@ -109,7 +109,7 @@ def make_canaries(folder: str, count: int = 2) -> Canaries:
 class Job:
     """One test run: what goes into the container and what its results must show."""
 
-    label: Literal["hidden", "pass_to_pass"]
+    label: Literal["hidden", "pass_to_pass", "rewritten_tests"]
     command: str
     timeout_s: int
     workspace: bytes

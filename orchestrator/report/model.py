@@ -22,7 +22,7 @@ KIND_SEVERITY = {"hidden_tests_tampered": "critical", "test_harness_tampered": "
                  "hidden_tests_missing": "critical",
                  "missing_from_gateway": "critical", "transcript_only_events": "warning",
                  "reaches_for_test_runner": "info", "conflicting_tool_results": "critical",
-                 "integrity": "critical"}
+                 "integrity": "critical", "tests_changed_to_pass": "critical"}
 
 
 def alert_severity(alert: dict[str, Any]) -> str:

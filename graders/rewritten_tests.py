@@ -1,0 +1,397 @@
+"""Tests rewritten by hand after the agent wrote them: proven by running both versions on the shipped code.
+
+The attack: the agent's tests fail on its change; the candidate declines the fix and, in their
+own terminal (no agent turn, no witnessed test run), rewrites the tests' expected values to
+what the code returns, or takes failing cases out, then claims the behaviour is tested. The
+weakening signals in graders.outcomes need a witnessed run before and after, so none fires.
+
+What the host and gateway did witness: the agent's tool calls that wrote each test file (the
+gateway log: Write, Edit, MultiEdit, apply_patch, a shell heredoc) and the shipped tree. For
+each test file whose last agent-written content can be rebuilt whole from those calls (on the
+starter's version, which the host holds) and differs from the shipped file, both versions run
+on the shipped code in verifier containers (graders.verifier: fresh, no network, root-owned
+workspace, canaries). Tests that fail (an assertion, not a collection or set-up error) in the
+agent's version and pass, are skipped, or are gone in the shipped version, on the same code,
+were changed to pass: a critical alert cites the agent's write (event), the shipped commit and
+both runs' per-test results. A file that cannot be rebuilt (an edit whose base is unknown, a
+shell command that names it) is listed with the reason, never guessed at.
+
+It changes no score: it informs reviewers (docs/threat-model.md). Honest changes do not alert:
+a test corrected together with the code (the agent's version then passes on the shipped code),
+tests added, tests renamed with their content kept (their outcome moves with them).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from graders.junit import TestCase
+from graders.outcomes import TEST_PATH
+from graders.repo import Repo
+from graders.timeline import (
+    _HEREDOC,
+    _REDIRECT_TARGET,
+    Event,
+    command_of,
+    is_revert_command,
+    results_by_tool_use,
+    shell_writes_files,
+    tool_input,
+    tool_name,
+    tool_use_id,
+    witnessed_view,
+)
+from graders.verifier import Job, make_canaries, run_library, workspace_tar
+from orchestrator.sandbox.base import SandboxBackend
+
+KIND = "tests_changed_to_pass"
+_WHOLE = {"write", "write_file", "create"}
+_EDITORS = {"write", "edit", "multiedit", "create", "str_replace_based_edit_tool", "str_replace_editor",
+            "write_file", "edit_file", "replace"}
+_SHELL = {"bash", "shell", "exec_command", "run_terminal_cmd", "local_shell", "container.exec"}
+_PATCH_HEAD = re.compile(r"^\*\*\* (Add|Update|Delete) File: (.+)$")
+_FAILING = ("failed",)
+"""An assertion that failed. Collection and set-up errors are left out: the agent's tests then do
+not run against the shipped code at all (an API the candidate changed), which proves nothing."""
+_HIDDEN_BY = ("passed", "skipped")
+
+
+@dataclass
+class AgentVersion:
+    """The last content of one test file the agent wrote through witnessed tool calls."""
+
+    path: str
+    text: str | None
+    """None: not rebuildable from the log (`gap` says why)."""
+    event: int
+    """Index of the agent's last write of the file (the real timeline's)."""
+    writes: list[int] = field(default_factory=list)
+    gap: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "event": self.event, "writes": self.writes[-10:]}
+        if self.gap:
+            data["not_reconstructed"] = self.gap
+        return data
+
+
+def _rel(path: Any) -> str:
+    text = str(path or "").strip().strip("'\"")
+    for prefix in ("/workspace/", "./"):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def _apply_hunks(base: str, body: list[str]) -> str | None:
+    """An apply_patch `*** Update File` body (@@ headers, ' ', '-', '+' lines) on `base`; None if it does not fit."""
+    lines = base.split("\n")
+    hunks: list[list[str]] = [[]]
+    for line in body:
+        if line.startswith("@@"):
+            hunks.append([])
+        elif line.startswith("*** End of File"):
+            continue
+        else:
+            hunks[-1].append(line)
+    start = 0
+    for hunk in (h for h in hunks if h):
+        old = [line[1:] for line in hunk if line[:1] in (" ", "-") or line == ""]
+        new = [line[1:] for line in hunk if line[:1] in (" ", "+") or line == ""]
+        at = next((i for i in range(start, len(lines) - len(old) + 1) if lines[i:i + len(old)] == old), None)
+        if at is None:
+            return None
+        lines[at:at + len(old)] = new
+        start = at + len(new)
+    return "\n".join(lines)
+
+
+def _patch_files(patch: str) -> list[tuple[str, str, list[str]]]:
+    """(action, path, body lines) for each file of a Codex apply_patch."""
+    found: list[tuple[str, str, list[str]]] = []
+    for line in patch.splitlines():
+        match = _PATCH_HEAD.match(line)
+        if match:
+            found.append((match.group(1), _rel(match.group(2)), []))
+        elif line.startswith("*** End Patch"):
+            break
+        elif found and not line.startswith("*** Begin Patch"):
+            found[-1][2].append(line)
+    return found
+
+
+class _State:
+    def __init__(self, starter: dict[str, str | None]) -> None:
+        self.starter = starter
+        self.files: dict[str, AgentVersion] = {}
+
+    def base(self, path: str) -> tuple[str | None, str]:
+        if path in self.files:
+            version = self.files[path]
+            return version.text, version.gap
+        if path in self.starter and self.starter[path] is not None:
+            return self.starter[path], ""
+        return None, "edited before any witnessed whole write, and not in the starter"
+
+    def set(self, path: str, index: int, text: str | None, gap: str = "") -> None:
+        version = self.files.setdefault(path, AgentVersion(path, None, index))
+        version.text, version.event, version.gap = text, index, gap if text is None else ""
+        version.writes.append(index)
+
+    def edit(self, path: str, index: int, pairs: list[tuple[str, str, bool]]) -> None:
+        text, gap = self.base(path)
+        for old, new, every in pairs:
+            if text is None:
+                break
+            if not old or old not in text:
+                text, gap = None, f"the edit at event {index} does not fit the rebuilt file (its old text is not there)"
+                break
+            text = text.replace(old, new) if every else text.replace(old, new, 1)
+        self.set(path, index, text, gap or f"the edit at event {index} has no known base")
+
+    def lose(self, path: str, index: int, why: str) -> None:
+        self.set(path, index, None, why)
+
+
+def _tracked(path: str) -> bool:
+    return bool(path) and bool(TEST_PATH.search(path)) and path.endswith(".py")
+
+
+def _shell(state: _State, index: int, command: str, starter: dict[str, str | None]) -> None:
+    heredoc_targets: list[str] = []
+    for match in _HEREDOC.finditer(command):
+        redirect = match.group("head") + " " + match.group("rest")
+        target = _REDIRECT_TARGET.search(redirect)
+        path = _rel(target.group(1)) if target else ""
+        if not _tracked(path):
+            continue
+        heredoc_targets.append(path)
+        body = match.group("body")
+        if not match.group("q") and re.search(r"[$`\\]", body):
+            state.lose(path, index, f"the heredoc at event {index} is unquoted: the shell expanded its text")
+        elif re.search(r">>\s*['\"]?" + re.escape(target.group(1) if target else path), redirect):
+            base, gap = state.base(path)
+            if base is None:
+                state.lose(path, index, gap or f"appended to at event {index} with no known base")
+            else:
+                state.set(path, index, base + body)
+        else:
+            state.set(path, index, body)
+    # What remains of the command once the heredocs are taken out: any other mention of a test file
+    # (sed -i, python -c, cp, git checkout -- f, rm) leaves its content unknown from here on.
+    rest = _HEREDOC.sub(lambda m: m.group("head") + m.group("rest"), command)
+    if is_revert_command({"kind": "tool_call", "data": {"input": {"command": rest}}}) and not re.search(
+            r"--\s+\S", rest):
+        for path in list(state.files):
+            state.lose(path, index, f"the shell command at event {index} may have reverted it ({rest[:80]!r})")
+        return
+    if not shell_writes_files(rest):
+        return
+    for path in sorted(set(state.files) | set(starter)):
+        mentions = len(re.findall(r"(?<![\w.-])" + re.escape(posixpath.basename(path)) + r"(?![\w.-])", rest))
+        if mentions > heredoc_targets.count(path):
+            state.lose(path, index, f"the shell command at event {index} names it and may have changed it "
+                                    "in a way the log does not spell out")
+
+
+def _patch(state: _State, index: int, patch: str) -> None:
+    for action, path, body in _patch_files(patch):
+        if not _tracked(path):
+            continue
+        if action == "Add":
+            state.set(path, index, "\n".join(line[1:] for line in body if line.startswith("+")) + "\n")
+        elif action == "Delete":
+            state.lose(path, index, f"deleted by the patch at event {index}")
+        else:
+            base, gap = state.base(path)
+            text = _apply_hunks(base, body) if base is not None else None
+            state.set(path, index, text, gap or f"the patch at event {index} does not fit the rebuilt file")
+
+
+def _editor(state: _State, index: int, name: str, arguments: dict[str, Any]) -> None:
+    """Write, Edit, MultiEdit and the text-editor tool's create / str_replace / insert."""
+    path = _rel(arguments.get("file_path") or arguments.get("path") or arguments.get("filename"))
+    if not _tracked(path):
+        return
+    sub = arguments.get("command")
+    if name.lower() in _WHOLE or sub == "create":
+        content = arguments.get("content", arguments.get("file_text"))
+        if isinstance(content, str):
+            state.set(path, index, content)
+        else:
+            state.lose(path, index, f"the write at event {index} carries no text")
+    elif name.lower() == "multiedit":
+        edits = [e for e in arguments.get("edits") or [] if isinstance(e, dict)]
+        state.edit(path, index, [(str(e.get("old_string") or ""), str(e.get("new_string") or ""),
+                                  bool(e.get("replace_all"))) for e in edits])
+    elif "old_string" in arguments or "old_str" in arguments:
+        state.edit(path, index, [(str(arguments.get("old_string", arguments.get("old_str")) or ""),
+                                  str(arguments.get("new_string", arguments.get("new_str")) or ""),
+                                  bool(arguments.get("replace_all")))])
+    elif sub == "insert":
+        base, gap = state.base(path)
+        line = arguments.get("insert_line")
+        if base is None or not isinstance(line, int):
+            state.lose(path, index, gap or f"the insert at event {index} has no line")
+        else:
+            lines = base.split("\n")
+            lines[line:line] = str(arguments.get("new_str") or "").split("\n")
+            state.set(path, index, "\n".join(lines))
+    else:
+        state.lose(path, index, f"the {name} call at event {index} is of a shape not rebuilt here")
+
+
+def agent_versions(events: list[Event], starter: dict[str, str | None]) -> dict[str, AgentVersion]:
+    """Each test file the agent wrote through witnessed tool calls → its last content, rebuilt whole.
+
+    `starter`: path → the starter's content (None: not in the starter), the base an edit of a file
+    the agent never wrote whole applies to. Transcript-only events are ignored (witnessed_view)."""
+    view = witnessed_view(events)
+    results = results_by_tool_use(view)
+    state = _State(starter)
+    for index, event in enumerate(view):
+        if event["kind"] != "tool_call":
+            continue
+        outcome = results.get(tool_use_id(event))
+        if outcome is not None and (view[outcome]["kind"] == "tool_rejected"
+                                    or (view[outcome].get("data") or {}).get("is_error")):
+            continue  # refused or failed: nothing was written
+        name = tool_name(event)
+        arguments = tool_input(event)
+        command = command_of(event)
+        patch = command if "*** Begin Patch" in command else str(arguments.get("patch") or arguments.get("input")
+                                                                 or "")
+        if "*** Begin Patch" in patch:
+            _patch(state, index, patch)
+        elif name.lower() in _SHELL:
+            if command and (shell_writes_files(command) or _HEREDOC.search(command)):
+                _shell(state, index, command, state.starter)
+        elif name.lower() in _EDITORS or "file_path" in arguments:
+            _editor(state, index, name, arguments)
+    return state.files
+
+
+# ----- the decision ---------------------------------------------------------------------------------
+
+def changed_to_pass(shipped: dict[str, TestCase], agents: dict[str, TestCase]) -> dict[str, Any]:
+    """Per-test comparison of the two runs on the same shipped code.
+
+    `flipped`: failing in the agent's version, passing or skipped in the shipped one; `dropped`:
+    failing in the agent's version and gone from the shipped one, beyond what tests only the
+    shipped version has, and that fail too, account for (a renamed test keeps its outcome)."""
+    flipped = sorted(k for k, c in agents.items() if c.outcome in _FAILING and k in shipped
+                     and shipped[k].outcome in _HIDDEN_BY)
+    gone = sorted(k for k, c in agents.items() if c.outcome in _FAILING and k not in shipped)
+    renamed_failing = [k for k, c in shipped.items() if k not in agents and c.outcome in _FAILING]
+    dropped = gone if len(gone) > len(renamed_failing) else []
+    return {"flipped": flipped, "dropped": dropped, "proven": bool(flipped or dropped)}
+
+
+# ----- the runs ---------------------------------------------------------------------------------------
+
+def _command(starter: str, files: list[str]) -> str | None:
+    """The template's own pytest (its interpreter and flags) on the given files, writing JUnit XML."""
+    words = starter.split()
+    if "pytest" not in words:
+        return None
+    head = words[:words.index("pytest") + 1]
+    flags = [w for w in words[len(head):] if w.startswith("-") and "junit" not in w]
+    return " ".join([*head, *flags, "-p", "no:cacheprovider", "--junitxml={junit}",
+                     *(shlex.quote(f) for f in files)])
+
+
+def _job(tree: bytes, hidden_dir: str, files: dict[str, str], command: str, timeout_s: int) -> Job:
+    canaries = make_canaries(posixpath.dirname(sorted(files)[0]))
+    replace: dict[str, str | None] = dict(files)
+    protected = {path: text.encode() for path, text in files.items()}
+    protected.update(canaries.files)
+    return Job("rewritten_tests", command, timeout_s, workspace_tar(tree, replace, {}, hidden_dir,
+                                                                 extra=canaries.files),
+               protected, canaries=canaries)
+
+
+@dataclass
+class Compared:
+    """What `prepare` read from the repository: the agent's versions and the shipped files."""
+
+    sha: str
+    versions: dict[str, AgentVersion]
+    shipped: dict[str, str | None]
+
+
+def prepare(events: list[Event], repo: Repo, starter_sha: str, sha: str) -> Compared:
+    """The agent's last version of each test file it wrote, and that file at the graded commit."""
+    starter = {path: repo.show(starter_sha, path) for path in repo.files(starter_sha) if _tracked(path)}
+    versions = agent_versions(events, starter)
+    return Compared(sha, versions, {path: repo.show(sha, path) for path in versions})
+
+
+def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: str, trial_id: str,
+          starter_command: str, hidden_dir: str, timeout_s: int) -> dict[str, Any]:
+    """details["rewritten_tests"] for the hidden-tests grader: what was compared, and the alerts if proven.
+
+    Raises graders.verifier.VerifierFailure on infrastructure."""
+    sha, versions, shipped = compared.sha, compared.versions, compared.shipped
+    details: dict[str, Any] = {"commit": sha, "files": [], "not_reconstructed": [], "alerts": []}
+    differing: dict[str, AgentVersion] = {}
+    for path, version in sorted(versions.items()):
+        if version.text is None:
+            details["not_reconstructed"].append(version.to_json())
+        elif shipped.get(path) is None:
+            details["files"].append({**version.to_json(), "shipped": "absent"})
+        elif shipped[path] == version.text:
+            details["files"].append({**version.to_json(), "shipped": "as the agent wrote it"})
+        else:
+            differing[path] = version
+    if not differing:
+        return details
+    command = _command(starter_command, sorted(differing))
+    if command is None:
+        details["not_run"] = f"the template's test command is not pytest ({starter_command!r}): not compared"
+        return details
+    shipped_run = run_library(sandbox, image, trial_id, _job(
+        tree, hidden_dir, {p: str(shipped[p]) for p in differing}, command, timeout_s))
+    agent_run = run_library(sandbox, image, trial_id, _job(
+        tree, hidden_dir, {p: str(v.text) for p, v in differing.items()}, command, timeout_s))
+    tampered = shipped_run.tampering + agent_run.tampering
+    for path, version in differing.items():
+        module = path[:-3].replace("/", ".")
+        mine = {k: c for k, c in (shipped_run.cases or {}).items() if k.startswith(module + ".")}
+        theirs = {k: c for k, c in (agent_run.cases or {}).items() if k.startswith(module + ".")}
+        verdict = changed_to_pass(mine, theirs) if not tampered else {"proven": False}
+        entry = {**version.to_json(), "shipped": "changed after the agent's last write", **verdict,
+                 "shipped_run": {k: c.outcome for k, c in sorted(mine.items())},
+                 "agent_run": {k: c.outcome for k, c in sorted(theirs.items())}}
+        details["files"].append(entry)
+        if verdict["proven"]:
+            details["alerts"].append(_alert(path, version, sha, entry))
+    if tampered:
+        details["tampering"] = tampered
+        details["alerts"].append({"kind": KIND, "severity": "critical", "evidence_refs": [f"commit:{sha}"],
+                                  "evidence": tampered[:5],
+                                  "message": "tests changed to pass: not compared, the runs of the agent's and the "
+                                             "shipped versions of the tests were tampered with. " + " ".join(
+                                                 str(t.get("message", "")) for t in tampered[:2])})
+    details["runs"] = {"shipped": shipped_run.to_json(), "agent": agent_run.to_json()}
+    return details
+
+
+def _alert(path: str, version: AgentVersion, sha: str, entry: dict[str, Any]) -> dict[str, Any]:
+    shown = [*entry["flipped"], *entry["dropped"]]
+    parts = []
+    if entry["flipped"]:
+        parts.append(f"{len(entry['flipped'])} test(s) that fail as the agent wrote them pass as shipped")
+    if entry["dropped"]:
+        parts.append(f"{len(entry['dropped'])} failing test(s) of the agent's are gone from the shipped file")
+    message = (f"tests changed to pass: {path} as the agent last wrote it (event {version.event}) fails on the shipped "
+               f"code ({sha[:10]}), the shipped version passes: {'; '.join(parts)} ({', '.join(shown[:4])}). The "
+               "file was changed outside any agent turn; the code under it was not fixed. Read both versions: "
+               "if the agent's expectations were wrong, the hidden tests say so. Not scored.")
+    return {"kind": KIND, "severity": "critical", "message": message,
+            "evidence_refs": [f"event:{version.event}", f"commit:{sha}", *(f"test:{t}" for t in shown[:10])],
+            "evidence": {"path": path, "agent_write": version.event, "commit": sha,
+                         "flipped": entry["flipped"], "dropped": entry["dropped"],
+                         "shipped_run": entry["shipped_run"], "agent_run": entry["agent_run"]}}
