@@ -58,6 +58,7 @@ _FAILING = ("failed",)
 """An assertion that failed. Collection and set-up errors are left out: the agent's tests then do
 not run against the shipped code at all (an API the candidate changed), which proves nothing."""
 _HIDDEN_BY = ("passed", "skipped")
+_VALUED = {"-p", "-k", "-m", "-c", "-o", "-W", "--rootdir", "--confcutdir", "--tb", "--ignore", "--deselect"}
 
 
 @dataclass
@@ -298,18 +299,27 @@ def _command(starter: str, files: list[str]) -> str | None:
     if "pytest" not in words:
         return None
     head = words[:words.index("pytest") + 1]
-    flags = [w for w in words[len(head):] if w.startswith("-") and "junit" not in w]
-    return " ".join([*head, *flags, "-p", "no:cacheprovider", "--junitxml={junit}",
-                     *(shlex.quote(f) for f in files)])
+    flags: list[str] = []
+    for word in words[len(head):]:
+        # Options and their values stay; the paths the starter runs give way to the files compared.
+        if (word.startswith("-") or (flags and flags[-1] in _VALUED)) and "junit" not in word:
+            flags.append(word)
+    if "no:cacheprovider" not in words:
+        flags += ["-p", "no:cacheprovider"]  # the workspace is read-only to the tests' uid
+    return " ".join([*head, *flags, "--junitxml={junit}", *(shlex.quote(f) for f in files)])
 
 
-def _job(tree: bytes, hidden_dir: str, files: dict[str, str], command: str, timeout_s: int) -> Job:
+def _job(tree: bytes, hidden_dir: str, files: dict[str, str], starter_command: str, timeout_s: int) -> Job:
+    """One run of `files` (path → content) on the shipped tree, under canaries run beside them."""
     canaries = make_canaries(posixpath.dirname(sorted(files)[0]))
+    command = _command(starter_command, [*sorted(files), *sorted(canaries.files)])
+    if command is None:
+        raise ValueError(f"not a pytest command: {starter_command!r}")
     replace: dict[str, str | None] = dict(files)
     protected = {path: text.encode() for path, text in files.items()}
     protected.update(canaries.files)
     return Job("rewritten_tests", command, timeout_s, workspace_tar(tree, replace, {}, hidden_dir,
-                                                                 extra=canaries.files),
+                                                                    extra=canaries.files),
                protected, canaries=canaries)
 
 
@@ -348,14 +358,13 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
             differing[path] = version
     if not differing:
         return details
-    command = _command(starter_command, sorted(differing))
-    if command is None:
+    if _command(starter_command, []) is None:
         details["not_run"] = f"the template's test command is not pytest ({starter_command!r}): not compared"
         return details
     shipped_run = run_library(sandbox, image, trial_id, _job(
-        tree, hidden_dir, {p: str(shipped[p]) for p in differing}, command, timeout_s))
+        tree, hidden_dir, {p: str(shipped[p]) for p in differing}, starter_command, timeout_s))
     agent_run = run_library(sandbox, image, trial_id, _job(
-        tree, hidden_dir, {p: str(v.text) for p, v in differing.items()}, command, timeout_s))
+        tree, hidden_dir, {p: str(v.text) for p, v in differing.items()}, starter_command, timeout_s))
     tampered = shipped_run.tampering + agent_run.tampering
     for path, version in differing.items():
         module = path[:-3].replace("/", ".")
