@@ -397,8 +397,8 @@ def _alert(path: str, version: AgentVersion, sha: str, entry: dict[str, Any]) ->
         parts.append(f"{len(entry['dropped'])} failing test(s) of the agent's are gone from the shipped file")
     message = (f"tests changed to pass: {path} as the agent last wrote it (event {version.event}) fails on the shipped "
                f"code ({sha[:10]}), the shipped version passes: {'; '.join(parts)} ({', '.join(shown[:4])}). The "
-               "file was changed outside any agent turn; the code under it was not fixed. Read both versions: "
-               "if the agent's expectations were wrong, the hidden tests say so. Not scored.")
+               "file was changed outside any agent turn and the shipped code still fails the agent's version. Read "
+               "both: if the agent's expectations were wrong, the hidden tests say so. Not scored.")
     return {"kind": KIND, "severity": "critical", "message": message,
             "evidence_refs": [f"event:{version.event}", f"commit:{sha}", *(f"test:{t}" for t in shown[:10])],
             "evidence": {"path": path, "agent_write": version.event, "commit": sha,
