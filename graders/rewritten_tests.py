@@ -368,8 +368,9 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
     tampered = shipped_run.tampering + agent_run.tampering
     for path, version in differing.items():
         module = path[:-3].replace("/", ".")
-        mine = {k: c for k, c in (shipped_run.cases or {}).items() if k.startswith(module + ".")}
-        theirs = {k: c for k, c in (agent_run.cases or {}).items() if k.startswith(module + ".")}
+        # The module's own key too: a collection error is reported under it (shown, never proof).
+        mine = {k: c for k, c in (shipped_run.cases or {}).items() if k == module or k.startswith(module + ".")}
+        theirs = {k: c for k, c in (agent_run.cases or {}).items() if k == module or k.startswith(module + ".")}
         verdict = changed_to_pass(mine, theirs) if not tampered else {"proven": False}
         entry = {**version.to_json(), "shipped": "changed after the agent's last write", **verdict,
                  "shipped_run": {k: c.outcome for k, c in sorted(mine.items())},

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from graders.junit import TestCase
-from graders.rewritten_tests import agent_versions, changed_to_pass
+from graders.rewritten_tests import Compared, _command, agent_versions, changed_to_pass, check
 
 pytestmark = pytest.mark.unit
 
@@ -156,3 +156,29 @@ def test_an_agent_version_that_does_not_collect_on_the_shipped_code_proves_nothi
     # The candidate renamed the API and the tests with it: the agent's version errors, it does not fail.
     assert not changed_to_pass(_cases(test_hash="passed"), {"tests.test_keys": TestCase("tests.test_keys", "error")})[
         "proven"]
+
+
+# ----- what runs, and what does not need to --------------------------------------------------------
+
+def test_the_templates_pytest_runs_the_compared_files_with_its_options() -> None:
+    assert _command("python3 -m pytest -q -p no:cacheprovider tests", [PATH, "tests/test_c.py"]) == (
+        "python3 -m pytest -q -p no:cacheprovider --junitxml={junit} tests/test_keys.py tests/test_c.py")
+    assert _command("pytest tests", [PATH]) == "pytest -p no:cacheprovider --junitxml={junit} tests/test_keys.py"
+    assert _command("go test ./...", [PATH]) is None
+
+
+class NoSandbox:
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"nothing differs, so no verifier should start (called {name})")
+
+
+def test_files_shipped_as_the_agent_wrote_them_or_not_rebuilt_start_no_run() -> None:
+    t = Timeline()
+    t.call("Write", {"file_path": PATH, "content": AGENT})
+    t.call("Edit", {"file_path": "tests/test_other.py", "old_string": "a", "new_string": "b"})
+    compared = Compared("c0ffee", agent_versions(t.events, {}), {PATH: AGENT, "tests/test_other.py": "a\n"})
+    details = check(compared, b"", sandbox=NoSandbox(), image="img", trial_id="t",  # type: ignore[arg-type]
+                    starter_command="python3 -m pytest tests", hidden_dir="hidden_tests", timeout_s=60)
+    assert details["alerts"] == []
+    assert [f["shipped"] for f in details["files"]] == ["as the agent wrote it"]
+    assert [f["path"] for f in details["not_reconstructed"]] == ["tests/test_other.py"]
