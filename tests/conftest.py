@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -100,33 +103,31 @@ def service_port(monkeypatch: pytest.MonkeyPatch) -> int:
 @pytest.fixture
 def host_service(trial_home: Path, service_port: int) -> Iterator[str]:
     """`trial serve` in a subprocess for this test's data dir, on loopback only; stopped after."""
-    import sys
-    import time
-    import urllib.request
+    with trial_serve(trial_home.parent, {**os.environ, "TRIAL_SERVICE_BIND": "127.0.0.1"}, service_port):
+        yield f"http://127.0.0.1:{service_port}"
 
-    env = {**os.environ, "TRIAL_SERVICE_BIND": "127.0.0.1"}
-    log = (trial_home.parent / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env,
+
+@contextmanager
+def trial_serve(home: Path, env: dict[str, str], port: int) -> Iterator[None]:
+    """`trial serve` with this environment until the block ends; fails the test if it does not answer."""
+    log = (home / "service.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env, cwd=home,
                             stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{service_port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("trial serve did not answer within 20 s")
-    if proc.poll() is not None:
-        pytest.fail(f"trial serve exited: {(trial_home.parent / 'service.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"trial serve did not start: {(home / 'service.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -6,15 +6,7 @@ repo in /workspace)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 from orchestrator.agents import AgentSpec
 from orchestrator.catalog import Template, load_template
@@ -27,32 +19,6 @@ from tests.conftest import BASE_IMAGE
 
 GITCONFIG = ("[user]\n\tname = Octo Cat\n\temail = octocat@users.noreply.github.com\n"
              "[init]\n\tdefaultBranch = main\n")
-
-
-@contextmanager
-def trial_serve(home: Path, env: dict[str, str], port: int) -> Iterator[None]:
-    """`trial serve` with this environment until the block ends; fails the test if it does not answer."""
-    log = (home / "service.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "serve"], env=env, cwd=home,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"trial serve did not start: {(home / 'service.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def probe_template(root: Path) -> Template:

@@ -39,8 +39,8 @@ from orchestrator.gateway.log import log_path, read_records
 from orchestrator.sandbox.base import HOME, WORKSPACE, SandboxRef
 from orchestrator.sandbox.docker import DockerBackend
 from orchestrator.store import Store, Trial, utcnow
-from tests.conftest import BASE_IMAGE, free_port
-from tests.integration.agent_sandboxes import agent_image, probe_template, start_agent_sandbox, trial_serve
+from tests.conftest import BASE_IMAGE, free_port, trial_serve
+from tests.integration.agent_sandboxes import agent_image, probe_template, start_agent_sandbox
 
 pytestmark = pytest.mark.docker
 
