@@ -7,8 +7,6 @@ import shutil
 from pathlib import Path
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from orchestrator import lifecycle
 from orchestrator.cli.context import CliState, pass_state
@@ -101,6 +99,8 @@ def ls(state: CliState, states: tuple[str, ...], cohort: str | None, as_json: bo
     if not trials:
         out.print("no trials yet — start one with `trial launch TEMPLATE --candidate LOGIN`")
         return
+    from rich.table import Table  # rich only when a table is shown
+
     table = Table("id", "template", "candidate", "agent", "state", "deadline", box=None)
     for trial in trials:
         state_text = trial.state + (f" ({trial.failed_step})" if trial.failed_step else "")
@@ -119,6 +119,8 @@ def status(state: CliState, trial_id: str, as_json: bool) -> None:
     if as_json:
         emit_json("status", report)
         return
+    from rich.markup import escape
+
     trial = report["trial"]
     # The state may carry a cut-off error's text: escaped, so brackets in it are not read as markup.
     state_shown = escape(report["state"])
