@@ -12,7 +12,6 @@ from orchestrator import lifecycle
 from orchestrator.cli.context import CliState, pass_state
 from orchestrator.cli.render import emit_json, err, out, progress
 from orchestrator.errors import PrerequisiteError, UsageError
-from orchestrator.status import trial_status
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope for scripts.")
 
@@ -115,6 +114,8 @@ def ls(state: CliState, states: tuple[str, ...], cohort: str | None, as_json: bo
 @pass_state
 def status(state: CliState, trial_id: str, as_json: bool) -> None:
     """Show one trial: state, steps, sandbox, time left, how to connect."""
+    from orchestrator.status import trial_status  # with deadlines: ~9 ms launch does not need
+
     report = trial_status(state.services, trial_id)
     if as_json:
         emit_json("status", report)
