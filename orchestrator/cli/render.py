@@ -6,14 +6,51 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 JSON_VERSION = 1
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console made on first use: rich costs ~20-45 ms of imports, and a command that only
+    prints JSON (`trial launch --json`, as scripts and cohorts call it) never renders anything."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    # Special methods are looked up on the type, not through __getattr__: rich's Live and status
+    # enter the console (`with console:`) to buffer its output.
+    def __enter__(self) -> Console:
+        return self._get().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._get().__exit__(*exc)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # rich's Live redirects a console by assigning its `file`: that must reach the real console.
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._get(), name, value)
+
+
+# Typed as Console for callers; the proxy forwards every attribute to the real one.
+out: Console = _LazyConsole(soft_wrap=True, highlight=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 
 
 def emit_json(command: str, data: Any) -> None:

@@ -7,14 +7,11 @@ import shutil
 from pathlib import Path
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from orchestrator import lifecycle
 from orchestrator.cli.context import CliState, pass_state
 from orchestrator.cli.render import emit_json, err, out, progress
 from orchestrator.errors import PrerequisiteError, UsageError
-from orchestrator.status import trial_status
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope for scripts.")
 
@@ -101,6 +98,8 @@ def ls(state: CliState, states: tuple[str, ...], cohort: str | None, as_json: bo
     if not trials:
         out.print("no trials yet — start one with `trial launch TEMPLATE --candidate LOGIN`")
         return
+    from rich.table import Table  # rich only when a table is shown
+
     table = Table("id", "template", "candidate", "agent", "state", "deadline", box=None)
     for trial in trials:
         state_text = trial.state + (f" ({trial.failed_step})" if trial.failed_step else "")
@@ -115,10 +114,14 @@ def ls(state: CliState, states: tuple[str, ...], cohort: str | None, as_json: bo
 @pass_state
 def status(state: CliState, trial_id: str, as_json: bool) -> None:
     """Show one trial: state, steps, sandbox, time left, how to connect."""
+    from orchestrator.status import trial_status  # with deadlines: ~9 ms launch does not need
+
     report = trial_status(state.services, trial_id)
     if as_json:
         emit_json("status", report)
         return
+    from rich.markup import escape
+
     trial = report["trial"]
     # The state may carry a cut-off error's text: escaped, so brackets in it are not read as markup.
     state_shown = escape(report["state"])

@@ -34,6 +34,29 @@ def test_the_launch_path_does_not_load_structlog_or_asyncio() -> None:
     assert done.stdout.strip() == ""
 
 
+def test_the_launch_path_loads_rich_only_when_something_is_rendered() -> None:
+    done = _probe("import sys\n"
+                  "import orchestrator.cli.main, orchestrator.cli.trials, orchestrator.lifecycle\n"
+                  "from orchestrator.cli.render import emit_json, err, progress\n"
+                  "with progress('launching', quiet=True) as say:\n"
+                  "    say('a step')\n"
+                  "emit_json('launch', {})\n"
+                  "print('rich' in sys.modules)\n"
+                  "err.print('[bold]shown[/]')\n"
+                  "print('rich' in sys.modules)")
+    assert done.stdout.splitlines()[-2:] == ["False", "True"]
+    assert done.stderr == "shown\n"
+
+
+def test_the_launch_path_does_not_load_status_or_deadlines() -> None:
+    # `trial status`'s report and the deadline machinery: ~9 ms of imports a launch never uses.
+    done = _probe("import sys\n"
+                  "import orchestrator.cli.main, orchestrator.cli.trials, orchestrator.lifecycle\n"
+                  "import orchestrator.sandbox.docker, orchestrator.forge.local, orchestrator.service.daemon\n"
+                  "print(' '.join(m for m in ('orchestrator.status', 'orchestrator.deadlines') if m in sys.modules))")
+    assert done.stdout.strip() == ""
+
+
 def test_a_record_at_the_level_loads_structlog_and_is_written_redacted() -> None:
     done = _probe("import sys\n"
                   "from orchestrator.logging import configure, get_logger\n"
