@@ -14,7 +14,7 @@ import signal
 from aiohttp import web
 
 from orchestrator.config import load_settings
-from orchestrator.gateway.server import MAX_REQUEST_BYTES, setup_gateway
+from orchestrator.gateway.server import MAX_REQUEST_BYTES, setup_gateway, tune_gc
 from orchestrator.store import Store
 
 
@@ -27,6 +27,7 @@ async def serve(host: str, port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    tune_gc()
     bound = runner.addresses[0][1]
     print(f"READY http://{host}:{bound}", flush=True)  # the line a parent process waits for
     stop = asyncio.Event()

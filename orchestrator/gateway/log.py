@@ -84,9 +84,39 @@ def serialize(record: dict[str, Any]) -> bytes:
     return canonical(record).encode("ascii") + b"\n"
 
 
-def _chain(seq: int, fields: dict[str, Any], head: str) -> tuple[dict[str, Any], bytes]:
-    """The record after `head`, and its line, serializing the (possibly large) fields once."""
-    body = _canonical({"seq": seq, **fields})
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record's `request` with its canonical JSON, when the caller encoded it already.
+
+    The gateway encodes every request once to send it upstream; a record given this as its
+    request splices that text into its line instead of encoding the request again (the same
+    encoder gives the same bytes). The record itself, and any packed form, hold `value`.
+    """
+
+    value: Any
+    text: str
+
+
+def _chain(seq: int, fields: dict[str, Any], head: str,
+           request_json: str | None = None) -> tuple[dict[str, Any], bytes]:
+    """The record after `head`, and its line, serializing the (possibly large) fields once.
+
+    With `request_json` (the canonical JSON of fields["request"]) that text is spliced in
+    where the request goes, between the fields before it and those after it.
+    """
+    if request_json is None:
+        body = _canonical({"seq": seq, **fields})
+    else:
+        before: dict[str, Any] = {"seq": seq}
+        after: dict[str, Any] = {}
+        side = before
+        for key, value in fields.items():
+            if key == "request":
+                side = after
+            else:
+                side[key] = value
+        rest = _canonical(after)
+        body = f'{_canonical(before)[:-1]},"request":{request_json}{"," + rest[1:] if after else "}"}'
     digest = hashlib.sha256((head + body).encode("ascii")).hexdigest()
     line = f'{body[:-1]},"prev_hash":"{head}","hash":"{digest}"}}\n'.encode("ascii")
     return {"seq": seq, **fields, "prev_hash": head, "hash": digest}, line
@@ -307,8 +337,12 @@ class TrialLog:
         records: list[dict[str, Any]] = []
         lines: list[bytes] = []
         packer = self.state.packer
-        for fields in batch:
+        for given in batch:
             seq += 1
+            request_json, fields = None, given
+            if isinstance(given.get("request"), Encoded):
+                request_json = given["request"].text
+                fields = {**given, "request": given["request"].value}
             size = fields.get("request_bytes")
             small = isinstance(size, int) and size < PACK_MIN_BYTES
             packed = packer.pack(fields.get("request")) if self.pack and not small else None
@@ -318,7 +352,7 @@ class TrialLog:
                 learned[0].update(packed.known - packer.blocks)
                 learned[1].update(set(packed.new_prefixes) - packer.prefixes)
                 packer.commit(packed)
-            record, line = _chain(seq, stored, head)
+            record, line = _chain(seq, stored, head, request_json if stored is fields else None)
             head = record["hash"]
             records.append(record)
             lines.append(line)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -45,7 +46,7 @@ from orchestrator.gateway.blocks import canonical
 from orchestrator.gateway.budget import Budgets, Ledger
 from orchestrator.gateway.headers import downstream_headers, upstream_headers
 from orchestrator.gateway.limits import Limits
-from orchestrator.gateway.log import GatewayLogs, TrialLog
+from orchestrator.gateway.log import Encoded, GatewayLogs, TrialLog
 from orchestrator.gateway.prices import PriceTable
 from orchestrator.gateway.provider_errors import Provider, error_response
 from orchestrator.gateway.remote_tools import fetched_urls, searches_by_itself, strip_remote_tools
@@ -73,6 +74,29 @@ Refusal = tuple[int, str, str, bool]
 """(status, message, outcome, retryable): a request the gateway answers itself."""
 
 log = get_logger(component="gateway")
+# Allocations between the collector's young-generation passes in a serving process (CPython's
+# default is 700). Each exchange allocates a few thousand objects, nearly all freed by
+# reference counting; at 700 a hundred concurrent exchanges set off a pass every few requests,
+# each walking whatever those exchanges still hold. Cyclic garbage waits at most this many
+# allocations longer (a bounded, small amount of memory).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """For a process that serves the gateway, once its modules are loaded: fewer collector passes.
+
+    What is alive at start (imported modules, the app) is frozen out of collection, so the
+    rare full passes no longer walk it, and young passes run every GC_YOUNG_THRESHOLD
+    allocations. Measured in the bench's throughput phase (3,000 requests at 100 concurrent):
+    time in the collector 0.27 s -> 0.09 s; CPU per request 680 -> 620 and 690 -> 570 us
+    (two runs, each gateway against the previous one's interleaved). Not called by `setup_gateway`: it is
+    process-wide, so only the entry points that own their process (the service daemon and
+    `python -m orchestrator.gateway`) call it.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 @dataclass(slots=True)
@@ -105,6 +129,8 @@ class Exchange:
     """The request body as received (not logged: `request` holds it parsed)."""
     forward: bytes | None = None
     """What goes upstream when not `body`: the payload the checks read, re-serialized."""
+    request_json: str | None = None
+    """The canonical JSON of `request`, encoded once to go upstream: the record splices it in."""
     body_summary: dict[str, Any] | None = None
     """Size, sha256 and start of the body: what a refused request is logged as."""
     request_bytes: int = 0
@@ -118,7 +144,8 @@ class Exchange:
             "upstream": self.upstream, "latency_ms": round((time.monotonic() - self.started) * 1000, 2),
             "usage": self.usage.to_json() if self.usage else {}, "cost_usd": self.cost_usd,
             "pricing": self.pricing, "agent": self.agent, "upstream_request_id": self.upstream_request_id,
-            "error": self.error, "request_bytes": self.request_bytes, "request": self.request,
+            "error": self.error, "request_bytes": self.request_bytes,
+            "request": self.request if self.request_json is None else Encoded(self.request, self.request_json),
             "response": self.response, **self.extra,
         }
 
@@ -306,7 +333,10 @@ class Gateway:
             clean, stripped = strip_remote_tools(route.kind, payload)
             # Upstream gets the payload these checks read, re-serialized, never the candidate's
             # bytes: a provider's parser may read duplicate keys or odd encodings otherwise.
-            ex.forward = canonical(clean).encode("ascii")
+            encoded = canonical(clean)
+            ex.forward = encoded.encode("ascii")
+            if clean is payload:  # nothing stripped: the record's request is what went upstream
+                ex.request_json = encoded
             if stripped:
                 ex.extra["stripped_tools"] = stripped
                 log.info("gateway.remote_tools_stripped", trial_id=grant.trial_id, stripped=stripped)
@@ -372,6 +402,7 @@ class Gateway:
             ex.body_summary = self._summary(ex.body, hashlib.sha256(), b"", complete=True, size=len(ex.body))
         if ex.body_summary is not None:
             ex.request = ex.body_summary  # never the whole body: see the module docstring
+        ex.request_json = None  # what is logged is no longer what would have gone upstream
         ex.extra.pop("stripped_tools", None)  # nothing went upstream, stripped or not
         if trial_log.state.size < self.limits.log_quota_bytes + self.limits.refusal_slack_bytes:
             try:

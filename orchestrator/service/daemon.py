@@ -103,6 +103,9 @@ def serve_forever(settings: Settings) -> None:
         # serves (a health check that timed out on a loaded host) fails to bind, and must not
         # have replaced, then removed, the pid file that `stop` needs to find the first one.
         pid_file.write_text(str(os.getpid()))
+        from orchestrator.gateway.server import tune_gc  # loaded already, by create_app
+
+        tune_gc()
         log.info("service.listening", addresses=addresses, port=settings.service.port, home=str(settings.home))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -313,3 +313,30 @@ def test_every_one_byte_change_anywhere_fails(tmp_path: Path) -> None:
     for offset in range(len(original) + 1):  # and one byte inserted anywhere
         path.write_bytes(original[:offset] + b" " + original[offset:])
         assert not verify_chain(path).ok, f"a byte inserted at {offset} went unnoticed"
+
+
+@pytest.mark.parametrize("where", ["middle", "last", "packed"])
+def test_a_request_given_with_its_encoding_writes_the_same_line_as_one_encoded_here(
+        tmp_path: Path, where: str) -> None:
+    from orchestrator.gateway.blocks import canonical
+    from orchestrator.gateway.log import Encoded, read_records
+
+    def fields(n: int) -> dict[str, Any]:
+        record = exchange(n, request_bytes=10)
+        if where == "last":
+            record["request"] = record.pop("request")  # nothing after it: the line's closing brace follows
+        if where == "packed":  # a large request: stored as blocks, the encoding unused
+            record["request"] = {"system": "s" * 5000, "messages": [{"role": "user", "content": "x" * 5000}]}
+            record["request_bytes"] = 10_500
+        return record
+
+    plain, spliced = tmp_path / "plain.jsonl", tmp_path / "spliced.jsonl"
+    expected = write(plain, [fields(n) for n in range(1, 4)])
+    given = [fields(n) for n in range(1, 4)]
+    for record in given:
+        record["request"] = Encoded(record["request"], canonical(record["request"]))
+    written = write(spliced, given)
+    assert spliced.read_bytes() == plain.read_bytes()
+    assert written == expected  # callers get the request itself, never the wrapper
+    assert verify_chain(spliced).ok
+    assert [record["request"] for record in read_records(spliced)] == [fields(n)["request"] for n in range(1, 4)]
