@@ -102,7 +102,11 @@ def test_every_session_loads_and_every_variant_still_applies_to_the_reference(tm
     entries = load_manifest()
     assert len(entries) >= 12 and sum(e.agent == "codex" for e in entries) >= 3
     held = [e for e in entries if e.held_out]
-    assert len(held) * 3 >= len(entries) and len({e.rank for e in held}) == len(held)
+    # A third held out, spanning the order from the top to the bottom group (ties allowed: tau-b
+    # handles them, and fifteen sessions cannot each have a rank of their own on this scale).
+    assert len(held) * 3 >= len(entries)
+    assert min(e.rank for e in held) <= 2 and max(e.rank for e in held) >= 9
+    assert len({e.rank for e in held}) >= min(len(held), 8)
     for entry in entries:
         session = prepare(entry, tmp_path / entry.name)
         assert load_actions(session) and load_script(session).script.step, entry.name
