@@ -38,6 +38,7 @@ from graders.timeline import (
     Event,
     command_of,
     is_revert_command,
+    parse_patch,
     results_by_tool_use,
     shell_writes_files,
     tool_input,
@@ -53,7 +54,6 @@ _WHOLE = {"write", "write_file", "create"}
 _EDITORS = {"write", "edit", "multiedit", "create", "str_replace_based_edit_tool", "str_replace_editor",
             "write_file", "edit_file", "replace"}
 _SHELL = {"bash", "shell", "exec_command", "run_terminal_cmd", "local_shell", "container.exec"}
-_PATCH_HEAD = re.compile(r"^\*\*\* (Add|Update|Delete) File: (.+)$")
 _FAILING = ("failed",)
 """An assertion that failed. Collection and set-up errors are left out: the agent's tests then do
 not run against the shipped code at all (an API the candidate changed), which proves nothing."""
@@ -87,19 +87,12 @@ def _rel(path: Any) -> str:
     return text
 
 
-def _apply_hunks(base: str, body: list[str]) -> str | None:
-    """An apply_patch `*** Update File` body (@@ headers, ' ', '-', '+' lines) on `base`; None if it does not fit."""
+def _apply_hunks(base: str, hunks: tuple[tuple[str, ...], ...]) -> str | None:
+    """An apply_patch update's hunks (" ", "-", "+" lines, graders.timeline.parse_patch) on `base`; None if one
+    does not fit."""
     lines = base.split("\n")
-    hunks: list[list[str]] = [[]]
-    for line in body:
-        if line.startswith("@@"):
-            hunks.append([])
-        elif line.startswith("*** End of File"):
-            continue
-        else:
-            hunks[-1].append(line)
     start = 0
-    for hunk in (h for h in hunks if h):
+    for hunk in hunks:
         old = [line[1:] for line in hunk if line[:1] in (" ", "-") or line == ""]
         new = [line[1:] for line in hunk if line[:1] in (" ", "+") or line == ""]
         at = next((i for i in range(start, len(lines) - len(old) + 1) if lines[i:i + len(old)] == old), None)
@@ -108,20 +101,6 @@ def _apply_hunks(base: str, body: list[str]) -> str | None:
         lines[at:at + len(old)] = new
         start = at + len(new)
     return "\n".join(lines)
-
-
-def _patch_files(patch: str) -> list[tuple[str, str, list[str]]]:
-    """(action, path, body lines) for each file of a Codex apply_patch."""
-    found: list[tuple[str, str, list[str]]] = []
-    for line in patch.splitlines():
-        match = _PATCH_HEAD.match(line)
-        if match:
-            found.append((match.group(1), _rel(match.group(2)), []))
-        elif line.startswith("*** End Patch"):
-            break
-        elif found and not line.startswith("*** Begin Patch"):
-            found[-1][2].append(line)
-    return found
 
 
 class _State:
@@ -199,17 +178,21 @@ def _shell(state: _State, index: int, command: str, starter: dict[str, str | Non
 
 
 def _patch(state: _State, index: int, patch: str) -> None:
-    for action, path, body in _patch_files(patch):
-        if not _tracked(path):
+    for change in parse_patch(patch):
+        path, target = change.path, change.move_to or change.path
+        if not (_tracked(path) or _tracked(target)):
             continue
-        if action == "Add":
-            state.set(path, index, "\n".join(line[1:] for line in body if line.startswith("+")) + "\n")
-        elif action == "Delete":
+        if change.action == "Add":
+            state.set(path, index, "\n".join(change.added) + "\n")
+        elif change.action == "Delete":
             state.lose(path, index, f"deleted by the patch at event {index}")
         else:
             base, gap = state.base(path)
-            text = _apply_hunks(base, body) if base is not None else None
-            state.set(path, index, text, gap or f"the patch at event {index} does not fit the rebuilt file")
+            text = _apply_hunks(base, change.hunks) if base is not None else None
+            if target != path and _tracked(path):
+                state.lose(path, index, f"moved to {target} by the patch at event {index}")
+            if _tracked(target):
+                state.set(target, index, text, gap or f"the patch at event {index} does not fit the rebuilt file")
 
 
 def _editor(state: _State, index: int, name: str, arguments: dict[str, Any]) -> None:

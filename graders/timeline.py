@@ -35,7 +35,7 @@ _PASSED = re.compile(r"(\b\d+ passed\b|^OK\b|\bok\s+\S+\s+[\d.]+s\b|\btest resul
 _REVERT_COMMAND = re.compile(r"\bgit (revert|checkout\s+(--\s+)?\S+|restore|reset\s+--hard|stash)\b")
 _SEARCH_REPLACE = re.compile(r"^(?P<path>[^\n`]+?)\n```[^\n]*\n<<<<<<< SEARCH\n(?P<old>.*?)^=======\n"
                              r"(?P<new>.*?)^>>>>>>> REPLACE", re.M | re.S)
-_PATCH_FILE = re.compile(r"^\*\*\* (Add|Update) File: (.+)$")
+_PATCH_FILE = re.compile(r"^\*\*\* (Add|Update|Delete) File: (.+)$")
 # A shell command that changes files: redirection into a file (not a descriptor or
 # /dev/null), heredocs, in-place editors, tee, inline Python, copies and patches.
 _SHELL_WRITE = re.compile(
@@ -248,25 +248,63 @@ def _writes_of_call(arguments: dict[str, Any], name: str) -> list[tuple[str, tup
     return []
 
 
-def _patch_writes(patch: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    """Codex's apply_patch format: `*** Update File: p` then +/- lines."""
-    writes: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
-    current: str | None = None
-    added: list[str] = []
-    removed: list[str] = []
+@dataclass(frozen=True)
+class PatchFile:
+    """One file of a Codex apply_patch envelope (`*** Begin Patch` … `*** End Patch`)."""
+
+    action: str
+    """"Add", "Update" or "Delete"."""
+    path: str
+    move_to: str | None
+    """`*** Move to:` under an Update: the file's new path."""
+    hunks: tuple[tuple[str, ...], ...]
+    """Add: one hunk of its "+" lines. Update: each `@@` hunk's " ", "-" and "+" lines (an empty
+    line is empty context). Delete: none."""
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return tuple(line[1:] for hunk in self.hunks for line in hunk if line.startswith("+"))
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(line[1:] for hunk in self.hunks for line in hunk if line.startswith("-"))
+
+
+def parse_patch(patch: str) -> list[PatchFile]:
+    """The files of a Codex apply_patch, each with its hunks; the one parser every grader reads patches with."""
+    found: list[PatchFile] = []
+    action, path, move_to = "", "", None
+    hunks: list[list[str]] = []
+
+    def close() -> None:
+        if action:
+            found.append(PatchFile(action, _relative(path), _relative(move_to) if move_to else None,
+                                   tuple(tuple(h) for h in hunks if h)))
+
     for line in patch.splitlines():
-        match = _PATCH_FILE.match(line)
-        if match or line.startswith(("*** End Patch", "*** Delete File:")):
-            if current is not None:
-                writes.append((_relative(current), tuple(added), tuple(removed)))
-            current, added, removed = (match.group(2) if match else None), [], []
-        elif current is not None and line.startswith("+"):
-            added.append(line[1:])
-        elif current is not None and line.startswith("-"):
-            removed.append(line[1:])
-    if current is not None:
-        writes.append((_relative(current), tuple(added), tuple(removed)))
-    return writes
+        head = _PATCH_FILE.match(line)
+        if head:
+            close()
+            action, path, move_to, hunks = head.group(1), head.group(2), None, [[]]
+        elif line.startswith("*** End Patch"):
+            break
+        elif not action or line.startswith("*** Begin Patch"):
+            continue
+        elif line.startswith("*** Move to: "):
+            move_to = line[len("*** Move to: "):]
+        elif line.startswith("@@"):
+            hunks.append([])  # the text after @@ names where the hunk is, it is no line of the file
+        elif line.startswith("*** End of File"):
+            continue
+        elif action != "Delete":
+            hunks[-1].append(line)
+    close()
+    return found
+
+
+def _patch_writes(patch: str) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(path, added, removed) of each file a Codex apply_patch adds or updates (a moved file under its new path)."""
+    return [(f.move_to or f.path, f.added, f.removed) for f in parse_patch(patch) if f.action != "Delete"]
 
 
 def shell_writes_files(command: str) -> bool:
