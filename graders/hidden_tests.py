@@ -279,7 +279,8 @@ def _check_rewritten(compared: rewritten_tests.Compared | str, sandbox: SandboxB
     try:
         return rewritten_tests.check(compared, tree, sandbox=sandbox, image=image, trial_id=trial_id,
                                      starter_command=tests.starter, hidden_dir=tests.hidden_dir,
-                                     timeout_s=tests.timeout_s)
+                                     timeout_s=tests.timeout_s,
+                                     reference=lambda: rewritten_tests.reference_tree(template))
     except Exception as exc:  # VerifierFailure or a bug: reported, never scored
         log.exception("rewritten_tests.check_failed")
         return {"not_run": f"not checked: {type(exc).__name__}: {exc}", "alerts": []}
