@@ -139,8 +139,13 @@ class _State:
         self.set(path, index, None, why)
 
 
+_CONFIG = {"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini"}
+"""Files that choose which tests run and how (pytest reads them wherever the run starts)."""
+
+
 def _tracked(path: str) -> bool:
-    return bool(path) and bool(TEST_PATH.search(path)) and path.endswith(".py")
+    return bool(path) and ((bool(TEST_PATH.search(path)) and path.endswith(".py"))
+                           or posixpath.basename(path) in _CONFIG)
 
 
 def _shell(state: _State, index: int, command: str, starter: dict[str, str | None]) -> None:
@@ -296,9 +301,9 @@ def _command(starter: str, files: list[str]) -> str | None:
 
 
 def _job(tree: bytes, hidden_dir: str, files: dict[str, str], starter_command: str, timeout_s: int,
-         support: dict[str, str] | None = None) -> Job:
+         support: dict[str, str | None] | None = None) -> Job:
     """One run of `files` (path → content) on `tree`, under canaries run beside them; `support`
-    (conftest, helpers) put in place but not run."""
+    (conftest, helpers, configuration) put in place, or taken out where None, but not run."""
     canaries = make_canaries(posixpath.dirname(sorted(files)[0]))
     command = _command(starter_command, [*sorted(files), *sorted(canaries.files)])
     if command is None:
@@ -338,6 +343,11 @@ class Compared:
     support: dict[str, str] = field(default_factory=dict)
     """Every other test-tree file at the graded commit (conftest, helpers, other test modules): the
     reference run puts them in place so the agent's tests find what they import."""
+    setting: dict[str, str | None] = field(default_factory=dict)
+    """What the agent's tests ran with: each configuration and helper file (conftest, pytest.ini,
+    pyproject.toml, setup.cfg, tox.ini, helpers beside the tests) as the agent last wrote it, else as
+    the starter had it, else None (the candidate added it). A file the agent wrote that cannot be
+    rebuilt stays as shipped (unknown, never guessed)."""
 
 
 def prepare(events: list[Event], repo: Repo, starter_sha: str, sha: str) -> Compared:
@@ -347,7 +357,27 @@ def prepare(events: list[Event], repo: Repo, starter_sha: str, sha: str) -> Comp
     shipped_files = [path for path in repo.files(sha) if _tracked(path)]
     support = {path: text for path in shipped_files if path not in versions
                for text in [repo.show(sha, path)] if text is not None}
-    return Compared(sha, versions, {path: repo.show(sha, path) for path in versions}, support)
+    return Compared(sha, versions, {path: repo.show(sha, path) for path in versions}, support,
+                    setting(versions, starter, shipped_files))
+
+
+def setting(versions: dict[str, AgentVersion], starter: dict[str, str | None],
+            shipped_files: list[str]) -> dict[str, str | None]:
+    """Compared.setting: the configuration and helpers the agent's version of the tests runs with.
+
+    The candidate owns the shipped configuration: a conftest that skips tests by name, a pytest.ini
+    that deselects them, would otherwise hide the agent's failing tests from both runs alike."""
+    found: dict[str, str | None] = {}
+    for path in sorted(set(starter) | set(shipped_files) | set(versions)):
+        if _is_module(path) and posixpath.basename(path) not in _CONFIG:
+            continue  # test modules are what is compared, not what they run with
+        version = versions.get(path)
+        if version is not None:
+            if version.text is not None:
+                found[path] = version.text
+        else:
+            found[path] = starter.get(path)
+    return found
 
 
 Reference = Callable[[], "bytes | None"]
@@ -367,16 +397,21 @@ def reference_tree(template: Any) -> bytes | None:
         return tree_tar(build(template, Path(scratch)))
 
 
-def _differing(versions: dict[str, AgentVersion], shipped: dict[str, str | None],
-               details: dict[str, Any]) -> dict[str, AgentVersion]:
+def _differing(versions: dict[str, AgentVersion], shipped: dict[str, str | None], details: dict[str, Any], *,
+               every_module: bool = False) -> dict[str, AgentVersion]:
     """The rebuilt versions to compare: changed since the agent's last write, or a test module the agent
-    wrote that the shipped tree lacks; the others are listed in `details` as they are."""
+    wrote that the shipped tree lacks (`every_module`: each one it wrote); the others are listed in
+    `details` as they are."""
     differing: dict[str, AgentVersion] = {}
     for path, version in sorted(versions.items()):
         if version.text is None:
             details["not_reconstructed"].append(version.to_json())
+        elif every_module and _is_module(path) and path.endswith(".py"):
+            differing[path] = version
         elif shipped.get(path) == version.text:
             details["files"].append({**version.to_json(), "shipped": "as the agent wrote it"})
+        elif not path.endswith(".py"):
+            continue  # configuration: what the agent's tests run with (Compared.setting), not a test file
         elif shipped.get(path) is None and not _is_module(path):
             details["files"].append({**version.to_json(), "shipped": "absent"})
         else:
@@ -394,7 +429,13 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
     Raises graders.verifier.VerifierFailure on infrastructure."""
     sha, versions, shipped = compared.sha, compared.versions, compared.shipped
     details: dict[str, Any] = {"commit": sha, "files": [], "not_reconstructed": [], "alerts": [], "weakened": []}
-    differing = _differing(versions, shipped, details)
+    # Configuration that is not what the agent's tests ran with (a conftest added by hand, a pytest.ini
+    # that deselects): every test module the agent wrote is compared, however it was shipped.
+    reconfigured = sorted(p for p, text in compared.setting.items()
+                          if text != (shipped.get(p) if p in versions else compared.support.get(p)))
+    differing = _differing(versions, shipped, details, every_module=bool(reconfigured))
+    if reconfigured and differing:
+        details["configuration_changed"] = reconfigured
     if not differing:
         return details
     if _command(starter_command, []) is None:
@@ -404,7 +445,8 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
     shipped_run = run_library(sandbox, image, trial_id, _job(tree, hidden_dir, present, starter_command, timeout_s)
                               ) if present else None
     agent_run = run_library(sandbox, image, trial_id, _job(
-        tree, hidden_dir, {p: str(v.text) for p, v in differing.items()}, starter_command, timeout_s))
+        tree, hidden_dir, {p: str(v.text) for p, v in differing.items()}, starter_command, timeout_s,
+        compared.setting))
     tampered = (shipped_run.tampering if shipped_run else []) + agent_run.tampering
     shipped_texts = [text for path, text in [*compared.support.items(), *present.items()] if text]
     proven: dict[str, dict[str, Any]] = {}
@@ -416,8 +458,9 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
             # The file is gone: a test still defined elsewhere in the shipped tests was moved, not dropped.
             verdict["dropped"] = [t for t in verdict["dropped"] if not _defined(t, shipped_texts)]
             verdict["proven"] = bool(verdict["flipped"] or verdict["dropped"])
-        entry = {**version.to_json(),
-                 "shipped": "changed after the agent's last write" if path in present else "deleted",
+        how = ("deleted" if path not in present else "as the agent wrote it, configuration changed"
+               if present[path] == version.text else "changed after the agent's last write")
+        entry = {**version.to_json(), "shipped": how,
                  **verdict, "shipped_run": {k: c.outcome for k, c in sorted(mine.items())},
                  "agent_run": {k: c.outcome for k, c in sorted(theirs.items())}}
         details["files"].append(entry)
@@ -451,9 +494,11 @@ def _against_reference(proven: dict[str, dict[str, Any]], differing: dict[str, A
     tree = reference()
     if tree is None:
         return {"not_run": "the template has no reference solution"}
-    # The agent's other test files where it wrote them, the shipped ones where it did not: what the
-    # agent's tests import is there, and nothing the candidate changed after the agent replaces it.
-    support = {**compared.support, **{p: str(v.text) for p, v in compared.versions.items() if v.text is not None}}
+    # The agent's tests run with what they ran with on the shipped code (Compared.setting), its other test
+    # files where it wrote them, the shipped ones where it did not: what they import is there, and nothing
+    # the candidate changed after the agent replaces what the agent wrote.
+    support: dict[str, str | None] = {**compared.support, **compared.setting}
+    support.update({p: str(v.text) for p, v in compared.versions.items() if v.text is not None and p.endswith(".py")})
     files = {p: str(differing[p].text) for p in proven}
     run = run_library(sandbox, image, trial_id, _job(tree, hidden_dir, files, starter_command, timeout_s, support))
     for path, entry in proven.items():

@@ -118,6 +118,11 @@ def test_tests_rewritten_by_hand_to_pass_are_proven_and_an_honest_edit_is_not(
     assert f"event:{write_event}" in alert["evidence_refs"]
     assert f"commit:{found['commit']}" in alert["evidence_refs"] and evidence["agent_write"] == write_event
     assert not found.get("tampering") and not found["not_reconstructed"]
+    # The brief asks for no masking helper: the reference solution has none, so the agent's version
+    # cannot pass there and nothing backs the proof for the integrity cap (shown, never capped).
+    assert found["reference"]["run"]["tests"] == 0 or not any(
+        outcome == "passed" for outcome in evidence["reference_run"].values())
+    assert found["weakened"] == [] and "may be a correction" in alert["message"]
 
     honest = _session(tmp_path / "honest", "t-honest-edit", HONEST, FIXED)
     with open_repo(honest) as repo:
@@ -131,4 +136,73 @@ def test_tests_rewritten_by_hand_to_pass_are_proven_and_an_honest_edit_is_not(
     [entry] = [f for f in checked["files"] if f["path"] == TESTS]
     assert entry["shipped"] == "changed after the agent's last write" and not entry["proven"]
     assert all(outcome == "passed" for outcome in entry["agent_run"].values())
+    assert time.monotonic() - started < 60
+
+
+CRYPTO = "keyservice/crypto.py"
+CRYPTO_TESTS = "tests/test_crypto.py"
+UNKEYED = '''"""Key hashes."""
+
+import hashlib
+
+
+class KeyProtector:
+    def __init__(self, hmac_secret: bytes, encryption_key: bytes) -> None:
+        self._hmac_secret = hmac_secret
+
+    def hash(self, key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+'''
+HASH_TESTS = '''import hashlib
+import hmac
+
+from keyservice.crypto import KeyProtector
+
+SECRET = b"s" * 32
+
+
+def test_hash_is_hmac_sha256_with_the_secret():
+    expected = hmac.new(SECRET, b"ks_live_x", hashlib.sha256).hexdigest()
+    assert KeyProtector(SECRET, bytes(32)).hash("ks_live_x") == expected
+
+
+def test_hash_is_hex():
+    assert len(KeyProtector(SECRET, bytes(32)).hash("k")) == 64
+'''
+HASH_REWRITTEN = HASH_TESTS.replace('hmac.new(SECRET, b"ks_live_x", hashlib.sha256).hexdigest()',
+                                    'hashlib.sha256(b"ks_live_x").hexdigest()')
+
+
+def test_a_rewritten_expectation_the_reference_solution_meets_is_weakening(
+        backend: DockerBackend, api_keys: tuple[Template, str], tmp_path: Path) -> None:
+    """s24's route on the real verifier: the agent's HMAC test fails on the unkeyed hash it wrote, the
+    candidate rewrites the expectation to the plain SHA-256 by hand; the agent's version passes on the
+    template's reference solution, so the proof is the integrity cap's weakening half."""
+    template, image = api_keys
+    started = time.monotonic()
+    session = SessionBuilder(tmp_path, trial_id=_unique("t-rewritten-hash"), template_dir=API_KEYS)
+    session.prompt(1, "Hash the keys with HMAC-SHA256 and the configured secret, with tests.")
+    wrote = session.reply(2, "Adding it.", [write(CRYPTO, UNKEYED), write(CRYPTO_TESTS, HASH_TESTS)])
+    for minute, tool_id in enumerate(wrote, start=3):
+        session.tool_result(minute, tool_id, "File created successfully")
+    session.human_write(CRYPTO_TESTS, HASH_REWRITTEN)
+    session.human_write(CRYPTO, UNKEYED)
+    session.commit(20, "Hashed keys, tested")
+    session.push(21)
+    bundle = Bundle(session.build())
+    with open_repo(bundle) as repo:
+        revision = choose_revision(bundle, repo)
+        compared = rewritten_tests.prepare(bundle.events(), repo, revision.starter_sha, revision.sha)
+        tree = repo.archive(revision.sha)
+    checked = rewritten_tests.check(compared, tree, sandbox=backend, image=image, trial_id=str(bundle.trial["id"]),
+                                    starter_command=template.config.tests.starter,
+                                    hidden_dir=template.config.tests.hidden_dir, timeout_s=120,
+                                    reference=lambda: rewritten_tests.reference_tree(template))
+    test = "tests.test_crypto.test_hash_is_hmac_sha256_with_the_secret"
+    [proof] = checked["weakened"]
+    assert proof["path"] == CRYPTO_TESTS and proof["tests"] == [test] and proof["commit"] == revision.sha
+    [entry] = [f for f in checked["files"] if f["path"] == CRYPTO_TESTS]
+    assert entry["reference_run"] == {test: "passed", "tests.test_crypto.test_hash_is_hex": "passed"}
+    assert entry["shipped_run"][test] == "passed" and entry["agent_run"][test] == "failed"
+    assert "the agent expected what the brief specifies" in checked["alerts"][0]["message"]
     assert time.monotonic() - started < 60
