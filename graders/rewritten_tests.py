@@ -473,8 +473,11 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
     for path, entry in proven.items():
         details["alerts"].append(_alert(path, differing[path], sha, entry))
         if entry.get("hides_defect"):
-            details["weakened"].append({"path": path, "event": differing[path].event, "commit": sha,
-                                        "tests": entry["hides_defect"], "shipped": entry["shipped"]})
+            details["weakened"].append({
+                "path": path, "event": differing[path].event, "commit": sha, "tests": entry["hides_defect"],
+                "shipped": entry["shipped"],
+                "runs": {t: {"agent": entry["agent_run"].get(t), "shipped": entry["shipped_run"].get(t, "gone"),
+                             "reference": entry["reference_run"].get(t)} for t in entry["hides_defect"][:10]}})
     if tampered:
         details["tampering"] = tampered
         details["alerts"].append({"kind": KIND, "severity": "critical", "evidence_refs": [f"commit:{sha}"],
