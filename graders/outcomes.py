@@ -579,22 +579,55 @@ def _names_in(write: FileWrite) -> set[str]:
     return {n for n in names if len(n) >= 4}
 
 
+def _answered_at(t: Timeline, prompt: int) -> int | None:
+    """The prompt that closes the exchange a correction opens: the agent may first answer with
+    words only ("are you sure? the brief says…") and act after the candidate's reply, so the
+    exchange runs to the first prompt after the agent's first write since `prompt`."""
+    first_write = next((e for e in t.edits if e > prompt), None)
+    if first_write is None:
+        return t.next_after(t.prompts, prompt)
+    return t.next_after(t.prompts, first_write)
+
+
+def _fewer_checks(before: TestRun, after: TestRun, texts: list[Event]) -> str:
+    """Why the passing run after a correction checks less than the passing run before it (the
+    same command ran fewer tests or set more aside), or "" when it does not."""
+    if before.result is None or after.result is None or before.failed is not False or after.failed is not False:
+        return ""
+    if " ".join(before.command.split()) != " ".join(after.command.split()):
+        return ""  # a rerun of one file is not fewer tests
+    was = run_counts(str(texts[before.result].get("text") or ""))
+    now = run_counts(str(texts[after.result].get("text") or ""))
+    if _ran(was) and _ran(now) < _ran(was):
+        return f"{_ran(was) - _ran(now)} fewer test(s) ran ({_ran(was)} before, {_ran(now)} after)"
+    if now.get("skipped", 0) > was.get("skipped", 0):
+        return f"{now['skipped'] - was.get('skipped', 0)} more test(s) set aside"
+    return ""
+
+
 def rework_rounds(t: Timeline) -> list[Finding]:
     """Candidate prompts that sent the agent back to code it had written: the prompt points at
     that code (its file or a name in it) and the agent then rewrote the same file; after a
     failing run, a prompt that names the failure or the code and is answered by any rewrite
     (that correction is also a caught mistake). A rewrite that skips or strips tests is
     `weakened`, never credit. Length and wording play
-    no part: "continue" points at nothing, a page of rubric words neither."""
+    no part: "continue" points at nothing, a page of rubric words neither.
+
+    A correction is judged by what it did to the work, not by its form: one made to code whose
+    tests passed, answered by a change after which the same test command passes with fewer
+    tests (or more set aside), took out checks that held: `stripped`, a cost like pushback that
+    broke passing tests. The exchange runs until the agent acts, so a correction the agent first
+    questions and the candidate then confirms is one round (the agent's objection is cited)."""
     findings: list[Finding] = []
     failures = {r.result for r in t.runs if r.failed}
+    answered: set[int] = set()
     for prompt in t.prompts:
         before = [w for w in t.writes if w.index < prompt]
-        if not before:
+        if not before or prompt in answered:
             continue
         previous_prompt = max((p for p in t.prompts if p < prompt), default=-1)
         failed_before = [f for f in failures if f is not None and previous_prompt < f < prompt]
-        nxt = t.next_after(t.prompts, prompt)
+        nxt = _answered_at(t, prompt)
         words = _words(t.events[prompt]["text"]) | _names(t.events[prompt]["text"])
         pointed = {w.path for w in before if w.path and _names_in(w) & words}
         # A correction after a failing run is review too when it names the agent's code or the
@@ -605,6 +638,8 @@ def rework_rounds(t: Timeline) -> list[Finding]:
                         and (w.path in pointed or answers_failure)), None)
         if rewrite is None:
             continue
+        # Prompts inside the exchange (the candidate's answer to the agent's question) belong to it.
+        answered |= {p for p in t.prompts if prompt < p < rewrite.index}
         window = [w for w in t.writes if prompt < w.index < (nxt or len(t.events))]
         if any(weakens_tests(w) for w in window):
             findings.append(Finding("rework", prompt, "weakened", sorted({prompt, *(w.index for w in window[:3])}),
@@ -613,6 +648,17 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)
         note = f"sent the agent back to {rewrite.path or 'its code'}"
+        fewer = _fewer_checks(before_run, after_run, t.events) if before_run and after_run else ""
+        if fewer and after_run is not None and before_run is not None:
+            # The agent's answers between the correction and its change (an objection, a question).
+            said = [i for i in range(prompt + 1, rewrite.index) if t.events[i]["kind"] == "assistant_message"
+                    and not any(prompt < w.index < i for w in t.writes)]
+            findings.append(Finding("rework", prompt, "stripped",
+                                    sorted({prompt, *said[:2], *(p for p in answered if prompt < p < rewrite.index),
+                                            *(w.index for w in window[:3]), before_run.result or 0,
+                                            after_run.result or 0}),
+                                    note + f"; the tests passed before and the answer took checks out: {fewer}", 0.0))
+            continue
         if before_run is not None and before_run.failed is False and after_run is not None and after_run.failed:
             # The code passed its tests before the candidate's pushback and fails after it.
             findings.append(Finding("rework", prompt, "regressed",

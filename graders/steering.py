@@ -71,6 +71,10 @@ TRUSTS = ("Gateway-witnessed prompts, answers, tool calls, results and rejection
           "push times; forge-witnessed pushes and the PR. Transcript-only events are listed and never scored.")
 
 
+_COSTLY = ("regressed", "weakened", "stripped")
+"""Corrections that made the work worse: broke tests that had passed, or took out checks that held."""
+
+
 def _refs(indexes: list[int]) -> list[str]:
     return [f"event:{i}" for i in sorted({i for i in indexes if i >= 0})][:_MAX_REFS]
 
@@ -105,6 +109,7 @@ class SteeringGrader:
         timeline.pushes = [p for p in timeline.pushes if p not in idle]
         lines, shipped_paths, weakened, spec_texts = self._repo_facts(bundle, events, view, details)
         findings = self._findings(bundle, options, context, timeline, spec_texts, shipped_paths, weakened)
+        findings["changed_to_pass"] = _changed_to_pass(context)
         criteria = self._criteria(timeline, findings, lines, options)
         delivered = self._delivered(context, findings, lines, weakened)
         if delivered is not None:
@@ -167,18 +172,38 @@ class SteeringGrader:
         rejected = [w for w in file_writes(timeline.events) if not w.applied
                     and timeline.events[outcomes.get(tool_use_id(timeline.events[w.index]), w.index)]["kind"]
                     == "tool_rejected"]
+        rework = self._stripped_costs(rework_rounds(timeline), context)
         found: dict[str, list[Finding]] = {
             "mistakes": mistakes(timeline, weakened),
             "claims": claims(timeline),
             "pushes": pushes_verified(timeline, pushed, risk_globs, weakened_at),
             "scope": scope_held(timeline, scope, forbidden, shipped_paths, rejected),
-            "rework": rework_rounds(timeline),
+            "rework": rework,
             "weakened": hollow,
         }
+        # A pass after a correction took checks out says nothing of what they checked.
+        stripped = min((f.index for f in rework if f.outcome == "stripped"), default=None)
+        for push in found["pushes"]:
+            if stripped is not None and push.index > stripped and push.outcome == "tested":
+                push.outcome, push.credit = "checks_stripped", 0.0
+                push.evidence = sorted({*push.evidence, stripped})
         defect = options.get("defect")
         if isinstance(defect, dict) and defect.get("keywords"):
             found["defect"] = [self._defect(bundle, defect, timeline, context, spec_texts)]
         return found
+
+    @staticmethod
+    def _stripped_costs(rework: list[Finding], context: GradeContext) -> list[Finding]:
+        """A correction that took passing checks out costs unless the hidden tests pass in full on
+        the shipped tree: then what it removed was nothing the brief needs (a feature cut to scope)."""
+        hidden = context.results.get("hidden_tests")
+        if hidden is None or hidden.status != "ok" or hidden.fraction is None or hidden.fraction < 1.0:
+            return rework
+        for finding in rework:
+            if finding.outcome == "stripped":
+                finding.outcome, finding.credit = "cut_to_scope", 0.25
+                finding.note += "; the hidden tests pass in full, so nothing the brief needs was lost"
+        return rework
 
     def _defect(self, bundle: Bundle, defect: dict[str, Any], timeline: Timeline, context: GradeContext,
                 spec_texts: list[tuple[str, str]]) -> Finding:
@@ -244,7 +269,7 @@ class SteeringGrader:
             criteria.append(Criterion("scope", "Kept the agent within scope", round(2.0 * _share(scope), 2), 2.0,
                                       f"{len(scope)} agent write(s) outside the brief's scope or the candidate's "
                                       f"limits: {_listing(scope)}.", _refs([f.index for f in scope])))
-        criteria.append(self._review(timeline, findings["rework"], lines))
+        criteria.append(self._review(timeline, findings["rework"], lines, findings["changed_to_pass"]))
         return criteria
 
     def _delivered(self, context: GradeContext, findings: dict[str, list[Finding]], lines: dict[str, int] | None,
@@ -270,8 +295,14 @@ class SteeringGrader:
             return Criterion("delivered", title, 0.0, 2.0, "The tests were weakened to get a pass: what the agent "
                              "delivered is not what the passing run claimed.",
                              _refs([i for f in hollow for i in f.evidence]))
+        rewritten = findings.get("changed_to_pass", [])
+        if rewritten:
+            return Criterion("delivered", title, 0.0, 2.0, "Tests were changed to pass: the agent's own version "
+                             f"fails on the shipped code and the shipped one passes ({_listing(rewritten, 2)}); "
+                             "the hidden tests do not pass in full, so the agent's expectations were not the wrong "
+                             "ones.", _refs([i for f in rewritten for i in f.evidence]))
         # Pushback answered by breaking tests that had passed, or by stripping them with the code they checked.
-        regressed = [f for f in findings["rework"] if f.outcome in ("regressed", "weakened")]
+        regressed = [f for f in findings["rework"] if f.outcome in _COSTLY]
         share = agent / total
         score = 2.0 * float(hidden.fraction) * share * 0.5 ** len(regressed)
         why = (f"Hidden tests {float(hidden.fraction):.0%} on the shipped tree; {share:.0%} of its lines are the "
@@ -280,7 +311,8 @@ class SteeringGrader:
         refs = _refs([i for f in regressed for i in f.evidence])
         return Criterion("delivered", title, round(score, 2), 2.0, why, refs)
 
-    def _review(self, timeline: Timeline, rework: list[Finding], lines: dict[str, int] | None) -> Criterion:
+    def _review(self, timeline: Timeline, rework: list[Finding], lines: dict[str, int] | None,
+                changed_to_pass: list[Finding] | None = None) -> Criterion:
         title = "Reviewed the agent's code before it shipped"
         lines = lines or {}
         shipped = int(lines.get("agent_unchanged", 0)) + int(lines.get("agent_edited", 0))
@@ -289,8 +321,9 @@ class SteeringGrader:
         rejected = list(timeline.rejections)
         validated = [f for f in rework if f.outcome == "validated"]
         unvalidated = [f for f in rework if f.outcome == "unvalidated"]
-        regressed = [f for f in rework if f.outcome in ("regressed", "weakened")]
-        edited = int(lines.get("agent_edited", 0))
+        regressed = [f for f in rework if f.outcome in _COSTLY]
+        # Agent lines edited into tests changed to pass are the weakening, not a review of the code.
+        edited = 0 if changed_to_pass else int(lines.get("agent_edited", 0))
         score = max(0.0, min(4.0, 1.5 * min(len(rejected), 2) + 1.5 * min(len(validated), 2)
                              + 0.5 * min(len(unvalidated), 2) + (1.0 if edited else 0.0)) - 1.5 * len(regressed))
         why = (f"{len(rejected)} agent tool use(s) rejected or interrupted (gateway-witnessed); "
@@ -386,6 +419,27 @@ class SteeringGrader:
         if excluded:
             parts.append(f"{len(excluded)} transcript prompt(s) missing from the gateway log ignored")
         return "; ".join(parts) + "."
+
+
+def _changed_to_pass(context: GradeContext) -> list[Finding]:
+    """Test files changed to pass, as the hidden-tests grader proved them by runs (graders.rewritten_tests:
+    the agent's last version fails on the shipped code, the shipped version passes), when the hidden
+    tests do not pass in full (when they do, the agent's expectations were the wrong ones)."""
+    hidden = context.results.get("hidden_tests")
+    if hidden is None or hidden.status != "ok" or hidden.fraction is None or hidden.fraction >= 1.0:
+        return []
+    alerts = (hidden.details.get("rewritten_tests") or {}).get("alerts") or []
+    found: list[Finding] = []
+    for alert in alerts:
+        if not isinstance(alert, dict) or alert.get("kind") != "tests_changed_to_pass":
+            continue
+        evidence = alert.get("evidence") or {}
+        write = evidence.get("agent_write")
+        index = write if isinstance(write, int) else -1
+        found.append(Finding("weakened", index, "changed_to_pass", [index] if index >= 0 else [],
+                             f"{evidence.get('path', 'a test file')} as the agent wrote it fails on the shipped code",
+                             0.0))
+    return found
 
 
 def _material(timeline: Timeline, limit: int = 60_000) -> str:
