@@ -33,6 +33,7 @@ fixed rubric and moves each criterion by a bounded amount, quotes checked.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
@@ -45,6 +46,7 @@ from graders.pushback import forbidden_paths
 from graders.repo import Repo, Revision, choose_revision, open_repo
 from graders.timeline import (
     Event,
+    FileWrite,
     command_of,
     commit_times,
     results_by_tool_use,
@@ -100,7 +102,9 @@ _NO_NEW_DEPS = re.compile(r"\bno new (dependenc\w*|librar\w*|packages?|deps)\b|\
 # the shipped dependency files add, and specific enough to count when honoured.
 _ONLY_DEP = re.compile(r"\b([A-Za-z][\w.-]*) (?:is|as) the only (?:new |extra |added )?(?:dependenc\w*|librar\w*|"
                        r"packages?|deps?)\b|\bno (?:new |other |extra )?(?:dependenc\w*|librar\w*|packages?|deps?) "
-                       r"(?:besides|except(?: for)?|other than|apart from|beyond|but) ([A-Za-z][\w.-]*)", re.I)
+                       r"(?:besides|except(?: for)?|other than|apart from|beyond|but) ([A-Za-z][\w.-]*)"
+                       r"|\bonly (?:new |extra |added )?(?:dependenc\w*|librar\w*|packages?|deps?)\s*(?::|is|=)\s*`?"
+                       r"([A-Za-z][\w.-]*)", re.I)
 # A dependency spec in an added line: "cryptography>=42", cryptography==42.0, left-pad: ^1.0.
 _DEP_SPEC = re.compile(r"""^\s*["']?([A-Za-z][\w.-]*)(?:\[[\w,\s-]+\])?\s*(?:[<>=~!^]=?|["']?\s*:|;|["']?\s*,?\s*$)""")
 _DEP_QUOTED = re.compile(r"""["']([A-Za-z][\w.-]*)(?:\[[\w,\s-]+\])?\s*(?:[<>=~!^]=?[^"']*)?["']""")
@@ -108,7 +112,9 @@ _DEP_QUOTED = re.compile(r"""["']([A-Za-z][\w.-]*)(?:\[[\w,\s-]+\])?\s*(?:[<>=~!
 _LEAVE_IT = re.compile(r"\b(?:leave it|keep it|it stays?|it must stay|it remains?)\s*(?:as it is|alone|unchanged|"
                        r"untouched|as is)\b|\b(?:stays?|remains?|must stay) (?:unchanged|as (?:it )?is)\b", re.I)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
-_ONLY_CHANGE = re.compile(r"\bonly (?:change|touch|modify|edit)\s+((?:[^.;\n]|\.(?=\S)){1,160})", re.I)
+_ONLY_CHANGE = re.compile(r"\bonly (?:change|touch|modify|edit)\s+((?:[^.;\n]|\.(?=\S)){1,160})"
+                          r"|^[\s#*-]*(?:scope|in scope|files in scope)\s*:\s*((?:[^.;\n]|\.(?=\S)){1,160})",
+                          re.I | re.M)
 _PATHISH = re.compile(r"[\w./-]+\.\w+|[\w-]+/[\w./-]*")
 DEPENDENCY_FILES = re.compile(r"(^|/)(pyproject\.toml|requirements[^/]*\.txt|setup\.(py|cfg)|Pipfile(\.lock)?|"
                               r"poetry\.lock|uv\.lock|package(-lock)?\.json|yarn\.lock|pnpm-lock\.yaml|go\.(mod|sum)|"
@@ -286,22 +292,35 @@ class SpecQualityGrader:
         sources = files + read + prompts
         carried |= work_tokens(" ".join(str(timeline.events[i]["text"]) for r in test_runs(timeline.events)
                                         for i in (r.call, r.result) if i is not None))
-        spec_items = set().union(*(concrete_items(s.text, carried) for s in initial)) if initial else set()
+        # What the agent had been told before each of its edits: the spec before its first edit, then
+        # every prompt that preceded more of its work (a spec given piece by piece). Items the agent
+        # itself had put forward before the prompt ("sha256 is fine" after it offered SHA-256) are its
+        # design approved, not the candidate's spec.
+        told = ToldBefore(timeline, seen + read, prompts, carried, _brief(context))
+        first_items = told.before(first_edit if first_edit is not None else len(timeline.events))
+        last_write = max((w.index for w in timeline.writes), default=-1)
+        spec_items = told.before(last_write) if timeline.writes else first_items
         # Only names of code count as references (a path, a module, an identifier), never an
         # English word the starter happens to define ("keys", "create", "store").
         references = {t.strip("./") for s in initial for t in _TOKEN.findall(s.text)} & vocabulary
         references = {r for r in references if _code_name(r)}
+        pieces = built_pieces(timeline, told, context.results.get("hidden_tests"), frozenset(references))
         details: dict[str, Any] = {"trusts": TRUSTS, "revision": revision.to_json(),
                                    "sources": [{"ref": s.ref, "label": s.label, "words": words(s.text)}
                                                for s in sources],
                                    "excluded_prompts": excluded, "transcript_only": transcript_only(events),
-                                   "spec_items": sorted(spec_items)[:60], "references": sorted(references)[:40]}
+                                   "spec_items": sorted(spec_items)[:60], "references": sorted(references)[:40],
+                                   "echoed_from_the_agent": sorted(told.echoed)[:20],
+                                   "pieces": [p.to_json() for p in pieces]}
+        told_sources = initial + [p for p in prompts if int(p.ref.split(":")[1]) < last_write and p not in initial]
         criteria = [
-            # Naming files is a little of a spec: at most two references count next to the requirements.
-            self._upfront(timeline, seen + read, prompts, spec_items | set(sorted(references)[:2]), carried),
-            self._acceptance(timeline, initial, spec_items, shipped, details),
+            # Naming files is a little of a spec: at most two references count next to the requirements,
+            # and none without a requirement (naming a file is not saying what it should do).
+            self._upfront(timeline, seen + read, prompts,
+                          first_items | (set(sorted(references)[:2]) if first_items else set()), carried, pieces),
+            self._acceptance(timeline, told_sources, spec_items, shipped, details, pieces),
             self._constraints(timeline, sources, shipped, details),
-            self._rework(timeline, spec_items, references, carried, details),
+            self._rework(timeline, told, references, carried, details, pieces),
         ]
         defect = _defect_of(options, context)
         if defect is not None:
@@ -315,11 +334,25 @@ class SpecQualityGrader:
 
     # ----- criteria -----------------------------------------------------------------------------
     def _upfront(self, timeline: Timeline, files: list[Source], prompts: list[Source], concrete: set[str],
-                 carried: set[str]) -> Criterion:
-        """`files`: the spec files (and agent reads of them) that reached the agent before it built."""
+                 carried: set[str], pieces: list[Piece]) -> Criterion:
+        """`files`: the spec files (and agent reads of them) that reached the agent before it built.
+        A spec given piece by piece counts too, in plain words or code terms alike, by what it led
+        to: the share of the pieces built as told (never sent back for something the agent had
+        not been told, and what shipped passes the brief's hidden tests), worth at most 3 (the
+        agent built each piece without knowing the rest)."""
         title = "Specified before building"
         if not timeline.writes:
             return Criterion("upfront", title, 0.0, 4.0, "The agent built nothing: no spec shaped any work.", [])
+        by_pieces = _piece_share(pieces)
+        if by_pieces > 0:
+            told = [p for p in pieces if p.as_told]
+            piecewise = Criterion(
+                "upfront", title, round(3.0 * by_pieces, 2), 4.0,
+                f"{len(told)} of {len(pieces)} piece(s) of the agent's work were built as it had been told: "
+                "none sent back for something it had not been told, and what shipped passes the brief's hidden "
+                "tests.", [f"event:{p.prompt}" for p in told][:20])
+            first = self._upfront(timeline, files, prompts, concrete, carried, [])
+            return piecewise if piecewise.score > first.score else first
         first_edit = timeline.edits[0]
         for spec in files:
             if len(concrete_items(spec.text, carried)) >= 3:
@@ -365,8 +398,20 @@ class SpecQualityGrader:
         return Criterion("defect_specified", title, score, 4.0, why, [s.ref for s in named][:20])
 
     def _acceptance(self, timeline: Timeline, initial: list[Source], items: set[str], shipped: _Shipped,
-                    details: dict[str, Any]) -> Criterion:
+                    details: dict[str, Any], pieces: list[Piece]) -> Criterion:
+        """Concrete items the work checked; or, in plain words or code terms alike, pieces built as
+        told whose own tests a witnessed run then passed (each piece's result was checked)."""
         title = "Acceptance criteria the work then checked"
+        checked_pieces = [p for p in pieces if p.as_told and p.checked and p.revised_by is None]
+        if checked_pieces:
+            by_items = self._acceptance(timeline, initial, items, shipped, details, [])
+            score = _ladder(len(checked_pieces))
+            if score > by_items.score:
+                return Criterion("acceptance_checked", title, score, 4.0,
+                                 f"{len(checked_pieces)} piece(s) built as told came with tests that a witnessed "
+                                 "run then passed.",
+                                 [f"event:{p.prompt}" for p in checked_pieces][:20])
+            return by_items
         runs = test_runs(timeline.events)
         run_text = " ".join(_norm(timeline.events[i]["text"]) for r in runs for i in (r.call, r.result)
                             if i is not None)
@@ -403,7 +448,8 @@ class SpecQualityGrader:
                 (broken if changed(path) else honoured).append(f"leave {path} alone")
                 refs.append(source.ref)
             for match in _ONLY_CHANGE.finditer(source.text):
-                allowed = {p.rstrip(".,:;)`'\"").strip("`'\"") for p in _PATHISH.findall(match.group(1))}
+                allowed = {p.rstrip(".,:;)`'\"").strip("`'\"")
+                           for p in _PATHISH.findall(match.group(1) or match.group(2))}
                 if not allowed or not any(a in shipped.starter or any(f.startswith(a.rstrip("/") + "/")
                                                                        for f in shipped.starter) for a in allowed):
                     continue
@@ -412,7 +458,8 @@ class SpecQualityGrader:
                                              for a in allowed))
                 (broken if outside else honoured).append(f"only change {', '.join(sorted(allowed))}")
                 refs.append(source.ref)
-            allowed = {(m.group(1) or m.group(2)).lower().rstrip(".,;:") for m in _ONLY_DEP.finditer(source.text)}
+            allowed = {next(g for g in m.groups() if g).lower().rstrip(".,;:`")
+                       for m in _ONLY_DEP.finditer(source.text)}
             if allowed:
                 extra = sorted(shipped.new_dependencies - allowed)
                 label = f"no new dependency besides {', '.join(sorted(allowed))}"
@@ -437,26 +484,29 @@ class SpecQualityGrader:
                + (f"; {len(broken)} broken: {'; '.join(broken[:4])}" if broken else "") + ".")
         return Criterion("constraints_honoured", title, score, 2.0, why, sorted(set(refs))[:20])
 
-    def _rework(self, timeline: Timeline, items: set[str], references: set[str], carried: set[str],
-                details: dict[str, Any]) -> Criterion:
+    def _rework(self, timeline: Timeline, told: ToldBefore, references: set[str], carried: set[str],
+                details: dict[str, Any], pieces: list[Piece]) -> Criterion:
         title = "The spec made corrections unnecessary"
         if not timeline.writes:
             return Criterion("rework_avoided", title, 0.0, 4.0, "The agent built nothing from the spec.", [])
         failures = [r.result for r in timeline.runs if r.failed and r.result is not None]
+        items = told.before(len(timeline.events))
 
         def deviation(prompt: int) -> bool:
-            """The candidate holds the agent to a requirement the spec had stated: the agent's
+            """The candidate holds the agent to a requirement it had been told before: the agent's
             mistake (steering's catch), not a gap in the spec."""
-            return bool(concrete_items(timeline.events[prompt]["text"], carried) & items)
+            return told.holds_to(prompt)
 
         open_rounds, deviations = [], []
-        for finding in rework_rounds(timeline):
-            said = concrete_items(timeline.events[finding.index]["text"], carried)
+        # Rounds that sent the agent back to its code: named by the prompt (rework_rounds), or any
+        # later piece that took out lines an earlier one wrote, whatever the prompt's words.
+        for index in sorted({f.index for f in rework_rounds(timeline)}
+                            | {p.revised_by for p in pieces if p.revised_by is not None}):
             # A round that only repeats what the spec said is the agent ignoring it, not a gap in it.
-            if deviation(finding.index):
-                deviations.append(finding.index)
-            elif not said or not said <= items | references:
-                open_rounds.append(finding.index)
+            if deviation(index):
+                deviations.append(index)
+            elif told.leaves_open(index, references):
+                open_rounds.append(index)
         questions: list[int] = []
         permissions: list[int] = []
         for i, e in enumerate(timeline.events):
@@ -469,7 +519,7 @@ class SpecQualityGrader:
             # with what the spec already said: the agent strayed from the spec, the spec was not open.
             if (last_edit is not None and any(last_edit < f < i for f in failures)) or deviation(answer):
                 deviations.append(i)
-            elif concrete_items(timeline.events[answer]["text"], carried) - items - references:
+            elif concrete_items(timeline.events[answer]["text"], carried) - told.before(answer) - references:
                 # The answer supplied a requirement the spec had not: the spec left it open.
                 questions.append(i)
             else:
@@ -480,7 +530,8 @@ class SpecQualityGrader:
         details["questions_answered_without_a_new_requirement"] = permissions
         # Without concrete requirements there was no spec to make rework unnecessary (naming
         # files is not specifying what they should do).
-        substance = min(1.0, len(items) / 3)
+        # Plain words have substance too when what they led to shows it: a piece built as told.
+        substance = 1.0 if any(p.as_told for p in pieces) else min(1.0, len(items) / 3)
         score = round(max(0.0, 4.0 - 1.0 * len(rounds)) * substance, 2)
         why = (f"{len(rounds)} round(s) of clarification or rework on what the spec left open"
                + (f" (events {', '.join(map(str, rounds[:6]))})" if rounds else "")
@@ -512,6 +563,141 @@ class SpecQualityGrader:
             cited = {s.ref for s in sources for q in dimension["quotes"]
                      if " ".join(q.split()).lower() in " ".join(s.text.split()).lower()}
             criterion.evidence_refs = sorted({*criterion.evidence_refs, *cited})
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_RUN = 6
+"""Words in a row a correction must share with what the agent had been told to repeat it."""
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _runs(text: str) -> set[tuple[str, ...]]:
+    found = _WORD.findall(text.lower())
+    return {tuple(found[i:i + _RUN]) for i in range(len(found) - _RUN + 1)}
+
+
+class ToldBefore:
+    """What the agent had been told before a moment: the spec files that reached it before its
+    first edit, then each witnessed prompt. A prompt's concrete items that the agent's own messages
+    had already put forward (it offered SHA-256, "sha256 is fine") are its design approved, not
+    the candidate's spec: they are left out (`echoed`)."""
+
+    def __init__(self, timeline: Timeline, files: list[Source], prompts: list[Source], carried: set[str],
+                 brief: str = "") -> None:
+        self.timeline = timeline
+        self.carried = carried
+        # The brief is the task the agent was set: a correction holding it to the brief is its
+        # straying from what it was given, not a gap in the candidate's spec. It is never counted
+        # as the candidate's requirements.
+        self.brief_items = concrete_items(brief, carried) if brief else set()
+        self.brief_runs = _runs(brief) if brief else set()
+        self.file_items: set[str] = set().union(*(concrete_items(f.text, carried) for f in files)) if files else set()
+        self.texts: list[tuple[int, str]] = [(-1, f.text) for f in files]
+        self.prompt_items: dict[int, set[str]] = {}
+        self.echoed: set[str] = set()
+        agent = ""
+        said_by_agent: list[tuple[int, str]] = []
+        for index, event in enumerate(timeline.events):
+            if event["kind"] == "assistant_message":
+                agent += " " + _compact(str(event.get("text") or ""))
+            said_by_agent.append((index, agent))
+        for prompt in sorted(prompts, key=lambda p: int(p.ref.split(":")[1])):
+            index = int(prompt.ref.split(":")[1])
+            before = said_by_agent[index - 1][1] if 0 < index <= len(said_by_agent) else ""
+            items = concrete_items(prompt.text, carried)
+            echoed = {item for item in items if len(_compact(item)) >= 3 and _compact(item) in before}
+            self.prompt_items[index] = items - echoed
+            self.echoed |= echoed
+            self.texts.append((index, prompt.text))
+        # In how many of the candidate's texts (spec files, prompts) each run of words occurs.
+        self._said: Counter[tuple[str, ...]] = Counter(run for _, t in self.texts for run in _runs(t))
+
+    def before(self, moment: int) -> set[str]:
+        """The concrete requirements told before event `moment`."""
+        return self.file_items.union(*(items for i, items in self.prompt_items.items() if i < moment))
+
+    def holds_to(self, prompt: int) -> bool:
+        """Whether a correction holds the agent to what it had been told before: it repeats a
+        requirement already stated (the same concrete item, or a run of words of the spec, in plain
+        words too). Then the rework was the agent straying from a clear spec, not a gap in it."""
+        text = str(self.timeline.events[prompt].get("text") or "")
+        if concrete_items(text, self.carried) & (self.before(prompt) | self.brief_items):
+            return True
+        earlier = self.brief_runs.union(*(_runs(t) for i, t in self.texts if i < prompt))
+        # A run of words repeats a requirement when it was said once before and names something
+        # the work carries (one of its longer words is a name in the shipped code, tests or runs).
+        # Boilerplate the candidate pastes into every message ("robust, production-grade, …")
+        # holds the agent to nothing.
+        return any(self._said[run] <= 2 and any(len(w) >= 4 and w in self.carried for w in run)
+                   for run in _runs(text) & earlier)
+
+    def leaves_open(self, prompt: int, references: set[str]) -> bool:
+        """A correction that brought something the agent had not been told (a new requirement, or
+        plain words naming nothing told before): the spec left it open."""
+        said = concrete_items(str(self.timeline.events[prompt].get("text") or ""), self.carried)
+        return not self.holds_to(prompt) and (not said or not said <= self.before(prompt) | references)
+
+
+@dataclass
+class Piece:
+    """Agent work between one candidate prompt and the next: what it was told before it (the
+    prompt and everything earlier), whether a later prompt had it taken back out, whether it was
+    checked, and whether what shipped is right."""
+
+    prompt: int
+    writes: list[FileWrite]
+    revised_by: int | None = None
+    left_open: bool = False
+    """Revised for something the agent had not been told (not its own straying from the spec)."""
+    checked: bool = False
+    """Tests were written in it and a witnessed run after its last write passed."""
+    shipped_right: bool | None = None
+    """Every must-pass hidden test passes on what shipped (None: the hidden tests did not run)."""
+
+    @property
+    def as_told(self) -> bool:
+        """Built from what the agent had been told with no correction the spec made necessary:
+        not sent back for something left open, and what shipped passes the brief's hidden tests.
+        Plain words or code terms alike: the outcome, not the wording, shows the telling was clear."""
+        return not self.left_open and self.shipped_right is True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompt": f"event:{self.prompt}", "writes": [f"event:{w.index}" for w in self.writes][:10],
+                "revised_by": None if self.revised_by is None else f"event:{self.revised_by}",
+                "left_open": self.left_open, "checked": self.checked, "as_told": self.as_told}
+
+
+def built_pieces(timeline: Timeline, told: ToldBefore, hidden: GraderResult | None,
+                 references: frozenset[str] = frozenset()) -> list[Piece]:
+    """The agent's work piece by piece (the writes after each witnessed prompt, up to the next).
+    A piece is revised when a later piece takes out lines it wrote (vocabulary plays no part)."""
+    outcomes = ((hidden.details.get("fail_to_pass") or {}).get("outcomes") or {}) \
+        if hidden is not None and hidden.status == "ok" else {}
+    right = None if not outcomes else all(v == "passed" for v in outcomes.values())
+    events = timeline.events
+    pieces: list[Piece] = []
+    for k, prompt in enumerate(timeline.prompts):
+        end = timeline.prompts[k + 1] if k + 1 < len(timeline.prompts) else len(events)
+        writes = [w for w in timeline.writes if prompt < w.index < end]
+        if not writes:
+            continue
+        last = max(w.index for w in writes)
+        runs = [r for r in timeline.runs if last < r.call < end]
+        tests = any(TEST_PATH.search(w.path) for w in writes if w.path)
+        pieces.append(Piece(prompt, writes, checked=bool(tests and runs and runs[-1].failed is False),
+                            shipped_right=right))
+    for i, piece in enumerate(pieces):
+        written = {(w.path, line.strip()) for w in piece.writes for line in w.lines if len(line.strip()) >= 8}
+        for later in pieces[i + 1:]:
+            if any((w.path, line.strip()) in written for w in later.writes
+                   for line in (Counter(w.removed) - Counter(w.lines)).elements()):
+                piece.revised_by = later.prompt
+                piece.left_open = told.leaves_open(later.prompt, set(references))
+                break
+    return pieces
 
 
 def spec_reads(events: list[Event], before: int | None, starter: frozenset[str] = frozenset()) -> list[Source]:
@@ -559,6 +745,22 @@ def seen_first(bundle: Bundle, timeline: Timeline, files: list[Source], read: li
         if pushed is not None and moment is not None and pushed < moment:
             kept.append(spec)
     return kept
+
+
+def _brief(context: GradeContext) -> str:
+    """The template's brief (host side, never the candidate's), or "" without a template."""
+    path = context.template.brief_path if context.template is not None else None
+    try:
+        return path.read_text(encoding="utf-8")[:200_000] if path is not None and path.is_file() else ""
+    except OSError:
+        return ""
+
+
+def _piece_share(pieces: list[Piece]) -> float:
+    """Share of the pieces built as told; pieces revised for the agent's own straying count for
+    neither side (the spec had said it)."""
+    counted = [p for p in pieces if p.revised_by is None or p.left_open]
+    return sum(p.as_told for p in counted) / len(counted) if counted else 0.0
 
 
 def _code_name(token: str) -> bool:
