@@ -580,13 +580,20 @@ def _names_in(write: FileWrite) -> set[str]:
 
 
 def _answered_at(t: Timeline, prompt: int) -> int | None:
-    """The prompt that closes the exchange a correction opens: the agent may first answer with
-    words only ("are you sure? the brief says…") and act after the candidate's reply, so the
-    exchange runs to the first prompt after the agent's first write since `prompt`."""
-    first_write = next((e for e in t.edits if e > prompt), None)
-    if first_write is None:
-        return t.next_after(t.prompts, prompt)
-    return t.next_after(t.prompts, first_write)
+    """The prompt that closes the exchange a correction opens: the agent may first ask back with
+    words only ("are you sure? the brief says…") and act after the candidate's answer, so the
+    exchange runs on through each prompt that answers an agent question asked with no write
+    since; any other prompt (a new request) closes it."""
+    current = prompt
+    while True:
+        nxt = t.next_after(t.prompts, current)
+        if nxt is None or any(current < e < nxt for e in t.edits):
+            return nxt
+        last_word = next((t.events[i] for i in range(nxt - 1, current, -1)
+                          if t.events[i]["kind"] == "assistant_message"), None)
+        if last_word is None or not str(last_word["text"]).rstrip().endswith("?"):
+            return nxt
+        current = nxt
 
 
 def _fewer_checks(before: TestRun, after: TestRun, texts: list[Event]) -> str:
