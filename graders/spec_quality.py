@@ -299,12 +299,17 @@ class SpecQualityGrader:
         told = ToldBefore(timeline, seen + read, prompts, carried, _brief(context))
         first_items = told.before(first_edit if first_edit is not None else len(timeline.events))
         last_write = max((w.index for w in timeline.writes), default=-1)
-        spec_items = told.before(last_write) if timeline.writes else first_items
         # Only names of code count as references (a path, a module, an identifier), never an
         # English word the starter happens to define ("keys", "create", "store").
         references = {t.strip("./") for s in initial for t in _TOKEN.findall(s.text)} & vocabulary
         references = {r for r in references if _code_name(r)}
         pieces = built_pieces(timeline, told, context.results.get("hidden_tests"), frozenset(references))
+        # A requirement given after the agent's first edit counts when the piece it started was
+        # built as told: an instruction that led to work the brief's hidden tests reject (talking
+        # the agent out of correct code, having tests loosened) specified nothing worth having.
+        spec_items = first_items.union(*(items for q, items in told.prompt_items.items()
+                                         if first_edit is not None and q > first_edit
+                                         and _led_to(pieces, q)))
         details: dict[str, Any] = {"trusts": TRUSTS, "revision": revision.to_json(),
                                    "sources": [{"ref": s.ref, "label": s.label, "words": words(s.text)}
                                                for s in sources],
@@ -313,18 +318,23 @@ class SpecQualityGrader:
                                    "echoed_from_the_agent": sorted(told.echoed)[:20],
                                    "pieces": [p.to_json() for p in pieces]}
         told_sources = initial + [p for p in prompts if int(p.ref.split(":")[1]) < last_write and p not in initial]
+        defect = _defect_of(options, context)
+        specified = self._defect(timeline, initial, defect, context, details) if defect is not None else None
+        # The planted defect named before the agent built is a requirement too (its hidden tests
+        # check it), in whatever words the template's description recognises.
+        marks = {"the planted defect"} if specified is not None and specified.score > 0 else set()
         criteria = [
             # Naming files is a little of a spec: at most two references count next to the requirements,
             # and none without a requirement (naming a file is not saying what it should do).
             self._upfront(timeline, seen + read, prompts,
-                          first_items | (set(sorted(references)[:2]) if first_items else set()), carried, pieces),
+                          first_items | marks | (set(sorted(references)[:2]) if first_items | marks else set()),
+                          carried, pieces),
             self._acceptance(timeline, told_sources, spec_items, shipped, details, pieces),
             self._constraints(timeline, sources, shipped, details),
-            self._rework(timeline, told, references, carried, details, pieces),
+            self._rework(timeline, told, references, carried, details, pieces, spec_items | marks),
         ]
-        defect = _defect_of(options, context)
-        if defect is not None:
-            criteria.insert(2, self._defect(timeline, initial, defect, context, details))
+        if specified is not None:
+            criteria.insert(2, specified)
         self._judge(options, sources, criteria, details)
         summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
                    f"requirement(s) before the agent's first edit"
@@ -485,12 +495,11 @@ class SpecQualityGrader:
         return Criterion("constraints_honoured", title, score, 2.0, why, sorted(set(refs))[:20])
 
     def _rework(self, timeline: Timeline, told: ToldBefore, references: set[str], carried: set[str],
-                details: dict[str, Any], pieces: list[Piece]) -> Criterion:
+                details: dict[str, Any], pieces: list[Piece], items: set[str]) -> Criterion:
         title = "The spec made corrections unnecessary"
         if not timeline.writes:
             return Criterion("rework_avoided", title, 0.0, 4.0, "The agent built nothing from the spec.", [])
         failures = [r.result for r in timeline.runs if r.failed and r.result is not None]
-        items = told.before(len(timeline.events))
 
         def deviation(prompt: int) -> bool:
             """The candidate holds the agent to a requirement it had been told before: the agent's
@@ -519,7 +528,7 @@ class SpecQualityGrader:
             # with what the spec already said: the agent strayed from the spec, the spec was not open.
             if (last_edit is not None and any(last_edit < f < i for f in failures)) or deviation(answer):
                 deviations.append(i)
-            elif concrete_items(timeline.events[answer]["text"], carried) - told.before(answer) - references:
+            elif told.prompt_items.get(answer, set()) - told.before(answer) - references:
                 # The answer supplied a requirement the spec had not: the spec left it open.
                 questions.append(i)
             else:
@@ -754,6 +763,12 @@ def _brief(context: GradeContext) -> str:
         return path.read_text(encoding="utf-8")[:200_000] if path is not None and path.is_file() else ""
     except OSError:
         return ""
+
+
+def _led_to(pieces: list[Piece], prompt: int) -> bool:
+    """Whether the first piece of work after `prompt` was built as told."""
+    after = next((p for p in pieces if p.prompt >= prompt), None)
+    return after is not None and after.as_told
 
 
 def _piece_share(pieces: list[Piece]) -> float:

@@ -203,3 +203,52 @@ def test_a_correction_repeating_the_spec_in_its_own_words_is_the_agent_straying_
     assert [f"event:{i}" for i in result.details["deviations_from_spec"]] == [correction]
     assert result.details["rework_rounds"] == []
     assert _criterion(result, "rework_avoided").score == 4.0, _scores(result)
+
+
+def _corrected(root: Path, *, right: bool) -> Bundle:
+    """A vague start, then an instruction in code terms after the agent built: right (true
+    division, as the brief wants) or wrong (talking the agent into floor division)."""
+    s = SessionBuilder(root, trial_id=f"t-corrected-{right}")
+    s.prompt(1, "do the issue")
+    start = FLOORED if right else CAREFUL_OPS
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", start)])
+    s.tool_result(2.1, ops, "File written")
+    s.reply(3, "Done.")
+    wanted, old, new = (("left / right", "left // right", "left / right") if right
+                        else ("left // right", "left / right", "left // right"))
+    s.prompt(4, f"`_apply` must compute `{wanted}` for /, and `tokenize_strict()` must reject blanks.")
+    [fix] = s.reply(5, "Changing it.", [edit("calc/ops.py", f"        return {old}", f"        return {new}")])
+    s.tool_result(5.1, fix, "File updated")
+    s.commit(6, "Add * and /")
+    s.push(7)
+    return Bundle(s.build())
+
+
+def test_an_instruction_that_led_to_work_the_hidden_tests_reject_specified_nothing(tmp_path: Path) -> None:
+    wrong = _grade(_corrected(tmp_path / "wrong", right=False), _hidden(False))
+    right = _grade(_corrected(tmp_path / "right", right=True), _hidden(True))
+    assert wrong.details["spec_items"] == [] and wrong.score == 0.0, _scores(wrong)
+    # Honest: the same kind of instruction that led to the work the brief wanted is a requirement.
+    assert "left / right" in right.details["spec_items"], right.details["spec_items"]
+    assert right.score > wrong.score
+
+
+def test_the_planted_defect_named_up_front_is_a_requirement_that_makes_named_files_count(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-defect-named")
+    s.prompt(1, "Before you build on calc/ops.py: find out what division by zero does there, and make it fail "
+                "the way bad input fails.")
+    ops, tests = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS.replace(ZERO_OLD, ZERO_NEW)),
+                                            edit("tests/test_calc.py", OLD_TEST, OLD_TEST + CAREFUL_TESTS)])
+    s.tool_result(2.1, ops, "File written")
+    s.tool_result(2.2, tests, "File updated")
+    s.commit(3, "Add * and /")
+    s.push(4)
+    bundle = Bundle(s.build())
+    defect = {"keywords": [r"division by zero"], "tests": [HIDDEN_TEST]}
+    # No hidden-test result: the pieces cannot show what the words led to; the named defect can.
+    named = SpecQualityGrader().grade(bundle, {"defect": defect}, GradeContext())
+    plain = SpecQualityGrader().grade(bundle, {}, GradeContext())
+    assert _criterion(named, "defect_specified").score == 4.0
+    assert _criterion(named, "upfront").score > _criterion(plain, "upfront").score, (_scores(named),
+                                                                                     _scores(plain))
+    assert _criterion(named, "rework_avoided").score > 0.0, _scores(named)
