@@ -655,15 +655,25 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)
         note = f"sent the agent back to {rewrite.path or 'its code'}"
-        fewer = _fewer_checks(before_run, after_run, t.events) if before_run and after_run else ""
-        if fewer and after_run is not None and before_run is not None:
+        # Each run the answer got, against the last run of the same command before the correction, while
+        # the code passed its tests (a rerun of one file first, then the suite, is still compared).
+        fewer, same, compared = "", None, None
+        if before_run is not None and before_run.failed is False:
+            for run in (r for r in t.runs if r.call > rewrite.index and (nxt is None or r.call < nxt)):
+                same = next((r for r in reversed(t.runs) if (r.result or 0) < prompt
+                             and " ".join(r.command.split()) == " ".join(run.command.split())), None)
+                fewer = _fewer_checks(same, run, t.events) if same is not None else ""
+                if fewer:
+                    compared = run
+                    break
+        if fewer and compared is not None and same is not None:
             # The agent's answers between the correction and its change (an objection, a question).
             said = [i for i in range(prompt + 1, rewrite.index) if t.events[i]["kind"] == "assistant_message"
                     and not any(prompt < w.index < i for w in t.writes)]
             findings.append(Finding("rework", prompt, "stripped",
                                     sorted({prompt, *said[:2], *(p for p in answered if prompt < p < rewrite.index),
-                                            *(w.index for w in window[:3]), before_run.result or 0,
-                                            after_run.result or 0}),
+                                            *(w.index for w in window[:3]), same.result or 0,
+                                            compared.result or 0}),
                                     note + f"; the tests passed before and the answer took checks out: {fewer}", 0.0))
             continue
         if before_run is not None and before_run.failed is False and after_run is not None and after_run.failed:
