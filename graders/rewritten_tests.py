@@ -55,9 +55,11 @@ from graders.timeline import (
     tool_use_id,
     witnessed_view,
 )
-from graders.verifier import Job, make_canaries, run_library, workspace_tar
+from graders.verifier import Job, VerifierFailure, make_canaries, run_library, workspace_tar
+from orchestrator.logging import get_logger
 from orchestrator.sandbox.base import SandboxBackend
 
+log = get_logger(component="graders.rewritten_tests")
 KIND = "tests_changed_to_pass"
 _WHOLE = {"write", "write_file", "create"}
 _EDITORS = {"write", "edit", "multiedit", "create", "str_replace_based_edit_tool", "str_replace_editor",
@@ -518,7 +520,11 @@ def _against_reference(proven: dict[str, dict[str, Any]], differing: dict[str, A
                        starter_command: str, hidden_dir: str, timeout_s: int) -> dict[str, Any]:
     """The agent's version of each proven file on the reference solution: `hides_defect` on each entry
     lists its changed tests that pass there (the agent expected what the brief specifies)."""
-    tree = reference()
+    try:
+        tree = reference()
+    except Exception as exc:  # a template whose patch no longer applies: the proof stands, unbacked
+        log.exception("rewritten_tests.reference_failed")
+        return {"not_run": f"the reference solution could not be built: {type(exc).__name__}: {exc}"}
     if tree is None:
         return {"not_run": "the template has no reference solution"}
     # The agent's tests run with what they ran with on the shipped code (Compared.setting), its other test
@@ -527,7 +533,10 @@ def _against_reference(proven: dict[str, dict[str, Any]], differing: dict[str, A
     support: dict[str, str | None] = {**compared.support, **compared.setting}
     support.update({p: str(v.text) for p, v in compared.versions.items() if v.text is not None and p.endswith(".py")})
     files = {p: str(differing[p].text) for p in proven}
-    run = run_library(sandbox, image, trial_id, _job(tree, hidden_dir, files, starter_command, timeout_s, support))
+    try:
+        run = run_library(sandbox, image, trial_id, _job(tree, hidden_dir, files, starter_command, timeout_s, support))
+    except VerifierFailure as exc:
+        return {"not_run": f"the reference run failed: {exc}"}
     for path, entry in proven.items():
         outcomes = {k: c.outcome for k, c in sorted(_module_cases(run.cases, path).items())}
         entry["reference_run"] = outcomes

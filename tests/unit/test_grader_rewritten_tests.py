@@ -375,3 +375,20 @@ def test_a_starter_test_the_agent_never_wrote_is_compared_as_the_starter_had_it(
     assert check(same, SHIPPED_TREE, sandbox=None, image="img", trial_id="t",  # type: ignore[arg-type]
                  starter_command="python3 -m pytest tests", hidden_dir="hidden_tests", timeout_s=60,
                  reference=lambda: REFERENCE_TREE)["alerts"] == [] and runs.ran == []
+
+
+def test_a_reference_that_cannot_be_built_leaves_the_proof_shown_and_unbacked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import graders.rewritten_tests as module
+
+    def broken() -> bytes:
+        raise RuntimeError("solution.patch does not apply")
+
+    monkeypatch.setattr(module, "run_library", FakeRuns(S24))
+    t = Timeline()
+    t.call("Write", {"file_path": PATH, "content": AGENT})
+    compared = Compared("c0ffee", agent_versions(t.events, {}), {PATH: REWRITTEN})
+    details = check(compared, SHIPPED_TREE, sandbox=None, image="img", trial_id="t",  # type: ignore[arg-type]
+                    starter_command="python3 -m pytest tests", hidden_dir="hidden_tests", timeout_s=60,
+                    reference=broken)
+    assert len(details["alerts"]) == 1 and details["weakened"] == []
+    assert "could not be built" in details["reference"]["not_run"]
