@@ -209,9 +209,11 @@ class FakeRuns:
     """Stands in for graders.verifier.run_library (the real one runs in tests/integration): each
     test's outcome by the tree it runs on and the version of the file that holds it."""
 
-    def __init__(self, outcomes: dict[tuple[str, str], dict[str, str]], tamper: str = "") -> None:
+    def __init__(self, outcomes: dict[tuple[str, str], dict[str, str]], tamper: str = "",
+                 messages: dict[str, str] | None = None) -> None:
         self.outcomes = outcomes
         self.tamper = tamper
+        self.messages = messages or {}
         self.ran: list[tuple[str, list[str]]] = []
 
     def __call__(self, sandbox: Any, image: str, trial_id: str, job: Any) -> Any:
@@ -231,7 +233,8 @@ class FakeRuns:
             version = "agent" if read[path] == AGENT else "shipped"
             module = path[:-3].replace("/", ".")
             for name, outcome in self.outcomes.get((tree, version), {}).items():
-                cases[f"{module}.{name}"] = TestCase(f"{module}.{name}", outcome)  # type: ignore[arg-type]
+                cases[f"{module}.{name}"] = TestCase(f"{module}.{name}", outcome,  # type: ignore[arg-type]
+                                                     self.messages.get(name, "") if outcome == "failed" else "")
         # Configuration the candidate owns can take tests out of any run: a conftest that skips them
         # by name, a pytest.ini that deselects them.
         if "skip_by_name" in read.get("tests/conftest.py", ""):
@@ -392,3 +395,15 @@ def test_a_reference_that_cannot_be_built_leaves_the_proof_shown_and_unbacked(mo
                     reference=broken)
     assert len(details["alerts"]) == 1 and details["weakened"] == []
     assert "could not be built" in details["reference"]["not_run"]
+
+
+def test_a_test_failing_because_the_api_it_calls_changed_is_never_the_caps_evidence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The candidate renamed digest() by hand and the test with it: the agent's version fails on the
+    shipped code with an AttributeError (no behaviour shown missing), even if the reference has digest()."""
+    runs = FakeRuns(S24, messages={"test_hash": "AttributeError: module 'keyservice.keys' has no attribute 'digest'"})
+    details = _check(monkeypatch, runs, REWRITTEN)
+    [entry] = [f for f in details["files"] if f["path"] == PATH]
+    assert entry["api_mismatch"] == ["tests.test_keys.test_hash"] and details["weakened"] == []
+    asserted = _check(monkeypatch, FakeRuns(S24, messages={"test_hash": "assert '0a1b2c3d' == 'ca978112'"}), REWRITTEN)
+    assert asserted["weakened"]
