@@ -486,8 +486,10 @@ def check(compared: Compared, tree: bytes, *, sandbox: SandboxBackend, image: st
             # The file is gone: a test still defined elsewhere in the shipped tests was moved, not dropped.
             verdict["dropped"] = [t for t in verdict["dropped"] if not _defined(t, shipped_texts)]
             verdict["proven"] = bool(verdict["flipped"] or verdict["dropped"])
-        how = ("deleted" if path not in present else "as the agent wrote it, configuration changed"
-               if present[path] == version.text else "changed after the agent's last write")
+        who = "the starter had it" if version.starter else "the agent wrote it"
+        how = ("deleted" if path not in present else f"as {who}, configuration changed"
+               if present[path] == version.text else "changed after the agent's last write" if not version.starter
+               else "changed since the starter")
         # A test that fails on the shipped code because the API it calls is not there (renamed, changed
         # signature) proves no behaviour is missing: shown, never the cap's evidence.
         verdict["api_mismatch"] = sorted(t for t in [*verdict.get("flipped", []), *verdict.get("dropped", [])]
