@@ -1,29 +1,42 @@
-"""Spec quality: whether what the candidate told the agent made the work go right, not how it read.
+"""Spec quality: how clearly the candidate told the agent what to build, and whether that made corrections unnecessary.
 
 Material: the candidate's prompts that the gateway saw (transcript-only prompts are left
 out: they may be forged), any spec or design file the candidate added or changed in the
 repo (SPEC.md, DESIGN.md, PLAN.md, docs/…, ADRs) and the agent's witnessed reads of such
-files. The spec is what reached the agent before its first edit: prompts sent before it,
-spec files the host saw pushed before it or the agent read before it (a SPEC.md the
-candidate pointed it at). A spec file written afterwards describes the work; it shaped
-nothing. A requirement counts only when the shipped work (code, tests, a witnessed run)
-carries it. Scored on outcomes:
+files. The spec is what the agent had been told before each of its edits: before its first
+edit, the prompts sent before it and the spec files the host saw pushed before it or the
+agent read before it (a SPEC.md the candidate pointed it at); then every prompt that started
+another piece of work (a spec given piece by piece). A spec file written afterwards describes
+the work; it shaped nothing. A requirement counts only when the shipped work (code, tests, a
+witnessed run) carries it; items the agent put forward itself and the candidate only
+approved ("sha256 is fine") are the agent's design, not the candidate's spec.
+
+Plain words and code terms alike: a piece of work (the agent's writes between two prompts) is
+built as told when no later prompt had lines of it taken back out for something it had not
+been told, and what shipped passes every must-pass hidden test of the brief. That outcome,
+not the wording, shows the telling was clear. Scored on outcomes:
 
 - upfront: a spec file with concrete requirements that reached the agent before it built,
   or prompts before its first edit that carried concrete requirements (code, endpoints,
-  values, names of code in the starter); nothing when the agent built nothing;
+  values, the planted defect, and then names of code in the starter); or the share of the
+  pieces built as told (at most 3: each piece was built without knowing the rest); nothing
+  when the agent built nothing;
 - acceptance_checked: concrete acceptance items of the spec (`evaluate("1 / 0")`,
   `404`, `/v1/keys`, `KeyError`, `test_rotation`) that the work later checked: found in
-  the tests the candidate shipped or in a test run the gateway saw;
+  the tests the candidate shipped or in a test run the gateway saw; or pieces built as told
+  that came with tests a witnessed run passed;
 - defect_specified (templates with a planted defect): the spec named the defect before the
   agent built, so nobody had to catch it; a quarter when its hidden tests still fail;
-- constraints_honoured: checkable constraints (files not to touch, "only change …",
-  no new dependencies) and whether what shipped respected them (weighs half);
-- rework_avoided: rounds in which the candidate sent the agent back to code bringing
-  something the spec had not said (the spec left it open), or agent questions whose answer
-  supplied a requirement the spec lacked. A correction that holds the agent to a
-  requirement the spec stated, or a question the agent asks after its own work failed a
-  run, is the agent straying from the spec: steering's catch, never a cost here.
+- constraints_honoured: checkable constraints (files not to touch, "only change …", a
+  "Scope:" line, no new dependencies or only a named one) and whether what shipped respected
+  them (weighs half);
+- rework_avoided: rounds in which the candidate sent the agent back to its code (the prompt
+  names the code, or the next piece takes out lines the agent wrote) bringing something it
+  had not been told (the spec left it open), or agent questions whose answer supplied a
+  requirement the spec lacked. A correction that holds the agent to what it had been told
+  (the same item, or a run of the same words, the brief's included), or a question the agent
+  asks after its own work failed a run, is the agent straying from the spec: steering's
+  catch, never a cost here.
 
 Length and rubric words ("acceptance criteria", "must", "robust", "production-grade", "==")
 score nothing on their own. The LLM judge, when configured, reads the same material with a
@@ -355,12 +368,16 @@ class SpecQualityGrader:
             return Criterion("upfront", title, 0.0, 4.0, "The agent built nothing: no spec shaped any work.", [])
         by_pieces = _piece_share(pieces)
         if by_pieces > 0:
-            told = [p for p in pieces if p.as_told]
+            counted = _counted(pieces)
+            told = [p for p in counted if p.as_told]
+            strayed = len(pieces) - len(counted)
             piecewise = Criterion(
                 "upfront", title, round(3.0 * by_pieces, 2), 4.0,
-                f"{len(told)} of {len(pieces)} piece(s) of the agent's work were built as it had been told: "
-                "none sent back for something it had not been told, and what shipped passes the brief's hidden "
-                "tests.", [f"event:{p.prompt}" for p in told][:20])
+                f"Specified piece by piece: {len(told)} of {len(counted)} piece(s) of the agent's work were built "
+                "as it had been told (never sent back for something it had not been told; what shipped passes the "
+                "brief's hidden tests)" + (f"; {strayed} more sent back only for straying from what it had been "
+                                           "told" if strayed else "") + ".",
+                [f"event:{p.prompt}" for p in told][:20])
             first = self._upfront(timeline, files, prompts, concrete, carried, [])
             return piecewise if piecewise.score > first.score else first
         first_edit = timeline.edits[0]
@@ -412,7 +429,7 @@ class SpecQualityGrader:
         """Concrete items the work checked; or, in plain words or code terms alike, pieces built as
         told whose own tests a witnessed run then passed (each piece's result was checked)."""
         title = "Acceptance criteria the work then checked"
-        checked_pieces = [p for p in pieces if p.as_told and p.checked and p.revised_by is None]
+        checked_pieces = [p for p in _counted(pieces) if p.as_told and p.checked and p.revised_by is None]
         if checked_pieces:
             by_items = self._acceptance(timeline, initial, items, shipped, details, [])
             score = _ladder(len(checked_pieces))
@@ -540,7 +557,7 @@ class SpecQualityGrader:
         # Without concrete requirements there was no spec to make rework unnecessary (naming
         # files is not specifying what they should do).
         # Plain words have substance too when what they led to shows it: a piece built as told.
-        substance = 1.0 if any(p.as_told for p in pieces) else min(1.0, len(items) / 3)
+        substance = 1.0 if any(p.as_told for p in _counted(pieces)) else min(1.0, len(items) / 3)
         score = round(max(0.0, 4.0 - 1.0 * len(rounds)) * substance, 2)
         why = (f"{len(rounds)} round(s) of clarification or rework on what the spec left open"
                + (f" (events {', '.join(map(str, rounds[:6]))})" if rounds else "")
@@ -771,10 +788,21 @@ def _led_to(pieces: list[Piece], prompt: int) -> bool:
     return after is not None and after.as_told
 
 
+def given_in_pieces(pieces: list[Piece]) -> bool:
+    """Whether the candidate gave the spec piece by piece: the work came in two pieces or more
+    and the candidate's words changed it at least once (a later prompt had lines of an earlier
+    piece taken out). "Do the brief", then "continue" until done, shaped nothing observable."""
+    return len(pieces) >= 2 and any(p.revised_by is not None for p in pieces)
+
+
+def _counted(pieces: list[Piece]) -> list[Piece]:
+    """The pieces that tell how clear the spec was: pieces revised only for the agent's own
+    straying count for neither side (the spec had said it)."""
+    return [p for p in pieces if p.revised_by is None or p.left_open] if given_in_pieces(pieces) else []
+
+
 def _piece_share(pieces: list[Piece]) -> float:
-    """Share of the pieces built as told; pieces revised for the agent's own straying count for
-    neither side (the spec had said it)."""
-    counted = [p for p in pieces if p.revised_by is None or p.left_open]
+    counted = _counted(pieces)
     return sum(p.as_told for p in counted) / len(counted) if counted else 0.0
 
 
@@ -807,7 +835,8 @@ Score four dimensions from 0 (absent) to 4 (thorough), using only the material:
 - acceptance: testable acceptance criteria, expected results, what "done" means
 - constraints: limits the agent must respect (files not to touch, dependencies, APIs, security requirements)
 - completeness: the decisions an implementer needs are made (the spec does not leave the design open)
-- upfront: the requirements came before the building, not piecemeal afterwards
+- upfront: each piece of work was specified before the agent built it (up front, or piece by piece before
+  each piece), rather than corrected afterwards
 For every score above 0 quote, verbatim, at least one passage of 3 or more words that justifies it.
 A score without a verbatim quote counts as 0. Do not reward length, politeness or rubric words
 ("acceptance criteria", "must", "don't") that carry no concrete requirement.

@@ -98,6 +98,7 @@ def test_a_spec_given_piece_by_piece_in_plain_words_counts_by_what_it_led_to(tmp
     assert [p["as_told"] for p in pieces] == [False, True, True]
     upfront, acceptance = _criterion(result, "upfront"), _criterion(result, "acceptance_checked")
     assert upfront.score == 2.0 and "2 of 3 piece(s)" in upfront.rationale, _scores(result)
+    assert "piece by piece" in upfront.rationale
     assert acceptance.score == 2.0 and acceptance.evidence_refs == ["event:10"], _scores(result)
     rework = _criterion(result, "rework_avoided")
     assert rework.score == 3.0 and "event:5" in rework.evidence_refs, _scores(result)  # one round left open
@@ -252,3 +253,23 @@ def test_the_planted_defect_named_up_front_is_a_requirement_that_makes_named_fil
     assert _criterion(named, "upfront").score > _criterion(plain, "upfront").score, (_scores(named),
                                                                                      _scores(plain))
     assert _criterion(named, "rework_avoided").score > 0.0, _scores(named)
+
+
+def test_do_the_brief_then_continue_is_no_spec_given_in_pieces_even_when_the_agent_got_it_right(
+        tmp_path: Path) -> None:
+    # The agent builds it right in two pieces; the candidate only says "do the issue" and "continue":
+    # nothing the candidate said changed the work, so the pieces show no telling at all.
+    s = SessionBuilder(tmp_path, trial_id="t-continue")
+    s.prompt(1, "do the issue")
+    [ops] = s.reply(2, "Writing the arithmetic.", [write("calc/ops.py", CAREFUL_OPS.replace(ZERO_OLD, ZERO_NEW))])
+    s.tool_result(2.1, ops, "File written")
+    s.reply(3, "Arithmetic done; tests next?")
+    s.prompt(4, "continue")
+    [tests] = s.reply(5, "Adding tests.", [edit("tests/test_calc.py", OLD_TEST, OLD_TEST + CAREFUL_TESTS)])
+    s.tool_result(5.1, tests, "File updated")
+    _run(s, 6)
+    s.commit(7, "Add * and /")
+    s.push(8)
+    result = _grade(Bundle(s.build()), _hidden(True))
+    assert len(result.details["pieces"]) == 2
+    assert result.score == 0.0, _scores(result)
