@@ -208,8 +208,12 @@ def not_done() -> dict[str, Any]:
 
 
 def judge_moves(criteria: list[Any], answer: dict[str, Any], material: str,
-                aliases: dict[str, str] | None = None) -> dict[str, Any]:
+                aliases: dict[str, str] | None = None, *, raise_ok: bool = True) -> dict[str, Any]:
     """Move each criterion the judge scored toward its score, by at most MAX_MOVE of its range.
+
+    `raise_ok=False`: the outcomes showed the material shaped no work worth reading (the agent
+    built nothing, or nothing of the brief passes), so the judge, who reads only the words, may
+    lower a criterion but never raise it.
 
     `answer[dimension] = {"score": 0..4, "quotes": [...]}`; a score whose quotes are not found
     verbatim in `material` counts as 0 (and its quotes are listed as rejected); `aliases` maps
@@ -231,7 +235,7 @@ def judge_moves(criteria: list[Any], answer: dict[str, Any], material: str,
         target = judged / 4.0 * criterion.max
         rule = float(criterion.score)
         bound = MAX_MOVE * criterion.max
-        moved = round(min(max(target, rule - bound), rule + bound), 2)
+        moved = round(min(max(target, rule - bound), rule + (bound if raise_ok else 0.0)), 2)
         agree = abs(target - rule) <= AGREE_WITHIN * criterion.max
         dimensions[dimension] = {"criterion": criterion.id, "rules": rule, "judge": round(target, 2),
                                  "moved_to": moved, "agree": agree, "quotes": proven,

@@ -348,7 +348,7 @@ class SpecQualityGrader:
         ]
         if specified is not None:
             criteria.insert(2, specified)
-        self._judge(options, sources, criteria, details)
+        self._judge(options, sources, criteria, details, shaped=_shaped(timeline, context.results.get("hidden_tests")))
         summary = (f"{len(prompts)} prompt(s) and {len(files)} spec file(s) read; {len(spec_items)} concrete "
                    f"requirement(s) before the agent's first edit"
                    + (f"; {len(excluded)} transcript prompt(s) the gateway never saw were left out" if excluded
@@ -566,7 +566,9 @@ class SpecQualityGrader:
 
     # ----- the judge ----------------------------------------------------------------------------
     def _judge(self, options: dict[str, Any], sources: list[Source], criteria: list[Criterion],
-               details: dict[str, Any]) -> None:
+               details: dict[str, Any], shaped: bool = True) -> None:
+        """`shaped`: whether the words shaped any work the outcomes can credit; when not, the
+        judge's reading of them may lower the rule scores, never raise them."""
         config = configured(options, details)
         if config is None:
             if "judge" not in details:
@@ -580,7 +582,7 @@ class SpecQualityGrader:
         if consulted is None:
             return
         answer, usage = consulted
-        moves = judge_moves(criteria, answer, material, aliases=JUDGE_ALIASES)
+        moves = judge_moves(criteria, answer, material, aliases=JUDGE_ALIASES, raise_ok=shaped)
         details["judge"] = {"status": "ok", "model": config.model, "summary": str(answer.get("summary", ""))[:500],
                             "usage": usage.to_json(), **moves}
         by_id = {c.id: c for c in criteria}
@@ -786,6 +788,16 @@ def _led_to(pieces: list[Piece], prompt: int) -> bool:
     """Whether the first piece of work after `prompt` was built as told."""
     after = next((p for p in pieces if p.prompt >= prompt), None)
     return after is not None and after.as_told
+
+
+def _shaped(timeline: Timeline, hidden: GraderResult | None) -> bool:
+    """Whether the candidate's words shaped any work worth reading them for: the agent built
+    something, and (when the hidden tests ran) at least one must-pass hidden test passes on it."""
+    if not timeline.writes:
+        return False
+    outcomes = ((hidden.details.get("fail_to_pass") or {}).get("outcomes") or {}) \
+        if hidden is not None and hidden.status == "ok" else {}
+    return not outcomes or any(v == "passed" for v in outcomes.values())
 
 
 def given_in_pieces(pieces: list[Piece]) -> bool:

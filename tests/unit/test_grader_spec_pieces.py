@@ -273,3 +273,53 @@ def test_do_the_brief_then_continue_is_no_spec_given_in_pieces_even_when_the_age
     result = _grade(Bundle(s.build()), _hidden(True))
     assert len(result.details["pieces"]) == 2
     assert result.score == 0.0, _scores(result)
+
+
+class _Usage:
+    def to_json(self) -> dict[str, object]:
+        return {"input_tokens": 1, "output_tokens": 1}
+
+
+class _Config:
+    model = "scripted"
+
+
+def _with_judge(monkeypatch: pytest.MonkeyPatch, verdict: dict[str, object]) -> None:
+    import graders.spec_quality as spec_quality
+
+    monkeypatch.setattr(spec_quality, "configured", lambda options, details: _Config())
+    monkeypatch.setattr(spec_quality, "consult", lambda config, system, user, details: (verdict, _Usage()))
+
+
+def _readme_only(root: Path) -> Bundle:
+    s = SessionBuilder(root, trial_id="t-readme-only")
+    s.prompt(1, "Plan the change for the issue carefully and write the plan into the README, nothing else.")
+    [plan] = s.reply(2, "Writing the plan.", [edit("README.md", s.read("README.md").splitlines()[0],
+                                                    s.read("README.md").splitlines()[0] + "\n\nPlan: * and /.")])
+    s.tool_result(2.1, plan, "File updated")
+    s.commit(3, "Plan")
+    s.push(4)
+    return Bundle(s.build())
+
+
+def test_the_judge_cannot_raise_spec_quality_for_words_that_shaped_nothing_of_the_brief(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A careful reader may like the words; the outcomes show they led to nothing of the brief
+    # (every must-pass hidden test fails), so the judge's reading may lower, never raise.
+    quote = "Plan the change for the issue carefully"
+    _with_judge(monkeypatch, {"upfront": {"score": 4, "quotes": [quote]},
+                              "completeness": {"score": 4, "quotes": [quote]}})
+    nothing = GradeContext(results={"hidden_tests": GraderResult("hidden_tests", details={"fail_to_pass": {
+        "total": 1, "passed": 0, "outcomes": {HIDDEN_TEST: "failed"}}})})
+    result = _grade(_readme_only(tmp_path), nothing)
+    assert result.details["judge"]["status"] == "ok"
+    assert _criterion(result, "upfront").score == 0.0 and result.score == 0.0, _scores(result)
+
+
+def test_the_judge_still_moves_spec_quality_for_words_that_shaped_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    quote = "dividing seven by two gives three there"
+    rules = _grade(_plain_words_pieces(tmp_path / "rules"), _hidden(True))
+    _with_judge(monkeypatch, {"upfront": {"score": 4, "quotes": [quote]}})
+    judged = _grade(_plain_words_pieces(tmp_path / "judged"), _hidden(True))
+    assert _criterion(judged, "upfront").score == _criterion(rules, "upfront").score + 1.0
