@@ -18,6 +18,7 @@ import statistics
 from typing import Any
 
 from graders.base import Criterion, GradeContext, GraderResult
+from graders.integrity import COMMIT_CLAIM
 from graders.outcomes import TEST_PATH as _TEST_PATH
 from graders.outcomes import Finding, Timeline, rework_rounds, silenced_passes, weakening_counts
 from graders.repo import Repo, choose_revision, open_repo
@@ -168,7 +169,7 @@ class CommitsGrader:
         for commit in commits:
             claims = check_claims(bundle, str(commit.get("message", "")), {"number": None}, context)
             if claims["false"]:
-                problems[str(commit["sha"])].append(f"claims what the results contradict: {claims['false'][0]}")
+                problems[str(commit["sha"])].append(f"{COMMIT_CLAIM}{claims['false'][0]}")  # integrity reads it
         details["message_problems"] = {sha: found for sha, found in problems.items() if found}
         if not commits:
             return Criterion("messages", "Commit messages explain the change", 0.0, 4.0, "No commit message.", [])
