@@ -285,7 +285,7 @@ class _Config:
 
 
 def _with_judge(monkeypatch: pytest.MonkeyPatch, verdict: dict[str, object]) -> None:
-    import graders.spec_quality as spec_quality
+    from graders import spec_quality
 
     monkeypatch.setattr(spec_quality, "configured", lambda options, details: _Config())
     monkeypatch.setattr(spec_quality, "consult", lambda config, system, user, details: (verdict, _Usage()))
