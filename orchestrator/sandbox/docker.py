@@ -1,9 +1,11 @@
 """The Docker backend: the candidate's sandbox and verifier containers on a real engine.
 
 Talks to the engine through the docker SDK (`docker.from_env()`, so `DOCKER_HOST`,
-including `ssh://`, is honoured). The client is made on first use, never at import, so
-that importing this module costs nothing and a stopped engine is reported by the
-command that needs it, with a hint.
+including `ssh://`, is honoured), except for the calls a launch makes (ping, image and
+container inspect, create, archive upload, start, exec), which go through the small client of
+`orchestrator.sandbox.engine` so that a launch never imports the SDK (~50-110 ms here). Both
+clients are made on first use, never at import, so that importing this module costs nothing
+and a stopped engine is reported by the command that needs it, with a hint.
 
 Hardening (DESIGN.md, "Sandbox hardening") and why each piece is there:
 
@@ -50,20 +52,17 @@ Every docker SDK or requests exception is translated here into `SandboxError`,
 from __future__ import annotations
 
 import calendar
+import importlib
+import json
 import os
 import re
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
-
-import docker
-import docker.errors
-import requests.exceptions
-from docker.types import Mount
-from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
 
 from orchestrator.config import SandboxSettings
 from orchestrator.errors import ImageBuildError, PrerequisiteError, SandboxError, TrialError, UsageError
@@ -87,6 +86,30 @@ from orchestrator.sandbox.base import (
     SandboxStatus,
     VolumeUsage,
 )
+from orchestrator.sandbox.engine import (
+    Engine,
+    EngineError,
+    EngineTimeout,
+    EngineUnreachable,
+    http_transport,
+    sdk_transport,
+)
+
+
+class _LazyModule:
+    """A module imported on first attribute use: the SDK's names (`docker.errors.NotFound`) stay
+    written as they were, and a launch that never reaches one never imports the SDK. An `except`
+    clause names its class only when an exception gets that far."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+docker: Any = _LazyModule("docker")
+requests: Any = _LazyModule("requests")
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 ENGINE_HINT = "start it with `sudo systemctl start docker` or `sudo bash scripts/ensure-docker.sh`"
@@ -125,8 +148,15 @@ def engine_url() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
 
 
-def _unreachable() -> PrerequisiteError:
-    return PrerequisiteError(f"Docker Engine is not reachable at {engine_url()}", ENGINE_HINT)
+def _unreachable(url: str | None = None) -> PrerequisiteError:
+    return PrerequisiteError(f"Docker Engine is not reachable at {url or engine_url()}", ENGINE_HINT)
+
+
+def _sdk_loaded_error(exc: BaseException) -> bool:
+    """An exception of the SDK or requests (only possible once they are imported)."""
+    if "docker" not in sys.modules:
+        return False
+    return isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException))
 
 
 def _explain(exc: BaseException) -> str:
@@ -144,6 +174,14 @@ def _engine_errors(action: str, hint: str | None = None) -> Iterator[None]:
         yield
     except TrialError:
         raise
+    except EngineUnreachable as exc:
+        raise _unreachable(exc.url) from exc
+    except EngineTimeout as exc:
+        raise SandboxError(f"Docker did not answer while trying to {action} ({exc})",
+                           hint or f"check the engine at {exc.url} (`docker info`)") from exc
+    except EngineError as exc:
+        raise SandboxError(f"Docker could not {action}: {exc.explanation}",
+                           hint or "see `docker info` and the engine's log (`journalctl -u docker`)") from exc
     except requests.exceptions.ConnectionError as exc:
         raise _unreachable() from exc
     except requests.exceptions.RequestException as exc:
@@ -156,8 +194,35 @@ def _engine_errors(action: str, hint: str | None = None) -> Iterator[None]:
                            hint or "see `docker info` and the engine's log (`journalctl -u docker`)") from exc
 
 
-def _is_not_found(exc: BaseException) -> bool:
-    return isinstance(exc, docker.errors.NotFound)
+def _image_missing(exc: EngineError) -> bool:
+    """A 404 about the image (the SDK's ImageNotFound test), not about a network or a mount."""
+    text = exc.explanation
+    return ("No such image" in text or "not found: does not exist or no pull access" in text
+            or "repository does not exist" in text)
+
+
+_BYTE_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _memory_bytes(value: str | int) -> int:
+    """A Docker memory size (`512m`, `2g`, `1024`) in bytes, read as the SDK's `parse_bytes` reads it."""
+    if isinstance(value, int):
+        return value
+    text = value
+    if len(text) >= 2 and text[-2].isalpha() and text[-1] in "bB":
+        text = text[:-1]
+    if not text:
+        return 0
+    suffix = text[-1].lower()
+    digits, unit = (text, "b") if suffix.isdigit() else (text[:-1], suffix)
+    if unit not in _BYTE_UNITS:
+        raise SandboxError(f"the memory limit '{value}' has no unit Docker knows",
+                           "write it with b, k, m or g (e.g. sandbox.memory = \"2g\")")
+    try:
+        return int(float(digits) * _BYTE_UNITS[unit])
+    except ValueError as exc:
+        raise SandboxError(f"the memory limit '{value}' is not a number",
+                           "write it like 512m or 2g (sandbox.memory)") from exc
 
 
 class DockerBackend:
@@ -166,8 +231,10 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self, settings: SandboxSettings, *, start_timeout_s: float = 30.0,
-                 start_settle_s: float = 0.5, instance: str | None = None) -> None:
+                 start_settle_s: float = 0.5, instance: str | None = None, engine_url: str | None = None) -> None:
         self.settings = settings
+        self.engine_url = engine_url
+        """The engine's address; None: `DOCKER_HOST`, else the local socket (as `docker.from_env`)."""
         self.instance = instance
         """Written as the `trial.instance` label on what this backend creates (see make_backend)."""
         self.build_leftover_age_s = 600.0
@@ -178,6 +245,7 @@ class DockerBackend:
         """How long it must then stay running to count as started (catches instant exits), unless
         it shows sooner that it is up: sshd listening in a container that publishes it."""
         self._client: Any = None
+        self._engine: Engine | None = None
         self._firewall: egress.HostFirewall | str | None = None
         self._log = get_logger(component="sandbox.docker")
 
@@ -191,21 +259,43 @@ class DockerBackend:
         """The docker SDK client, made on first use."""
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=API_TIMEOUT_S)
+                if self.engine_url:
+                    self._client = docker.DockerClient(base_url=self.engine_url, timeout=API_TIMEOUT_S)
+                else:
+                    self._client = docker.from_env(timeout=API_TIMEOUT_S)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                raise _unreachable() from exc
+                raise _unreachable(self.engine_url) from exc
         return self._client
+
+    @property
+    def engine(self) -> Engine:
+        """The launch path's client (see the module docstring), made on first use: straight to a
+        local socket or plain tcp engine, through the SDK's session for anything else."""
+        if self._engine is None:
+            url = self.engine_url or engine_url()
+            transport = http_transport(url) or sdk_transport(self.client.api)
+            self._engine = Engine(transport, timeout_s=API_TIMEOUT_S)
+        return self._engine
 
     def ping(self) -> None:
         try:
-            self.client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise _unreachable() from exc
+            self.engine.ping()
+        except (EngineError, EngineUnreachable, EngineTimeout) as exc:
+            raise _unreachable(self.engine_url) from exc
+        except Exception as exc:
+            if _sdk_loaded_error(exc):
+                raise _unreachable(self.engine_url) from exc
+            raise
 
     # ---- images -------------------------------------------------------------------------
 
     def image_exists(self, tag: str) -> bool:
-        return self._image(tag) is not None
+        return self._image_id(tag) is not None
+
+    def _image_id(self, tag: str) -> str | None:
+        with _engine_errors(f"inspect image {tag}"):
+            attrs = self.engine.inspect("images", tag)
+        return None if attrs is None else str(attrs["Id"])
 
     def _image(self, tag: str) -> Any | None:
         with _engine_errors(f"inspect image {tag}"):
@@ -215,10 +305,10 @@ class DockerBackend:
                 return None
 
     def build(self, request: BuildRequest) -> ImageRef:
-        existing = self._image(request.tag)
+        existing = self._image_id(request.tag)
         if existing is not None:
             self._log.debug("sandbox.build.cached", tag=request.tag)
-            return ImageRef(tag=request.tag, id=str(existing.id), cached=True)
+            return ImageRef(tag=request.tag, id=existing, cached=True)
         dockerfile = request.context_dir / "Dockerfile"
         if not dockerfile.is_file():
             raise ImageBuildError(f"cannot build image {request.tag}: {dockerfile} does not exist",
@@ -278,16 +368,16 @@ class DockerBackend:
         if spec.name_suffix:
             _check_name("name suffix", spec.name_suffix)
             name = f"{name}-{spec.name_suffix}"
-        existing = self._container_by_name(name)
-        if existing is not None:
+        found = self._inspect_container(name)
+        if found is not None:
             self._log.debug("sandbox.create.exists", trial_id=spec.trial_id, container=name)
-            return self._ref(existing)
+            return self._ref(found)
         if spec.publish_ssh and spec.network_disabled:
             raise UsageError(f"sandbox spec for trial {spec.trial_id}: publish_ssh with network_disabled",
                              "a container without a network cannot publish its sshd port")
 
         made_volumes: list[str] = []
-        mounts: list[Any] = []
+        mounts: list[dict[str, Any]] = []
         for volume, target in spec.volumes.items():
             _check_name("volume", volume)
             if not target.startswith("/"):
@@ -302,23 +392,24 @@ class DockerBackend:
             full = volume_name(spec.trial_id, volume)
             if full not in existing:
                 made_volumes.append(full)
-            mounts.append(Mount(target=target, source=full, type="volume", labels=labels))
+            mounts.append({"Target": target, "Source": full, "Type": "volume", "ReadOnly": False,
+                           "VolumeOptions": {"Labels": labels}})
         try:
-            container = self._create_container(spec, name, mounts)
+            attrs = self._create_container(spec, name, mounts)
         except BaseException:
             for full in made_volumes:
                 self._remove_volume(full, quiet=True)
             raise
         self._log.info("sandbox.created", trial_id=spec.trial_id, container=name, image=spec.image,
                        env_keys=sorted(spec.env))
-        return self._ref(container)
+        return self._ref(attrs)
 
     def _volume_names(self, trial_id: str) -> set[str]:
         """Names of the trial's volumes that exist (one listing; the engine's name filter is a substring match)."""
         prefix = volume_name(trial_id, "")
         with _engine_errors(f"list the volumes of trial {trial_id}"):
-            return {str(v.name) for v in self.client.volumes.list(filters={"name": prefix})
-                    if str(v.name).startswith(prefix)}
+            listed = self.engine.call("GET", "/volumes", params={"filters": json.dumps({"name": [prefix]})})
+        return {str(v["Name"]) for v in (listed or {}).get("Volumes") or [] if str(v["Name"]).startswith(prefix)}
 
     def _ensure_volume(self, full: str, trial_id: str) -> bool:
         """Create the volume unless it exists; True when this call made it."""
@@ -338,32 +429,34 @@ class DockerBackend:
         _check_name("network", name)
         ports = ",".join(str(port) for port in sorted(set(host_ports)))
         with _engine_errors(f"create network {name}"):
-            try:
+            attrs = self.engine.inspect("networks", name)
+            if attrs is not None and (attrs.get("Labels") or {}).get(LABEL_HOST_PORTS) != ports:
+                # Rare (an older version's network, or the service port changed): through the SDK.
                 network = self.client.networks.get(name)
-            except docker.errors.NotFound:
-                network = None
-            if network is not None and (network.attrs.get("Labels") or {}).get(LABEL_HOST_PORTS) != ports:
                 if self._network_in_use(network):
                     raise SandboxError(
                         f"network {name} admits host ports "
-                        f"'{(network.attrs.get('Labels') or {}).get(LABEL_HOST_PORTS, '')}', this sandbox needs "
+                        f"'{(attrs.get('Labels') or {}).get(LABEL_HOST_PORTS, '')}', this sandbox needs "
                         f"'{ports}'", "the service port changed while trials use the old one: finish them or "
                         "set service.port back")
                 self._remove_network(network)  # made by an older version or for another port, unused
-                network = None
-            if network is None:
+                attrs = None
+            if attrs is None:
                 labels = {LABEL_MANAGED: MANAGED_BY, LABEL_EGRESS: "host-only", LABEL_HOST_PORTS: ports,
                           **self._instance_label()}
                 try:
-                    network = self.client.networks.create(
-                        name, driver="bridge", labels=labels,
-                        options={"com.docker.network.bridge.enable_ip_masquerade": "false",
-                                 "com.docker.network.bridge.enable_icc": "false"})
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409:  # created meanwhile by a concurrent launch
+                    self.engine.call("POST", "/networks/create", body={
+                        "Name": name, "Driver": "bridge", "Labels": labels,
+                        "Options": {"com.docker.network.bridge.enable_ip_masquerade": "false",
+                                    "com.docker.network.bridge.enable_icc": "false"}})
+                except EngineError as exc:
+                    if exc.status != 409:  # created meanwhile by a concurrent launch
                         raise
-                network = self.client.networks.get(name)
-        self._enforce_egress(network.attrs)
+                attrs = self.engine.inspect("networks", name)
+                if attrs is None:
+                    raise SandboxError(f"network {name} vanished right after it was created",
+                                       "a `trial gc` or teardown ran at the same time: launch again (it resumes)")
+        self._enforce_egress(attrs)
         return name
 
     def _enforce_egress(self, attrs: dict[str, Any]) -> bool:
@@ -424,61 +517,82 @@ class DockerBackend:
             except docker.errors.NotFound:
                 return
 
-    def _create_container(self, spec: SandboxSpec, name: str, mounts: list[Any]) -> Any:
-        options: dict[str, Any] = {
-            "name": name,
-            "user": spec.user,
-            "working_dir": spec.workdir,
-            "environment": dict(spec.env),
-            "labels": {LABEL_TRIAL: spec.trial_id, LABEL_MANAGED: MANAGED_BY, LABEL_ROLE: spec.role,
-                       **self._instance_label()},
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "mem_limit": spec.memory,
-            "memswap_limit": spec.memory,
-            "nano_cpus": round(spec.cpus * 1e9),
-            "pids_limit": spec.pids,
-            "read_only": spec.read_only_root,
-            "tmpfs": dict(spec.tmpfs),
-            "mounts": mounts,
-            "init": True,
-            "restart_policy": {"Name": "no"},
-            "detach": True,
+    def _create_body(self, spec: SandboxSpec, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+        """The create request the SDK's `containers.create` sent for this spec (its network aside)."""
+        host: dict[str, Any] = {
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges"],
+            "Memory": _memory_bytes(spec.memory),
+            "MemorySwap": _memory_bytes(spec.memory),
+            "NanoCpus": round(spec.cpus * 1e9),
+            "PidsLimit": spec.pids,
+            "ReadonlyRootfs": spec.read_only_root,
+            "Tmpfs": dict(spec.tmpfs),
+            "Mounts": mounts,
+            "Init": True,
+            "RestartPolicy": {"Name": "no"},
         }
+        body: dict[str, Any] = {
+            "Image": spec.image, "User": spec.user,
+            "Env": [f"{key}={value}" for key, value in spec.env.items()],
+            "Labels": {LABEL_TRIAL: spec.trial_id, LABEL_MANAGED: MANAGED_BY, LABEL_ROLE: spec.role,
+                       **self._instance_label()},
+            "AttachStdin": False, "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+            "StdinOnce": False, "NetworkDisabled": bool(spec.network_disabled), "HostConfig": host,
+        }
+        if spec.workdir is not None:
+            body["WorkingDir"] = spec.workdir
         if spec.command is not None:
-            options["command"] = list(spec.command)
-        if spec.network_disabled:
-            options["network_disabled"] = True
-            options["network_mode"] = "none"
-        else:
-            options["extra_hosts"] = dict(spec.extra_hosts)
-            if spec.internal_network:
-                options["network"] = spec.internal_network
-            elif spec.network:
-                options["network"] = self._ensure_network(spec.network, spec.host_ports)
+            body["Cmd"] = list(spec.command)
+        # The SDK's default; `_create_container` names the sandbox's network here.
+        host["NetworkMode"] = "none" if spec.network_disabled else "default"
+        if not spec.network_disabled and spec.extra_hosts:
+            host["ExtraHosts"] = [f"{name}:{address}" for name, address in sorted(spec.extra_hosts.items())]
         if spec.publish_ssh:
-            options["ports"] = {SSH_PORT_KEY: (spec.ssh_bind, self._host_port(spec))}
+            body["ExposedPorts"] = {SSH_PORT_KEY: {}}
+            host["PortBindings"] = {SSH_PORT_KEY: [{"HostIp": spec.ssh_bind, "HostPort": self._host_port(spec) or ""}]}
+        return body
+
+    def _create_container(self, spec: SandboxSpec, name: str, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+        """Create the container and inspect it."""
+        body = self._create_body(spec, mounts)
+        host: dict[str, Any] = body["HostConfig"]
+        if not spec.network_disabled:
+            if spec.internal_network:
+                host["NetworkMode"] = spec.internal_network
+            elif spec.network:
+                host["NetworkMode"] = self._ensure_network(spec.network, spec.host_ports)
         hint = f"check that image {spec.image} exists (`docker image ls`) and the spec's limits"
+
+        def create() -> str:
+            return str(self.engine.call("POST", "/containers/create", params={"name": name}, body=body)["Id"])
+
         with _engine_errors(f"create container {name} from {spec.image}", hint):
             try:
                 try:
-                    return self.client.containers.create(spec.image, **options)
-                except docker.errors.NotFound as exc:
-                    if not spec.network or "network" not in _explain(exc).lower():
+                    made = create()
+                except EngineError as exc:
+                    if not exc.not_found or _image_missing(exc) or not spec.network \
+                            or "network" not in exc.explanation.lower():
                         raise
                     # A teardown or gc took the network while it had no container yet: once more.
-                    options["network"] = self._ensure_network(spec.network, spec.host_ports)
-                    return self.client.containers.create(spec.image, **options)
-            except docker.errors.ImageNotFound as exc:
-                raise SandboxError(f"cannot create container {name}: image {spec.image} does not exist",
-                                   "build it first (`trial templates check`)") from exc
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
+                    host["NetworkMode"] = self._ensure_network(spec.network, spec.host_ports)
+                    made = create()
+            except EngineError as exc:
+                if exc.not_found and _image_missing(exc):
+                    raise SandboxError(f"cannot create container {name}: image {spec.image} does not exist",
+                                       "build it first (`trial templates check`)") from exc
+                if exc.status == 409:
                     # Another caller created it between our lookup and now: same trial, same role.
-                    raced = self._container_by_name(name)
+                    raced = self._inspect_container(name)
                     if raced is not None:
                         return raced
                 raise
+            attrs = self.engine.inspect("containers", made)
+        if attrs is None:
+            raise SandboxError(f"container {name} vanished right after it was created",
+                               "something removed it meanwhile (`trial gc`?): launch again (it resumes)")
+        return attrs
 
     def _host_port(self, spec: SandboxSpec) -> str | None:
         if spec.ssh_host_port:
@@ -489,28 +603,29 @@ class DockerBackend:
         return None
 
     def start(self, ref: SandboxRef) -> SandboxRef:
-        container = self._container(ref)
+        attrs = self._inspect_ref(ref)
+        container_id = str(attrs["Id"])
         with _engine_errors(f"start container {ref.name}"):
             # Before the container runs anything: rules vanish with a host reboot.
-            for network_name in ((container.attrs.get("NetworkSettings") or {}).get("Networks") or {}):
-                with suppress(docker.errors.NotFound):
-                    network = self.client.networks.get(network_name)
-                    if (network.attrs.get("Labels") or {}).get(LABEL_EGRESS) in ("host-only", "internal"):
-                        self._enforce_egress(network.attrs)
+            for network_name in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+                network = self.engine.inspect("networks", network_name)
+                if network is not None and (network.get("Labels") or {}).get(LABEL_EGRESS) in ("host-only", "internal"):
+                    self._enforce_egress(network)
             try:
-                container.start()
-            except docker.errors.APIError as exc:
-                self._discard(container)
-                raise SandboxError(f"container {ref.name} failed to start: {_explain(exc)}",
+                self.engine.call("POST", f"/containers/{container_id}/start")
+            except EngineError as exc:
+                self._discard(container_id)
+                raise SandboxError(f"container {ref.name} failed to start: {exc.explanation}",
                                    "check the image's CMD, the user and the mounts of the spec") from exc
-            self._wait_running(container, ref)  # its last look at the container is fresh
-        started = self._ref(container)
+            attrs = self._wait_running(container_id, ref)  # its last look at the container is fresh
+        started = self._ref(attrs)
         self._log.info("sandbox.started", trial_id=ref.trial_id, container=ref.name,
                        ssh_port=started.ssh_port)
         return started
 
-    def _wait_running(self, container: Any, ref: SandboxRef) -> None:
-        """Wait (bounded) until the container is up; an exit on the way fails the start.
+    def _wait_running(self, container_id: str, ref: SandboxRef) -> dict[str, Any]:
+        """Wait (bounded) until the container is up; an exit on the way fails the start. Returns
+        its last inspection.
 
         Up means running and, for a container that publishes sshd, sshd listening: its command
         got through its setup, so an instant exit is ruled out without a fixed wait. Anything
@@ -519,18 +634,21 @@ class DockerBackend:
         deadline = time.monotonic() + self.start_timeout_s
         running_since: float | None = None
         while True:
-            container.reload()
-            state = container.attrs.get("State", {})
+            attrs = self.engine.inspect("containers", container_id)
+            if attrs is None:
+                raise SandboxError(f"container {ref.name} vanished while it started",
+                                   "something removed it meanwhile (`trial gc`?); create the sandbox again")
+            state = attrs.get("State") or {}
             status = str(state.get("Status", ""))
             now = time.monotonic()
             if status in ("exited", "dead"):
-                self._start_failed(container, ref, state)
+                self._start_failed(container_id, ref, state)
             if status == "running":
                 running_since = running_since or now
-                if now - running_since >= self.start_settle_s or self._sshd_listening(container.attrs):
-                    return
+                if now - running_since >= self.start_settle_s or self._sshd_listening(attrs):
+                    return attrs
             elif now > deadline:
-                self._discard(container)
+                self._discard(container_id)
                 raise SandboxError(
                     f"container {ref.name} is still '{status}' after {self.start_timeout_s:.0f} s",
                     "check the engine's load and `docker events`")
@@ -545,15 +663,18 @@ class DockerBackend:
             return False
         return _listening(pid, SSH_PORT_IN_CONTAINER)
 
-    def _start_failed(self, container: Any, ref: SandboxRef, state: dict[str, Any]) -> NoReturn:
+    def _start_failed(self, container_id: str, ref: SandboxRef, state: dict[str, Any]) -> NoReturn:
         code = state.get("ExitCode")
         error = str(state.get("Error") or "")
         try:
-            raw = container.logs(stdout=True, stderr=True, tail=EXIT_LOG_TAIL)
-            logs = raw.decode(errors="replace").strip() if isinstance(raw, bytes) else str(raw).strip()
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            logs = self.engine.logs(container_id, EXIT_LOG_TAIL).decode(errors="replace").strip()
+        except (EngineError, EngineUnreachable, EngineTimeout):
             logs = ""
-        self._discard(container)
+        except Exception as exc:
+            if not _sdk_loaded_error(exc):
+                raise
+            logs = ""
+        self._discard(container_id)
         lines = [line for line in logs.splitlines()[-EXIT_LOG_TAIL:] if line.strip()]
         last = " | ".join(lines) or "(no output)"
         detail = f"; {error}" if error else ""
@@ -562,10 +683,15 @@ class DockerBackend:
             f"container {ref.name} exited at once with code {code}{detail}; last output: {last}",
             "the container was removed (volumes kept); fix the image's CMD or the spec's command")
 
-    def _discard(self, container: Any) -> None:
+    def _discard(self, container_id: str) -> None:
         """Remove a container that failed to start; its volumes stay (they may hold work)."""
-        with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-            container.remove(force=True)
+        try:
+            self.engine.call("DELETE", f"/containers/{container_id}", params={"force": 1})
+        except (EngineError, EngineUnreachable, EngineTimeout):
+            pass
+        except Exception as exc:
+            if not _sdk_loaded_error(exc):
+                raise
 
     def stop(self, ref: SandboxRef, timeout_s: int = 10) -> None:
         container = self._container_or_none(ref)
@@ -589,7 +715,7 @@ class DockerBackend:
         container = self._container_or_none(ref)
         names = set(ref.volumes.values())
         if container is not None:
-            names |= set(self._ref(container).volumes.values())
+            names |= set(self._ref(container.attrs).volumes.values())
             self.stop(ref, timeout_s=STOP_BEFORE_REMOVE_S)
             with _engine_errors(f"remove container {ref.name}"), suppress(docker.errors.NotFound):
                 container.remove(force=True)
@@ -647,31 +773,34 @@ class DockerBackend:
         command = list(argv)
         if timeout_s is not None:
             command = ["timeout", f"--kill-after={TIMEOUT_GRACE_S}", str(timeout_s), *command]
-        api = self.client.api
         started = time.monotonic()
+        body: dict[str, Any] = {"User": user or "", "Privileged": False, "Tty": False, "AttachStdin": False,
+                                "AttachStdout": True, "AttachStderr": True, "Cmd": command,
+                                "Env": [f"{key}={value}" for key, value in (env or {}).items()]}
+        if workdir is not None:
+            body["WorkingDir"] = workdir
+
+        def create(container_id: str) -> str:
+            return str(self.engine.call("POST", f"/containers/{container_id}/exec", body=body)["Id"])
+
         with _engine_errors(f"run {argv[0]} in {ref.name}"):
             try:
-                options: dict[str, Any] = {"stdout": True, "stderr": True, "stdin": False, "tty": False,
-                                           "user": user or "", "workdir": workdir, "environment": dict(env or {})}
                 try:
                     # By the ref's id, without looking the container up first (one engine call less);
                     # a container re-created since the ref was taken is found by name.
-                    exec_id = api.exec_create(ref.id or self._container(ref).id, command, **options)["Id"]
-                except docker.errors.NotFound:
-                    exec_id = api.exec_create(self._container(ref).id, command, **options)["Id"]
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:
+                    exec_id = create(ref.id or str(self._inspect_ref(ref)["Id"]))
+                except EngineError as exc:
+                    if not exc.not_found:
+                        raise
+                    exec_id = create(str(self._inspect_ref(ref)["Id"]))
+            except EngineError as exc:
+                if exc.status == 409:
                     raise SandboxError(f"cannot run {argv[0]} in {ref.name}: the container is not running",
                                        "start the sandbox first") from exc
                 raise
-            # The socket form lets us read both streams to the end however long the command
-            # stays silent; the in-container `timeout` is what bounds it.
-            sock = api.exec_start(exec_id, socket=True)
-            try:
-                frames = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))
-                out, err = consume_socket_output(frames, demux=True)
-            finally:
-                _close_socket(sock)
+            # Both streams are read to the end however long the command stays silent (no read
+            # timeout); the in-container `timeout` is what bounds it.
+            out, err = self.engine.exec_run(exec_id)
             code = self._exit_code(exec_id)
         stdout = (out or b"").decode(errors="replace")
         stderr = (err or b"").decode(errors="replace")
@@ -685,7 +814,7 @@ class DockerBackend:
     def _exit_code(self, exec_id: str) -> int:
         # The stream can end a moment before the engine records the exit code.
         for _ in range(100):
-            info = self.client.api.exec_inspect(exec_id)
+            info = self.engine.call("GET", f"/exec/{exec_id}/json")
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             time.sleep(0.02)
@@ -698,12 +827,14 @@ class DockerBackend:
         list are made root-owned, so archives for the candidate list their directories
         with uid 1000 (see `orchestrator.sandbox.home.home_tar`).
         """
-        container = self._container(ref)
+        container_id = str(self._inspect_ref(ref)["Id"])
         with _engine_errors(f"copy into {ref.name}:{dest_dir}",
                             "copy into a volume or tmpfs; the root filesystem is read-only"):
             try:
-                done = container.put_archive(dest_dir, tar_bytes)
-            except docker.errors.NotFound as exc:
+                done = self.engine.put_archive(container_id, dest_dir, tar_bytes)
+            except EngineError as exc:
+                if not exc.not_found:
+                    raise
                 raise SandboxPathNotFound(
                     f"cannot copy into {ref.name}: {dest_dir} does not exist in it",
                     "create the directory first (it must exist in the image or a volume)") from exc
@@ -736,8 +867,8 @@ class DockerBackend:
     # ---- lookup and garbage collection ----------------------------------------------------
 
     def find(self, trial_id: str, role: str = "sandbox") -> SandboxRef | None:
-        container = self._container_by_name(container_name(trial_id, role))
-        return None if container is None else self._ref(container)
+        attrs = self._inspect_container(container_name(trial_id, role))
+        return None if attrs is None else self._ref(attrs)
 
     def list_managed(self) -> list[ManagedResource]:
         managed = {"label": f"{LABEL_MANAGED}={MANAGED_BY}"}
@@ -870,12 +1001,20 @@ class DockerBackend:
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def _container_by_name(self, name: str) -> Any | None:
-        with _engine_errors(f"inspect container {name}"):
-            try:
-                return self.client.containers.get(name)
-            except docker.errors.NotFound:
-                return None
+    def _inspect_container(self, key: str) -> dict[str, Any] | None:
+        """A container's inspection by name or id (the launch path's client), None if there is none."""
+        with _engine_errors(f"inspect container {key}"):
+            return self.engine.inspect("containers", key)
+
+    def _inspect_ref(self, ref: SandboxRef) -> dict[str, Any]:
+        """The ref's container by id, else by name (re-created since the ref was taken); SandboxError if gone."""
+        for key in (ref.id, ref.name):
+            if key:
+                attrs = self._inspect_container(key)
+                if attrs is not None:
+                    return attrs
+        raise SandboxError(f"container {ref.name} ({ref.id[:12]}) does not exist",
+                           "it was removed; create the sandbox again (`trial launch` resumes)")
 
     def _container_or_none(self, ref: SandboxRef) -> Any | None:
         # The id is exact; the name finds a container re-created since the ref was taken.
@@ -896,8 +1035,8 @@ class DockerBackend:
                                "it was removed; create the sandbox again (`trial launch` resumes)")
         return container
 
-    def _ref(self, container: Any) -> SandboxRef:
-        attrs = container.attrs
+    def _ref(self, attrs: dict[str, Any]) -> SandboxRef:
+        """A ref from a container's inspection."""
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         volumes = {str(m["Destination"]): str(m["Name"]) for m in attrs.get("Mounts") or []
                    if m.get("Type") == "volume" and m.get("Name")}
@@ -905,7 +1044,7 @@ class DockerBackend:
             # A created, never-started container lists its mounts only in HostConfig.
             declared = (attrs.get("HostConfig") or {}).get("Mounts") or []
             volumes = {str(m["Target"]): str(m["Source"]) for m in declared if m.get("Type") == "volume"}
-        return SandboxRef(id=str(container.id), name=str(container.name),
+        return SandboxRef(id=str(attrs["Id"]), name=str(attrs.get("Name") or "").lstrip("/"),
                           trial_id=str(labels.get(LABEL_TRIAL, "")), volumes=volumes,
                           ssh_port=_published_port(attrs))
 
@@ -943,11 +1082,3 @@ def _check_name(what: str, value: str) -> None:
     if not _NAME_PART.match(value):
         raise UsageError(f"{what} '{value}' cannot be part of a Docker name",
                          "use letters, digits, '_', '.' and '-', starting with a letter or digit")
-
-
-def _close_socket(sock: Any) -> None:
-    """Close an exec's hijacked connection (and the raw socket behind a SocketIO wrapper)."""
-    for candidate in (sock, getattr(sock, "_sock", None)):
-        if candidate is not None:
-            with suppress(OSError):
-                candidate.close()

@@ -166,7 +166,7 @@ class SwarmBackend:
             if not url:
                 raise PrerequisiteError(f"swarm node {node_id} ({hostname}) has no engine URL",
                                         f"add it to sandbox.swarm_nodes (by node id or hostname); {SWARM_HINT}")
-            backend = DockerBackend(self.settings, instance=self.instance)
+            backend = DockerBackend(self.settings, instance=self.instance, engine_url=url)
             # This host's packet filter is not the node's: never write rules here for a node's bridges.
             backend._firewall = "the engine is a swarm node's, whose packet filter trial does not write"
             try:

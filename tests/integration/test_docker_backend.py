@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 import tarfile
 import time
 import urllib.request
@@ -33,6 +35,7 @@ from orchestrator.sandbox.base import (
     SandboxSpec,
 )
 from orchestrator.sandbox.docker import DockerBackend, SandboxPathNotFound, container_name, volume_name
+from orchestrator.sandbox.engine import Engine, sdk_transport
 from tests.conftest import BASE_IMAGE
 
 TEST_LABEL = "trial.test"
@@ -480,3 +483,35 @@ def test_copy_out_stops_at_its_cap(backend: DockerBackend, image: str, trial_id:
     assert len(backend.copy_out(ref, "/workspace/big.bin", max_bytes=4 << 20)) > 3_000_000
     with pytest.raises(SandboxError, match="larger than 1 MiB; not copied"):
         backend.copy_out(ref, "/workspace/big.bin", max_bytes=1 << 20)
+
+
+@pytest.mark.docker
+def test_the_launch_calls_go_through_the_sdks_session_for_engines_it_alone_reaches(
+        image: str, trial_id: str) -> None:
+    # ssh:// and TLS engines: the launch path's requests ride on the SDK's session; the same calls
+    # as over the socket, here against the local engine.
+    backend = DockerBackend(SandboxSettings())
+    backend._engine = Engine(sdk_transport(backend.client.api), timeout_s=60)
+    backend.ping()
+    assert backend.image_exists(image) and not backend.image_exists("trial-no-such-image:0")
+    created = backend.create(sandbox_spec(trial_id, image, publish_ssh=True))
+    backend.copy_in(created, "/home/candidate", tar_of({"note.txt": b"through the sdk\n"}))
+    ref = backend.start(created)
+    assert backend.find(trial_id) == ref
+    assert sh(backend, ref, "cat /home/candidate/note.txt; echo err >&2; exit 3") == (3, "through the sdk", "err")
+    with pytest.raises(SandboxPathNotFound):
+        backend.copy_in(ref, "/no/such/dir", tar_of({"x": b"x"}))
+
+
+@pytest.mark.docker
+def test_the_launch_calls_do_not_import_the_docker_sdk(image: str) -> None:
+    probe = ("import sys\n"
+             "from orchestrator.config import SandboxSettings\n"
+             "from orchestrator.sandbox.docker import DockerBackend\n"
+             "backend = DockerBackend(SandboxSettings())\n"
+             "backend.ping()\n"
+             f"assert backend.image_exists({image!r})\n"
+             "assert backend.find('tnosuchtrial') is None\n"
+             "print(' '.join(m for m in ('docker', 'requests', 'urllib3') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -135,3 +135,49 @@ def test_only_orchestrator_logging_imports_structlog() -> None:
               and any(line.strip().startswith(("import structlog", "from structlog"))
                       for line in path.read_text().splitlines())]
     assert direct == []
+
+
+_AS_PROGRAM = ("import atexit, sys\n"
+               "class Teardown:\n"
+               "    def __del__(self):\n"
+               "        sys.stderr.write('teardown ran\\n')\n"
+               "kept = Teardown()  # freed only by the interpreter's teardown\n"
+               "atexit.register(lambda: sys.stderr.write('exit handler ran\\n'))\n"
+               "sys.argv = ['trial', *sys.argv[1:]]\n"
+               "from orchestrator.cli.main import main\n"
+               "code = main()\n"
+               "release.set()\n"
+               "sys.exit(code)\n")
+
+
+def _as_program(tmp_path: Path, *args: str, thread: bool = False) -> subprocess.CompletedProcess[str]:
+    # With `thread`, a non-daemon thread still runs when the command ends (until main returns):
+    # Python waits for it.
+    code = "import threading\nrelease = threading.Event()\n" + (
+        "threading.Thread(target=release.wait, args=(60,)).start()\n" if thread else "") + _AS_PROGRAM
+    env = {"PATH": "/usr/bin:/bin", "TRIAL_HOME": str(tmp_path / "home"), "TRIAL_CONFIG": "",
+           "TRIAL_TEMPLATES_DIR": str(Path(__file__).resolve().parents[2] / "trial_templates")}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, check=False)
+
+
+def test_the_program_ends_without_the_interpreters_teardown_after_its_exit_handlers(tmp_path: Path) -> None:
+    done = _as_program(tmp_path, "templates", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] is True  # all of stdout, flushed
+    assert "exit handler ran" in done.stderr
+    assert "teardown ran" not in done.stderr
+
+
+def test_the_program_keeps_its_exit_code_and_error_output_when_it_ends_early(tmp_path: Path) -> None:
+    done = _as_program(tmp_path, "launch", "--json")
+    assert done.returncode == 2, done.stderr
+    assert json.loads(done.stdout)["error"]["message"] == "launch needs a TEMPLATE and --candidate LOGIN"
+    assert "error: launch needs a TEMPLATE" in done.stderr
+    assert "exit handler ran" in done.stderr and "teardown ran" not in done.stderr
+
+
+def test_the_program_exits_the_ordinary_way_while_another_thread_runs(tmp_path: Path) -> None:
+    done = _as_program(tmp_path, "templates", "list", "--json", thread=True)
+    assert done.returncode == 0, done.stderr
+    assert "exit handler ran" in done.stderr and "teardown ran" in done.stderr

@@ -1,0 +1,175 @@
+"""The launch path's engine client (orchestrator/sandbox/engine.py) says to the engine what the Docker
+SDK said: the same create request for a spec, the same memory sizes, the same stream framing and
+error messages. Against the real engine: tests/integration/test_docker_backend.py."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from docker.models.containers import _create_container_args
+from docker.types import Mount
+from docker.utils import parse_bytes
+
+from orchestrator.config import SandboxSettings
+from orchestrator.errors import PrerequisiteError, SandboxError
+from orchestrator.sandbox.base import SandboxSpec
+from orchestrator.sandbox.docker import SSH_PORT_KEY, DockerBackend, _memory_bytes
+from orchestrator.sandbox.engine import Engine, EngineError, http_transport, read_frames
+
+pytestmark = pytest.mark.unit
+
+
+def _sdk_request(backend: DockerBackend, spec: SandboxSpec, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body the SDK's `containers.create` sent for this spec (the options the backend gave it)."""
+    options: dict[str, Any] = {
+        "user": spec.user, "working_dir": spec.workdir, "environment": dict(spec.env),
+        "labels": {"trial.id": spec.trial_id, "trial.managed-by": "trial", "trial.role": spec.role,
+                   **backend._instance_label()},
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "mem_limit": spec.memory,
+        "memswap_limit": spec.memory, "nano_cpus": round(spec.cpus * 1e9), "pids_limit": spec.pids,
+        "read_only": spec.read_only_root, "tmpfs": dict(spec.tmpfs),
+        "mounts": [Mount(target=m["Target"], source=m["Source"], type="volume", labels=m["VolumeOptions"]["Labels"])
+                   for m in mounts],
+        "init": True, "restart_policy": {"Name": "no"},
+    }
+    if spec.command is not None:
+        options["command"] = list(spec.command)
+    if spec.network_disabled:
+        options["network_disabled"] = True
+        options["network_mode"] = "none"
+    else:
+        options["extra_hosts"] = dict(spec.extra_hosts)
+    if spec.publish_ssh:
+        options["ports"] = {SSH_PORT_KEY: (spec.ssh_bind, backend._host_port(spec))}
+    args = _create_container_args({**options, "image": spec.image, "version": "1.41"})
+    args.setdefault("command", None)
+    config = docker.APIClient(version="1.41").create_container_config(**args)
+    body = {key: value for key, value in config.items() if value is not None}
+    if not body["HostConfig"].get("ExtraHosts"):
+        body["HostConfig"].pop("ExtraHosts", None)  # an empty list and no list mean the same
+    return dict(json.loads(json.dumps(body)))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"publish_ssh": True, "command": ("sleep", "infinity"), "extra_hosts": {"host.docker.internal": "host-gateway",
+                                                                            "b.example": "10.0.0.1"}},
+    {"role": "verifier", "network_disabled": True, "memory": "1536m", "cpus": 1.5, "workdir": None},
+    {"publish_ssh": True, "ssh_host_port": 2222, "ssh_bind": "127.0.0.1", "tmpfs": {"/tmp": "rw,size=64m"}},
+])
+def test_the_create_request_is_the_one_the_sdk_sent(overrides: dict[str, Any]) -> None:
+    backend = DockerBackend(SandboxSettings(ssh_port_range=(2200, 2300)), instance="abc123")
+    spec = SandboxSpec(**{"trial_id": "t1", "image": "trial-x:1", "env": {"A": "1", "B": "two words"},
+                          "volumes": {"workspace": "/workspace"}, **overrides})
+    mounts = [{"Target": "/workspace", "Source": "trial-t1-workspace", "Type": "volume", "ReadOnly": False,
+               "VolumeOptions": {"Labels": {"trial.id": "t1"}}}]
+    assert backend._create_body(spec, mounts) == _sdk_request(backend, spec, mounts)
+
+
+@pytest.mark.parametrize("size", ["2g", "512m", "1024", "1.5g", "100kb", "64M", "3GB", 4096])
+def test_memory_sizes_read_as_the_sdk_read_them(size: str | int) -> None:
+    assert _memory_bytes(size) == parse_bytes(size)
+
+
+def test_a_memory_size_without_a_known_unit_is_a_sandbox_error() -> None:
+    with pytest.raises(SandboxError, match="no unit Docker knows"):
+        _memory_bytes("2x")
+    with pytest.raises(SandboxError, match="not a number"):
+        _memory_bytes("twog")
+
+
+class _Chunks:
+    """A response body that hands out at most 3 bytes per read (frames split across reads)."""
+
+    status = 200
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.closed = False
+
+    def read(self, amount: int | None = None) -> bytes:
+        piece, self.data = self.data[:min(amount or 3, 3)], self.data[min(amount or 3, 3):]
+        return piece
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+
+def test_a_multiplexed_stream_splits_into_stdout_and_stderr_in_order() -> None:
+    body = _Chunks(_frame(1, b"out one\n") + _frame(2, b"err\n") + _frame(1, b"") + _frame(1, b"out two\n"))
+    assert read_frames(body) == (b"out one\nout two\n", b"err\n")
+    assert body.closed
+
+
+@pytest.fixture
+def fake_engine(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A unix socket answering like an engine: 404 with the engine's JSON message, else 200 JSON."""
+    path = str(tmp_path / "engine.sock")
+    seen: list[str] = []
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.recv(65536).decode()
+                line = request.split("\r\n", 1)[0]
+                seen.append(line)
+                if "/missing/" in line:
+                    body, status = b'{"message":"No such container: missing"}', "404 Not Found"
+                else:
+                    body, status = json.dumps({"Id": "abc", "Line": line}).encode(), "200 OK"
+                conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"unix://{path}", seen
+    server.close()
+
+
+def test_requests_go_over_the_unix_socket_and_refusals_carry_the_engines_message(
+        fake_engine: tuple[str, list[str]]) -> None:
+    url, seen = fake_engine
+    transport = http_transport(url)
+    assert transport is not None
+    engine = Engine(transport, timeout_s=5)
+    assert engine.inspect("containers", "trial-t1-sandbox") == {
+        "Id": "abc", "Line": "GET /containers/trial-t1-sandbox/json HTTP/1.1"}
+    assert engine.inspect("containers", "missing") is None
+    with pytest.raises(EngineError) as refused:
+        engine.call("DELETE", "/containers/missing/", params={"force": 1, "v": None})
+    assert (refused.value.status, refused.value.explanation) == (404, "No such container: missing")
+    assert seen[-1] == "DELETE /containers/missing/?force=1 HTTP/1.1"
+
+
+def test_a_backend_on_a_socket_nobody_serves_says_the_engine_is_unreachable(tmp_path: Path) -> None:
+    url = f"unix://{tmp_path / 'nobody.sock'}"
+    backend = DockerBackend(SandboxSettings(), engine_url=url)
+    with pytest.raises(PrerequisiteError, match=f"Docker Engine is not reachable at {url}"):
+        backend.ping()
+    with pytest.raises(PrerequisiteError, match=f"Docker Engine is not reachable at {url}"):
+        backend.find("t1")
+
+
+def test_engines_it_cannot_reach_itself_are_left_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert http_transport("ssh://user@host") is None
+    assert http_transport("tcp://127.0.0.1:2376") is not None
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    assert http_transport("tcp://127.0.0.1:2376") is None
