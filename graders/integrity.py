@@ -70,8 +70,8 @@ def integrity_finding(entries: list[Any]) -> dict[str, Any] | None:
                              f"code, shipped version {(runs.get(t) or {}).get('shipped', '?')}, witnessed version "
                              f"{(runs.get(t) or {}).get('reference', 'passed')} on the reference solution"
                              for t in tests[:3])})
-        weakened.append(f"{proof.get('path')}: {len(tests)} test(s) fail on the shipped code {source} and pass "
-                        "there on the reference solution, yet pass or are gone as shipped "
+        weakened.append(f"{proof.get('path')}: {len(tests)} test(s), {source}, fail on the shipped code and pass on "
+                        "the reference solution, yet pass or are gone as shipped "
                         f"({proof.get('shipped')}, commit {str(proof.get('commit'))[:10]}): " + ", ".join(tests[:3]))
         refs += [str(proof.get("source_ref") or f"event:{proof.get('event')}"), f"commit:{proof.get('commit')}",
                  *(f"test:{t}" for t in tests[:5])]
