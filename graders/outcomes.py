@@ -14,6 +14,7 @@ line cannot make or break a finding. Findings cite event indexes of the real tim
 from __future__ import annotations
 
 import re
+import shlex
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -265,6 +266,60 @@ def _ran(counts: dict[str, int]) -> int:
     return counts.get("passed", 0) + counts.get("failed", 0) + counts.get("errors", 0) + counts.get("xpassed", 0)
 
 
+# pytest options that change how a run reports or stops, never which tests it selects (with or
+# without a value); anything else (paths, -k, -m, --deselect, --ignore, -c, unknown) selects.
+_PYTEST_QUIET = re.compile(r"^(-[qvsxl]+|-r\w*|--(quiet|verbose|no-header|no-summary|showlocals|disable-warnings|"
+                           r"strict-markers|exitfirst|capture=\S+|tb=\S+|color=\S+|durations=\d+|maxfail=\d+|"
+                           r"code-highlight=\S+)|-W\S+|-p\S+|-n\S+|--numprocesses=\S+)$")
+_PYTEST_QUIET_VALUE = frozenset({"-W", "-p", "-n", "--tb", "--color", "--durations", "--maxfail", "--capture",
+                                 "--numprocesses"})
+_RUNNER = re.compile(r"(^|/)(py\.test|pytest)$")
+
+
+def selection(command: str) -> str:
+    """Which tests a command runs, for comparing two runs' tallies: a pytest run is its selecting
+    arguments (paths without `./` or a trailing `/`, -k, -m, …) whatever spells the runner
+    (`pytest`, `python3 -m pytest`, `.venv/bin/pytest`) and whatever only changes its report
+    (-q, -v, --tb, a pipe into `tail`); a directory it `cd`s into first is kept. Other runners:
+    the command with its spacing normalised. Spelling the same run differently must not hide
+    fewer tests, and a narrower selection (one file, `-k`) must not look like fewer tests."""
+    plain = " ".join(command.split())
+    try:
+        tokens = shlex.split(command, posix=True)
+    except ValueError:
+        return plain
+    segments: list[list[str]] = [[]]
+    for token in tokens:
+        if token in ("&&", ";", "||", "|"):
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    places = [cd[1] for cd in segments if len(cd) == 2 and cd[0] == "cd"]
+    for segment in segments:
+        start = next((i + 1 for i, token in enumerate(segment) if _RUNNER.search(token)), None)
+        if start is not None:
+            return "pytest " + " ".join([*(f"cd:{p}" for p in places), *_selecting(segment[start:])])
+    return plain
+
+
+def _selecting(arguments: list[str]) -> list[str]:
+    """A pytest command's arguments less those that only change its report, paths normalised."""
+    picked: list[str] = []
+    skip = False
+    for token in arguments:
+        if skip:
+            skip = False
+        elif token in _PYTEST_QUIET_VALUE or re.match(r"^\d*[<>]+&?$", token):
+            skip = True  # the option's value, or a redirection's target, is the next word
+        elif _PYTEST_QUIET.match(token) or re.match(r"^\d*[<>]", token):
+            continue  # a report option, or a redirection (`2>&1`, `>out.txt`)
+        elif token.startswith("-"):
+            picked.append(token)
+        else:
+            picked.append(token.removeprefix("./").rstrip("/") or ".")
+    return picked
+
+
 def silenced_passes(t: Timeline) -> list[Finding]:
     """Passing runs that prove nothing, from outcomes rather than syntax: after a failing run of
     the agent's change, only the tests changed (no other file was written) and the next run
@@ -291,8 +346,7 @@ def silenced_passes(t: Timeline) -> list[Finding]:
         after = run_counts(str(t.events[passing.result].get("text") or ""))
         reasons: list[str] = []
         # Tallies compare only when the same command ran both times: a rerun of one file is not fewer tests.
-        same = " ".join(run.command.split()) == " ".join(passing.command.split())
-        if not same:
+        if selection(run.command) != selection(passing.command):
             before, after = {}, {}
         if _ran(before) and _ran(after) < _ran(before):
             reasons.append(f"{_ran(before) - _ran(after)} fewer test(s) ran "
@@ -601,7 +655,7 @@ def _fewer_checks(before: TestRun, after: TestRun, texts: list[Event]) -> str:
     same command ran fewer tests or set more aside), or "" when it does not."""
     if before.result is None or after.result is None or before.failed is not False or after.failed is not False:
         return ""
-    if " ".join(before.command.split()) != " ".join(after.command.split()):
+    if selection(before.command) != selection(after.command):
         return ""  # a rerun of one file is not fewer tests
     was = run_counts(str(texts[before.result].get("text") or ""))
     now = run_counts(str(texts[after.result].get("text") or ""))
@@ -655,17 +709,18 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)
         note = f"sent the agent back to {rewrite.path or 'its code'}"
-        # Each run the answer got, against the last run of the same command before the correction, while
-        # the code passed its tests (a rerun of one file first, then the suite, is still compared).
+        # Each run of the tree the answer left (until the next write after the exchange, whoever asked
+        # for the run), against the last run of the same selection of tests before the correction,
+        # when that run passed: which command ran last before it, or first after, changes nothing.
+        changed = next((w.index for w in t.writes if w.index >= (nxt or len(t.events))), len(t.events))
         fewer, same, compared = "", None, None
-        if before_run is not None and before_run.failed is False:
-            for run in (r for r in t.runs if r.call > rewrite.index and (nxt is None or r.call < nxt)):
-                same = next((r for r in reversed(t.runs) if (r.result or 0) < prompt
-                             and " ".join(r.command.split()) == " ".join(run.command.split())), None)
-                fewer = _fewer_checks(same, run, t.events) if same is not None else ""
-                if fewer:
-                    compared = run
-                    break
+        for run in (r for r in t.runs if rewrite.index < r.call < changed):
+            same = next((r for r in reversed(t.runs) if (r.result or 0) < prompt
+                         and selection(r.command) == selection(run.command)), None)
+            fewer = _fewer_checks(same, run, t.events) if same is not None else ""
+            if fewer:
+                compared = run
+                break
         if fewer and compared is not None and same is not None:
             # The agent's answers between the correction and its change (an objection, a question).
             said = [i for i in range(prompt + 1, rewrite.index) if t.events[i]["kind"] == "assistant_message"
