@@ -626,17 +626,17 @@ class ToldBefore:
         self.texts: list[tuple[int, str]] = [(-1, f.text) for f in files]
         self.prompt_items: dict[int, set[str]] = {}
         self.echoed: set[str] = set()
-        agent = ""
-        said_by_agent: list[tuple[int, str]] = []
-        for index, event in enumerate(timeline.events):
-            if event["kind"] == "assistant_message":
-                agent += " " + _compact(str(event.get("text") or ""))
-            said_by_agent.append((index, agent))
+        agent: list[str] = []  # the agent's own messages so far, compacted
+        at = 0
         for prompt in sorted(prompts, key=lambda p: int(p.ref.split(":")[1])):
             index = int(prompt.ref.split(":")[1])
-            before = said_by_agent[index - 1][1] if 0 < index <= len(said_by_agent) else ""
+            for event in timeline.events[at:index]:
+                if event["kind"] == "assistant_message":
+                    agent.append(_compact(str(event.get("text") or "")))
+            at = max(at, index)
             items = concrete_items(prompt.text, carried)
-            echoed = {item for item in items if len(_compact(item)) >= 3 and _compact(item) in before}
+            echoed = {item for item in items if len(_compact(item)) >= 3
+                      and any(_compact(item) in said for said in agent)}
             self.prompt_items[index] = items - echoed
             self.echoed |= echoed
             self.texts.append((index, prompt.text))
