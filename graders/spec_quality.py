@@ -487,6 +487,8 @@ class SpecQualityGrader:
                 refs.append(source.ref)
             allowed = {next(g for g in m.groups() if g).lower().rstrip(".,;:`")
                        for m in _ONLY_DEP.finditer(source.text)}
+            # "Only new dependency: none" is the stock phrase again, not a named allowance.
+            allowed -= {"none", "nothing", "no", "n/a", "any"}
             if allowed:
                 extra = sorted(shipped.new_dependencies - allowed)
                 label = f"no new dependency besides {', '.join(sorted(allowed))}"

@@ -182,6 +182,17 @@ def test_a_scope_line_and_an_only_new_dependency_line_are_checkable_constraints(
     assert _criterion(result, "constraints_honoured").score == 2.0, _scores(result)
 
 
+def test_only_new_dependency_none_is_the_stock_phrase_and_earns_nothing_when_honoured(tmp_path: Path) -> None:
+    s = SessionBuilder(tmp_path, trial_id="t-dep-none")
+    s.prompt(1, 'Implement * and / in calc/ops.py: `evaluate("7 / 2") == 3.5`. Only new dependency: none.')
+    [ops] = s.reply(2, "Writing it.", [write("calc/ops.py", CAREFUL_OPS)])
+    s.tool_result(2.1, ops, "File written")
+    s.commit(3, "Add * and /")
+    s.push(4)
+    result = _grade(Bundle(s.build()))
+    assert result.details["constraints"] == {"honoured": [], "broken": []}, result.details["constraints"]
+
+
 def test_a_correction_repeating_the_spec_in_its_own_words_is_the_agent_straying_not_a_gap(tmp_path: Path) -> None:
     rule = "dividing by zero raises the calculator's own error rather than the language's"
     s = SessionBuilder(tmp_path, trial_id="t-repeat")
