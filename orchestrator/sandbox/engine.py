@@ -12,7 +12,8 @@ SDK's own session, so every engine the SDK reaches is reached the same way.
 
 Paths are unversioned: the engine answers in its own API version, as the SDK's `version="auto"`
 did after asking for it. A status of 400 or more raises `EngineError` with the engine's own
-message; a socket that cannot connect raises `OSError` (the caller says the engine is unreachable).
+message; an address that does not answer raises `EngineUnreachable`, an answer slower than the
+timeout `EngineTimeout` (the caller says which).
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class Response(Protocol):
     def close(self) -> None: ...
 
 
-Transport = Callable[[str, str, bytes | None, Mapping[str, str], float | None], Response]
-"""(method, path with query, body, headers, timeout) -> an open response."""
+Transport = Callable[[str, str, bytes | None, Mapping[str, str], float, bool], Response]
+"""(method, path with query, body, headers, timeout, stream) -> an open response. The timeout bounds
+connecting and the answer's headers; with `stream` the body is then read with no timeout (a command's
+output may stay silent as long as the command works), otherwise each read is bounded too."""
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -134,12 +137,16 @@ def http_transport(url: str) -> Transport | None:
         return None
 
     def send(method: str, path: str, body: bytes | None, headers: Mapping[str, str],
-             timeout: float | None) -> Response:
+             timeout: float, stream: bool) -> Response:
         connection = connect(timeout)
         try:
             with _transport_errors(url):
                 connection.request(method, path, body=body, headers=dict(headers))
-                return _ClosingResponse(connection, connection.getresponse(), url)
+                sock = connection.sock  # getresponse lets go of it when the answer ends the connection
+                response = connection.getresponse()
+                if stream and sock is not None:
+                    sock.settimeout(None)
+                return _ClosingResponse(connection, response, url)
         except BaseException:
             connection.close()
             raise
@@ -162,9 +169,10 @@ def sdk_transport(api: Any) -> Transport:
             self._response.close()
 
     def send(method: str, path: str, body: bytes | None, headers: Mapping[str, str],
-             timeout: float | None) -> Response:
+             timeout: float, stream: bool) -> Response:
+        # requests' read timeout covers the headers and every read alike: a stream gets none.
         response = api.request(method, f"{api.base_url}{path}", data=body, headers=dict(headers),
-                               stream=True, timeout=timeout)
+                               stream=True, timeout=(timeout, None) if stream else timeout)
         return _Wrapped(response)
 
     return send
@@ -186,7 +194,8 @@ class Engine:
                 body: Any = None, data: bytes | None = None, content_type: str = "application/json",
                 wait: bool = False) -> Response:
         """An open response with a status below 400 (the caller reads and closes it). `wait`: no
-        timeout on reading it (a stream that stays silent while its command works)."""
+        timeout on reading its body once the engine has answered (a stream that stays silent while
+        its command works); connecting and the answer itself stay bounded (a hung engine)."""
         query = {key: value for key, value in (params or {}).items() if value is not None}
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers: dict[str, str] = {}
@@ -194,7 +203,7 @@ class Engine:
             data = json.dumps(body).encode()
         if data is not None:
             headers["Content-Type"] = content_type
-        response = self._send(method, target, data, headers, None if wait else self.timeout_s)
+        response = self._send(method, target, data, headers, self.timeout_s, wait)
         if response.status >= 400:
             try:
                 raw = response.read()
@@ -265,13 +274,21 @@ def read_frames(response: Response) -> tuple[bytes, bytes]:
 
 
 def _frames(response: Response) -> Any:
+    """(stream, payload) until the engine closes the stream between two frames. A stream that ends
+    inside a frame was cut (the connection dropped): short output must not pass for all of it."""
     try:
         while True:
             header = _read_exactly(response, FRAME_HEADER.size)
             if not header:
                 return
+            if len(header) < FRAME_HEADER.size:
+                raise EngineUnreachable("", "the engine's stream ended inside a frame header")
             stream, length = FRAME_HEADER.unpack(header)
-            yield stream, _read_exactly(response, length)
+            payload = _read_exactly(response, length)
+            if len(payload) < length:
+                raise EngineUnreachable("", f"the engine's stream ended inside a frame ({len(payload)} of "
+                                            f"{length} bytes)")
+            yield stream, payload
     finally:
         response.close()
 

@@ -22,7 +22,14 @@ from orchestrator.config import SandboxSettings
 from orchestrator.errors import PrerequisiteError, SandboxError
 from orchestrator.sandbox.base import SandboxSpec
 from orchestrator.sandbox.docker import SSH_PORT_KEY, DockerBackend, _memory_bytes
-from orchestrator.sandbox.engine import Engine, EngineError, http_transport, read_frames
+from orchestrator.sandbox.engine import (
+    Engine,
+    EngineError,
+    EngineTimeout,
+    EngineUnreachable,
+    http_transport,
+    read_frames,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -173,3 +180,97 @@ def test_engines_it_cannot_reach_itself_are_left_to_the_sdk(monkeypatch: pytest.
     assert http_transport("tcp://127.0.0.1:2376") is not None
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     assert http_transport("tcp://127.0.0.1:2376") is None
+
+
+def _read_request(conn: socket.socket) -> None:
+    """The whole request, body included (closing on unread bytes would reset the connection)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += conn.recv(65536)
+
+
+@pytest.fixture
+def slow_engine(tmp_path: Path) -> Iterator[tuple[str, dict[str, float]]]:
+    """A unix socket that reads a request and then waits `plan["headers_after"]` seconds before
+    answering an exec start (headers, then one stdout frame `plan["frame_after"]` seconds later).
+    Waiting longer than the test is a hung engine; teardown releases it."""
+    path = str(tmp_path / "slow.sock")
+    plan: dict[str, float] = {"headers_after": 0.0, "frame_after": 0.0}
+    release = threading.Event()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            _read_request(conn)
+            if release.wait(plan["headers_after"]):
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n")
+            if release.wait(plan["frame_after"]):
+                return
+            conn.sendall(_frame(1, b"late output\n"))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"unix://{path}", plan
+    release.set()
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def _exec_in_thread(engine: Engine, limit_s: float) -> object:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(engine.exec_run("abc"))
+        except Exception as exc:  # the test inspects what was raised
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    return outcome[0] if outcome else "still waiting"
+
+
+def test_an_exec_on_a_hung_engine_times_out_instead_of_waiting_forever(
+        slow_engine: tuple[str, dict[str, float]]) -> None:
+    """The engine accepts the exec start and never answers: the command's own bound (`timeout` in
+    the container) cannot help, since nothing runs; the client's timeout covers the answer's headers."""
+    url, plan = slow_engine
+    plan["headers_after"] = 60.0
+    transport = http_transport(url)
+    assert transport is not None
+    assert isinstance(_exec_in_thread(Engine(transport, timeout_s=0.3), 5.0), EngineTimeout)
+
+
+def test_an_exec_stream_may_stay_silent_longer_than_the_timeout(slow_engine: tuple[str, dict[str, float]]) -> None:
+    """Once the engine has answered, the command's output may take as long as the command does."""
+    url, plan = slow_engine
+    plan["frame_after"] = 0.8
+    transport = http_transport(url)
+    assert transport is not None
+    assert _exec_in_thread(Engine(transport, timeout_s=0.3), 5.0) == (b"late output\n", b"")
+
+
+@pytest.mark.parametrize("cut", [3, 8 + 4])
+def test_a_stream_cut_inside_a_frame_is_an_engine_error_not_short_output(cut: int) -> None:
+    """A connection dropped mid-frame (an engine restart) must not read as a command's whole output."""
+    body = _Chunks((_frame(1, b"out one\n") + _frame(1, b"out two\n"))[:len(_frame(1, b"out one\n")) + cut])
+    with pytest.raises(EngineUnreachable, match="inside a frame"):
+        read_frames(body)
+    assert body.closed
