@@ -126,8 +126,11 @@ def http_transport(url: str) -> Transport | None:
     parsed = urllib.parse.urlparse(url)
     tls = bool(os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"))
     if parsed.scheme == "unix":
+        # `unix://var/run/docker.sock` is `/var/run/docker.sock`, as the SDK and the CLI read it.
+        socket_path = "/" + (parsed.netloc + parsed.path).lstrip("/")
+
         def connect(timeout: float | None) -> http.client.HTTPConnection:
-            return _UnixConnection(parsed.path, timeout)
+            return _UnixConnection(socket_path, timeout)
     elif parsed.scheme in ("tcp", "http") and not tls and parsed.hostname:
         host, port = parsed.hostname, parsed.port or 2375
 

@@ -274,3 +274,15 @@ def test_a_stream_cut_inside_a_frame_is_an_engine_error_not_short_output(cut: in
     with pytest.raises(EngineUnreachable, match="inside a frame"):
         read_frames(body)
     assert body.closed
+
+
+def test_a_unix_address_without_the_third_slash_is_the_sockets_absolute_path(
+        fake_engine: tuple[str, list[str]]) -> None:
+    """`unix://var/run/docker.sock` is `/var/run/docker.sock` to the SDK (and the docker CLI): the
+    same engine, not `/run/docker.sock` (the host part dropped)."""
+    url, seen = fake_engine
+    relative = "unix://" + url.removeprefix("unix:///")
+    transport = http_transport(relative)
+    assert transport is not None
+    assert Engine(transport, timeout_s=5).inspect("containers", "c1") is not None
+    assert seen == ["GET /containers/c1/json HTTP/1.1"]
