@@ -697,18 +697,27 @@ def rework_rounds(t: Timeline) -> list[Finding]:
             prompt, set().union(*(_names(t.events[f]["text"]) for f in failed_before)))
         rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events))
                         and (w.path in pointed or answers_failure)), None)
+        # Wording earns credit, never dodges a cost: an answer that rewrote files the agent had
+        # written and took out checks that held is stripping however the prompt was put ("drop the
+        # zero check" names no file or identifier). Such a prompt is judged for that alone.
+        unpointed = rewrite is None
+        if unpointed:
+            mine = {w.path for w in before if w.path}
+            rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in mine),
+                           None)
         if rewrite is None:
             continue
-        # Prompts inside the exchange (the candidate's answer to the agent's question) belong to it.
-        answered |= {p for p in t.prompts if prompt < p < rewrite.index}
         window = [w for w in t.writes if prompt < w.index < (nxt or len(t.events))]
-        if any(weakens_tests(w) for w in window):
+        if not unpointed:
+            # Prompts inside the exchange (the candidate's answer to the agent's question) belong to it.
+            answered |= {p for p in t.prompts if prompt < p < rewrite.index}
+        if not unpointed and any(weakens_tests(w) for w in window):
             findings.append(Finding("rework", prompt, "weakened", sorted({prompt, *(w.index for w in window[:3])}),
                                     "the agent answered by skipping or stripping tests", 0.0))
             continue
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)
-        note = f"sent the agent back to {rewrite.path or 'its code'}"
+        note = f"{'asked for a change to' if unpointed else 'sent the agent back to'} {rewrite.path or 'its code'}"
         # Each run of the tree the answer left (until the next write after the exchange, whoever asked
         # for the run), against the last run of the same selection of tests before the correction,
         # when that run passed: which command ran last before it, or first after, changes nothing.
@@ -721,7 +730,10 @@ def rework_rounds(t: Timeline) -> list[Finding]:
             if fewer:
                 compared = run
                 break
+        if unpointed and not fewer:
+            continue
         if fewer and compared is not None and same is not None:
+            answered |= {p for p in t.prompts if prompt < p < rewrite.index}
             # The agent's answers between the correction and its change (an objection, a question).
             said = [i for i in range(prompt + 1, rewrite.index) if t.events[i]["kind"] == "assistant_message"
                     and not any(prompt < w.index < i for w in t.writes)]
