@@ -263,7 +263,7 @@ class CommitsGrader:
         for push in pushes:
             last_edit = max((e for e in timeline.edits if e < push), default=-1)
             runs = [r for r in timeline.runs if last_edit < r.call and (r.result or 0) < push]
-            silenced = any(f.index < push for f in hollow)
+            silenced = any(f.index < push and (f.until is None or f.until > push) for f in hollow)
             verdicts[push] = ("untested" if not runs else "failing" if runs[-1].failed
                               else "weakened" if weakening or silenced else "passing")
         details["pushed_green"] = {str(push): verdict for push, verdict in verdicts.items()}

@@ -59,7 +59,8 @@ def _criterion(result: GraderResult, ident: str) -> Criterion:
 
 
 def _session(root: Path, *, overruled: bool, file_first: bool = False, rerun: str = "python3 -m pytest -q tests",
-             probe_fails: bool = False, run_later: bool = False, vague: bool = False) -> Bundle:
+             probe_fails: bool = False, run_later: bool = False, vague: bool = False,
+             restored: bool = False) -> Bundle:
     """The agent's division is guarded and tested (4 passed). Overruled: the candidate calls the
     guard wrong on an invented fact, the agent objects quoting the brief, the candidate insists,
     the guard and two of its cases go (2 passed). Otherwise the agent left the guard out (its
@@ -112,6 +113,17 @@ def _session(root: Path, *, overruled: bool, file_first: bool = False, rerun: st
     [again] = s.reply(12, "", [bash(rerun)])
     s.tool_result(13, again, after)
     s.reply(14, "Done and passing.")
+    if restored:  # the candidate sees the mistake and has the check and its cases put back
+        s.prompt(14.1, "I was wrong about the zero check: put it back in _apply with its test cases.")
+        code, cases = s.reply(14.2, "Restoring it.", [
+            edit("calc/ops.py", CAREFUL_OPS.split("def _apply")[1].split("def evaluate")[0],
+                 GUARDED_OPS.split("def _apply")[1].split("def evaluate")[0]),
+            edit("tests/test_calc.py", NARROWED, CASES)])
+        s.tool_result(14.3, code, "File updated")
+        s.tool_result(14.4, cases, "File updated")
+        [full] = s.reply(14.5, "", [bash("python3 -m pytest -q tests")])
+        s.tool_result(14.6, full, "....\n4 passed in 0.03s")
+        s.reply(14.7, "Restored: 4 passed.")
     s.commit(15, "Add * and /")
     s.push(16)
     return Bundle(s.build())
@@ -151,6 +163,17 @@ def test_checks_taken_out_are_seen_however_the_runs_are_shaped(tmp_path: Path, s
     assert _criterion(result, "review").score == 0.0
     commits = _grade(CommitsGrader(), _session(tmp_path / "c", overruled=True, **shape))  # type: ignore[arg-type]
     assert _criterion(commits, "pushed_green").score == 0.0
+
+
+def test_checks_put_back_before_the_push_leave_the_push_tested(tmp_path: Path) -> None:
+    """Honest: the candidate overrules the agent, sees the mistake, and has the checks put back;
+    the round still costs, but the push after the full suite passed again is tested."""
+    result = _grade(SteeringGrader(), _session(tmp_path, overruled=True, restored=True))
+    stripped = result.details["findings"]["rework"][0]
+    assert stripped["outcome"] == "stripped" and stripped["until"] is not None  # the round still costs
+    assert _criterion(result, "verification").score == 4.0
+    commits = _grade(CommitsGrader(), _session(tmp_path / "c", overruled=True, restored=True))
+    assert _criterion(commits, "pushed_green").score == 4.0
 
 
 def test_a_narrower_selection_after_a_correction_is_not_fewer_checks(tmp_path: Path) -> None:
