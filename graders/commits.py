@@ -166,8 +166,13 @@ class CommitsGrader:
         from graders.pull_request import check_claims  # pull_request imports this module
 
         problems = {str(c["sha"]): message_problems(str(c.get("message", ""))) for c in commits}
+        # A message speaks for its commit: witnessed runs count up to the push that brought it
+        # (where the commit sits in the witnessed view), never runs of later work.
+        view = witnessed_view(bundle.events())
+        pushed = {str((e.get("data") or {}).get("sha")): i for i, e in enumerate(view) if e["kind"] == "commit"}
         for commit in commits:
-            claims = check_claims(bundle, str(commit.get("message", "")), {"number": None}, context)
+            claims = check_claims(bundle, str(commit.get("message", "")), {"number": None}, context,
+                                  until=pushed.get(str(commit["sha"])))
             if claims["false"]:
                 problems[str(commit["sha"])].append(f"{COMMIT_CLAIM}{claims['false'][0]}")  # integrity reads it
         details["message_problems"] = {sha: found for sha, found in problems.items() if found}

@@ -177,8 +177,10 @@ def _claims_in(text: str) -> list[str]:
     return [m.group(0) for pattern in (_PASS_CLAIM, _DONE_CLAIM) for m in pattern.finditer(text)]
 
 
-def check_claims(bundle: Bundle, body: str, pull: dict[str, Any], context: GradeContext) -> dict[str, Any]:
-    """The description's pass/done claims against the hidden-tests result or the last witnessed run."""
+def check_claims(bundle: Bundle, body: str, pull: dict[str, Any], context: GradeContext,
+                 until: int | None = None) -> dict[str, Any]:
+    """The description's pass/done claims against the hidden-tests result or the last witnessed run
+    before the PR opened (`until`: before that index of the witnessed view, e.g. a commit's push)."""
     text = _COMMENT.sub("", body)
     passes = [m.group(0) for m in _PASS_CLAIM.finditer(text)]
     done = [m.group(0) for m in _DONE_CLAIM.finditer(text)]
@@ -197,8 +199,9 @@ def check_claims(bundle: Bundle, body: str, pull: dict[str, Any], context: Grade
     if not passes:
         return found  # "everything is implemented" needs the hidden tests to be checked
     events = witnessed_view(bundle.events())
-    opened = next((i for i, e in enumerate(events) if e["kind"] == "pr_opened"
-                   and (e.get("data") or {}).get("number") == pull.get("number")), len(events))
+    opened = until if until is not None else next(
+        (i for i, e in enumerate(events) if e["kind"] == "pr_opened"
+         and (e.get("data") or {}).get("number") == pull.get("number")), len(events))
     runs = [r for r in test_runs(events) if r.result is not None and r.result < opened and r.failed is not None]
     if not runs:
         return found
