@@ -659,7 +659,7 @@ class DockerBackend:
         through the host's /proc (a local engine only: a remote engine's pid means nothing here)."""
         published = ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).get(SSH_PORT_KEY)
         pid = int((attrs.get("State") or {}).get("Pid") or 0)
-        if not published or pid <= 0 or not engine_url().startswith("unix://"):
+        if not published or pid <= 0 or not (self.engine_url or engine_url()).startswith("unix://"):
             return False
         return _listening(pid, SSH_PORT_IN_CONTAINER)
 

@@ -286,3 +286,18 @@ def test_a_unix_address_without_the_third_slash_is_the_sockets_absolute_path(
     assert transport is not None
     assert Engine(transport, timeout_s=5).inspect("containers", "c1") is not None
     assert seen == ["GET /containers/c1/json HTTP/1.1"]
+
+
+def test_sshd_is_read_from_proc_only_when_this_backends_engine_is_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node backend on a remote engine (a swarm worker at tcp://) must not read this host's /proc
+    for the node's pid (another process here, perhaps another sandbox's sshd), whatever DOCKER_HOST says."""
+    import orchestrator.sandbox.docker as docker_module
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(docker_module, "_listening", lambda pid, port: True)
+    attrs = {"HostConfig": {"PortBindings": {SSH_PORT_KEY: [{"HostIp": "127.0.0.1", "HostPort": "2299"}]}},
+             "State": {"Pid": 4242}}
+    assert not DockerBackend(SandboxSettings(), engine_url="tcp://10.0.0.2:2375")._sshd_listening(attrs)
+    assert DockerBackend(SandboxSettings(), engine_url="unix:///var/run/docker.sock")._sshd_listening(attrs)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.2:2375")
+    assert not DockerBackend(SandboxSettings())._sshd_listening(attrs)
