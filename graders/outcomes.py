@@ -699,12 +699,13 @@ def rework_rounds(t: Timeline) -> list[Finding]:
             prompt, set().union(*(_names(t.events[f]["text"]) for f in failed_before)))
         rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events))
                         and (w.path in pointed or answers_failure)), None)
-        # Wording earns credit, never dodges a cost: an answer that rewrote files the agent had
+        # Wording earns credit, never dodges a cost: an answer that rewrote code the agent had
         # written and took out checks that held is stripping however the prompt was put ("drop the
-        # zero check" names no file or identifier). Such a prompt is judged for that alone.
+        # zero check" names no file or identifier). Such a prompt is judged for that alone, and
+        # only when code changed with the tests: tests merged into fewer cases check no less.
         unpointed = rewrite is None
         if unpointed:
-            mine = {w.path for w in before if w.path}
+            mine = {w.path for w in before if w.path and not TEST_PATH.search(w.path)}
             rewrite = next((w for w in t.writes if prompt < w.index < (nxt or len(t.events)) and w.path in mine),
                            None)
         if rewrite is None:
