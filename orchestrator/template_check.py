@@ -9,6 +9,9 @@ the reference with reference/defect.patch applied (the fix taken back out, so th
 the defect itself and not only a missing feature); and on each, the runs show no sign of tampering
 (for a library template: its per-run canaries come back as written, which proves the
 hidden command collects them and leaves nothing out).
+
+The three trees (and, with --all, the templates) are checked side by side, RUN_SLOTS trees' runs at
+once: each run still gets its own fresh containers, so nothing is shared but the machine's cores.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from graders.hidden_tests import pass_to_pass_command, run_hidden_tests, run_starter_tests
 from graders.junit import TestCase, lookup
@@ -30,6 +37,12 @@ from orchestrator.agents import get_agent
 from orchestrator.catalog import Template, require_complete
 from orchestrator.errors import TemplateError, TrialError
 from orchestrator.services import Services
+
+RUN_SLOTS = 2
+"""Trees whose tests run at once, across every check in this process: the tests are CPU-bound and CI has
+two cores, so more would only queue; fewer leaves a core idle while the engine creates and starts containers."""
+_RUN_SLOTS = threading.BoundedSemaphore(RUN_SLOTS)
+T = TypeVar("T")
 
 
 @dataclass
@@ -149,7 +162,6 @@ def check_template(services: Services, name: str) -> TemplateCheck:
         return result
     result.image = image.tag
     result.checks.append(Check("image builds", True, image.tag))
-    tests = template.config.tests
     with tempfile.TemporaryDirectory(prefix="trial-check-") as tmp:
         try:
             reference = reference_tree(template, Path(tmp))
@@ -164,40 +176,61 @@ def check_template(services: Services, name: str) -> TemplateCheck:
                               tree_tar(defect_tree(template, reference, Path(tmp)))))
             except TemplateError as exc:
                 result.checks.append(Check("defect patch applies", False, exc.one_line()))
-        for label, tree in trees:
-            if label.endswith("put back"):
-                result.checks += _defect_put_back(services, image.tag, template, label, tree)
-                continue
-            services.progress(f"tests on the {label}")
-            try:
-                # Its own verifier names: two checks of one template may run at once.
-                trial_id = f"check-{secrets.token_hex(4)}"
-                starter_run = run_command(services.sandbox, image.tag, trial_id,
-                                          workspace_tar(tree, {}, {}, tests.hidden_dir), tests.starter,
-                                          tests.timeout_s)
-                hidden_run = run_hidden_tests(services.sandbox, image.tag, trial_id, template, tree, {})
-                runs = [hidden_run, *_starter_runs(services, image.tag, trial_id, template, tree)]
-            except VerifierFailure as exc:
-                result.checks.append(Check(f"tests on the {label}", False, str(exc)))
-                continue
-            # PASS_TO_PASS ids outside the hidden folder are the starter's own: the starter run covers them.
-            hidden_p2p = tuple(t for t in tests.pass_to_pass if t.startswith(tests.hidden_dir.strip("/") + "/"))
-            result.checks += _judge(label, tests.fail_to_pass, hidden_p2p, starter_run, hidden_run)
-            if label == "starter":
-                result.checks.append(_defect_check(label, template, hidden_run))
-            result.checks.append(_trust(label, template.config.tests.shape, runs))
+        # The trees' runs are independent (each in fresh verifiers under its own trial id): they run side by
+        # side within RUN_SLOTS, and their checks are listed in the trees' order whatever finishes first.
+        for checks in _side_by_side([partial(_tree_checks, services, image.tag, template, label, tree)
+                                     for label, tree in trees]):
+            result.checks += checks
     return result
 
 
-def check_all(services: Services) -> list[TemplateCheck]:
-    """Every template in the catalog, one after the other (each builds its own image)."""
-    results = []
-    for name in services.catalog.names():
+def _tree_checks(services: Services, image: str, template: Template, label: str, tree: bytes) -> list[Check]:
+    """Every check on one tree (the starter, the reference, the reference with the defect put back)."""
+    with _RUN_SLOTS:
+        if label.endswith("put back"):
+            return _defect_put_back(services, image, template, label, tree)
+        tests = template.config.tests
+        services.progress(f"tests on the {label}")
         try:
-            results.append(check_template(services, name))
-        except TemplateError as exc:  # a template that does not load is one failed check, not the end
-            results.append(TemplateCheck(name, checks=[Check("template.toml", False, exc.one_line())]))
-    return results
+            # Its own verifier names: two checks of one template may run at once.
+            trial_id = f"check-{secrets.token_hex(4)}"
+            starter_run = run_command(services.sandbox, image, trial_id,
+                                      workspace_tar(tree, {}, {}, tests.hidden_dir), tests.starter, tests.timeout_s)
+            hidden_run = run_hidden_tests(services.sandbox, image, trial_id, template, tree, {})
+            runs = [hidden_run, *_starter_runs(services, image, trial_id, template, tree)]
+        except VerifierFailure as exc:
+            return [Check(f"tests on the {label}", False, str(exc))]
+    # PASS_TO_PASS ids outside the hidden folder are the starter's own: the starter run covers them.
+    hidden_p2p = tuple(t for t in tests.pass_to_pass if t.startswith(tests.hidden_dir.strip("/") + "/"))
+    checks = _judge(label, tests.fail_to_pass, hidden_p2p, starter_run, hidden_run)
+    if label == "starter":
+        checks.append(_defect_check(label, template, hidden_run))
+    checks.append(_trust(label, template.config.tests.shape, runs))
+    return checks
+
+
+def check_all(services: Services) -> list[TemplateCheck]:
+    """Every template in the catalog, in its order; each builds its own image, and two are checked at
+    once (their test runs share RUN_SLOTS: while one builds or waits on the engine, another runs)."""
+    return _side_by_side([partial(_check_one, services, name) for name in services.catalog.names()], RUN_SLOTS)
+
+
+def _check_one(services: Services, name: str) -> TemplateCheck:
+    try:
+        return check_template(services, name)
+    except TemplateError as exc:  # a template that does not load is one failed check, not the end
+        return TemplateCheck(name, checks=[Check("template.toml", False, exc.one_line())])
+
+
+def _side_by_side(work: list[Callable[[], T]], at_once: int | None = None) -> list[T]:
+    """Each piece of work's result, in the list's order, with up to `at_once` (default: all) under way.
+    On an error or an interrupt, work not started is dropped and work under way ends as it would alone
+    (its verifier containers removed), before the error goes on."""
+    pool = ThreadPoolExecutor(max_workers=max(1, at_once or len(work)), thread_name_prefix="check")
+    try:
+        return [future.result() for future in [pool.submit(piece) for piece in work]]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _starter_runs(services: Services, image: str, trial_id: str, template: Template, tree: bytes) -> list[Run]:
