@@ -668,6 +668,22 @@ def _fewer_checks(before: TestRun, after: TestRun, texts: list[Event]) -> str:
     return ""
 
 
+def _checks_lost(t: Timeline, prompt: int, rewrite: int, nxt: int | None) -> tuple[str, TestRun | None,
+                                                                               TestRun | None]:
+    """Each run of the tree the answer left (until the next write after the exchange, whoever asked
+    for the run), against the last run of the same selection of tests before the correction, when
+    that run passed: which command ran last before it, or first after, changes nothing. Returns why
+    it checks less ("" when none does), that earlier run and the run that checks less."""
+    changed = next((w.index for w in t.writes if w.index >= (nxt or len(t.events))), len(t.events))
+    for run in (r for r in t.runs if rewrite < r.call < changed):
+        same = next((r for r in reversed(t.runs) if (r.result or 0) < prompt
+                     and selection(r.command) == selection(run.command)), None)
+        fewer = _fewer_checks(same, run, t.events) if same is not None else ""
+        if fewer:
+            return fewer, same, run
+    return "", None, None
+
+
 def rework_rounds(t: Timeline) -> list[Finding]:
     """Candidate prompts that sent the agent back to code it had written: the prompt points at
     that code (its file or a name in it) and the agent then rewrote the same file; after a
@@ -721,19 +737,16 @@ def rework_rounds(t: Timeline) -> list[Finding]:
         before_run = next((r for r in reversed(t.runs) if (r.result or 0) < prompt), None)
         after_run = next((r for r in t.runs if r.call > rewrite.index), None)
         note = f"{'asked for a change to' if unpointed else 'sent the agent back to'} {rewrite.path or 'its code'}"
-        # Each run of the tree the answer left (until the next write after the exchange, whoever asked
-        # for the run), against the last run of the same selection of tests before the correction,
-        # when that run passed: which command ran last before it, or first after, changes nothing.
-        changed = next((w.index for w in t.writes if w.index >= (nxt or len(t.events))), len(t.events))
-        fewer, same, compared = "", None, None
-        for run in (r for r in t.runs if rewrite.index < r.call < changed):
-            same = next((r for r in reversed(t.runs) if (r.result or 0) < prompt
-                         and selection(r.command) == selection(run.command)), None)
-            fewer = _fewer_checks(same, run, t.events) if same is not None else ""
-            if fewer:
-                compared = run
-                break
+        fewer, same, compared = _checks_lost(t, prompt, rewrite.index, nxt)
         if unpointed and not fewer:
+            continue
+        if fewer and not any(w.path and not (TEST_PATH.search(w.path) or _TEST_SETUP.search(w.path))
+                             for w in window):
+            # Only tests changed: the code is what the last full run before tested, so nothing it
+            # vouched for was lost (tests merged into fewer cases check no less). Neither cost nor credit.
+            answered |= {p for p in t.prompts if prompt < p < rewrite.index}
+            findings.append(Finding("rework", prompt, "tests_reduced", sorted({prompt, rewrite.index}),
+                                    note + f"; only tests changed, the code as last tested: {fewer}", 0.0))
             continue
         if fewer and compared is not None and same is not None:
             answered |= {p for p in t.prompts if prompt < p < rewrite.index}
