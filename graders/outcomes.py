@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from fnmatch import fnmatch
+from functools import lru_cache
 from typing import Any
 
 from graders.timeline import (
@@ -278,6 +279,7 @@ _PYTEST_QUIET_VALUE = frozenset({"-W", "-p", "-n", "--tb", "--color", "--duratio
 _RUNNER = re.compile(r"(^|/)(py\.test|pytest)$")
 
 
+@lru_cache(maxsize=4096)
 def selection(command: str) -> str:
     """Which tests a command runs, for comparing two runs' tallies: a pytest run is its selecting
     arguments (paths without `./` or a trailing `/`, -k, -m, …) whatever spells the runner
