@@ -212,7 +212,8 @@ class Engine:
                 raw = response.read()
             finally:
                 response.close()
-            raise EngineError(response.status, _message(raw))
+            raise EngineError(response.status,
+                              _message(raw) or f"the engine answered HTTP {response.status} with no message")
         return response
 
     def call(self, method: str, path: str, **options: Any) -> Any:

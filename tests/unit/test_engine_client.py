@@ -140,6 +140,8 @@ def fake_engine(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
                 seen.append(line)
                 if "/missing/" in line:
                     body, status = b'{"message":"No such container: missing"}', "404 Not Found"
+                elif "/silent/" in line:
+                    body, status = b"", "500 Internal Server Error"
                 else:
                     body, status = json.dumps({"Id": "abc", "Line": line}).encode(), "200 OK"
                 conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
@@ -301,3 +303,14 @@ def test_sshd_is_read_from_proc_only_when_this_backends_engine_is_local(monkeypa
     assert DockerBackend(SandboxSettings(), engine_url="unix:///var/run/docker.sock")._sshd_listening(attrs)
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.2:2375")
     assert not DockerBackend(SandboxSettings())._sshd_listening(attrs)
+
+
+def test_a_refusal_with_an_empty_body_still_says_something(fake_engine: tuple[str, list[str]]) -> None:
+    """An engine (or a proxy in front of it) answering 500 with no body: the error names the status,
+    never an empty explanation ("Docker could not start container x: ")."""
+    url, _seen = fake_engine
+    transport = http_transport(url)
+    assert transport is not None
+    with pytest.raises(EngineError) as refused:
+        Engine(transport, timeout_s=5).call("POST", "/containers/silent/start")
+    assert refused.value.status == 500 and refused.value.explanation == "the engine answered HTTP 500 with no message"
