@@ -273,7 +273,7 @@ class DockerBackend:
         local socket or plain tcp engine, through the SDK's session for anything else."""
         if self._engine is None:
             url = self.engine_url or engine_url()
-            transport = http_transport(url) or sdk_transport(self.client.api)
+            transport = http_transport(url) or sdk_transport(self.client.api, url)
             self._engine = Engine(transport, timeout_s=API_TIMEOUT_S)
         return self._engine
 

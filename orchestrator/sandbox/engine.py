@@ -157,8 +157,10 @@ def http_transport(url: str) -> Transport | None:
     return send
 
 
-def sdk_transport(api: Any) -> Transport:
-    """Requests through a Docker SDK `APIClient` (a requests session): ssh:// and TLS engines."""
+def sdk_transport(api: Any, url: str | None = None) -> Transport:
+    """Requests through a Docker SDK `APIClient` (a requests session): ssh:// and TLS engines.
+    `url`: the engine's address as configured, for errors (the session's own is `http+docker://…`)."""
+    named = url or str(api.base_url)
 
     class _Wrapped:
         def __init__(self, response: Any) -> None:
@@ -166,7 +168,15 @@ def sdk_transport(api: Any) -> Transport:
             self.status = int(response.status_code)
 
         def read(self, amount: int | None = None) -> bytes:
-            return bytes(self._response.raw.read(amount))
+            # urllib3's own errors, as http_transport's reads raise ours (the SDK has loaded urllib3).
+            from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+            try:
+                return bytes(self._response.raw.read(amount))
+            except ReadTimeoutError as exc:
+                raise EngineTimeout(named, str(exc) or "timed out") from exc
+            except (HTTPError, OSError) as exc:
+                raise EngineUnreachable(named, f"{type(exc).__name__}: {exc}") from exc
 
         def close(self) -> None:
             self._response.close()

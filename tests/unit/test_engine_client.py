@@ -29,6 +29,7 @@ from orchestrator.sandbox.engine import (
     EngineUnreachable,
     http_transport,
     read_frames,
+    sdk_transport,
 )
 
 pytestmark = pytest.mark.unit
@@ -142,6 +143,10 @@ def fake_engine(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
                     body, status = b'{"message":"No such container: missing"}', "404 Not Found"
                 elif "/silent/" in line:
                     body, status = b"", "500 Internal Server Error"
+                elif "/cut/" in line:  # the connection drops ten bytes into a hundred-byte answer
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 100\r\n\r\n" + b'{"Id": "ab')
+                    continue
                 else:
                     body, status = json.dumps({"Id": "abc", "Line": line}).encode(), "200 OK"
                 conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
@@ -314,3 +319,16 @@ def test_a_refusal_with_an_empty_body_still_says_something(fake_engine: tuple[st
     with pytest.raises(EngineError) as refused:
         Engine(transport, timeout_s=5).call("POST", "/containers/silent/start")
     assert refused.value.status == 500 and refused.value.explanation == "the engine answered HTTP 500 with no message"
+
+
+@pytest.mark.parametrize("through", ["http.client", "sdk session"])
+def test_an_answer_cut_short_is_an_unreachable_engine_on_either_transport(
+        fake_engine: tuple[str, list[str]], through: str) -> None:
+    """The connection drops inside the body: EngineUnreachable (the caller's one-line error), never a
+    urllib3 or http.client exception escaping as a traceback. The SDK session is the real SDK's."""
+    url, _seen = fake_engine
+    transport = http_transport(url) if through == "http.client" else sdk_transport(
+        docker.APIClient(base_url=url, version="1.41"))
+    assert transport is not None
+    with pytest.raises(EngineUnreachable):
+        Engine(transport, timeout_s=5).call("GET", "/containers/cut/json")
