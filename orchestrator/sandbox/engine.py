@@ -2,9 +2,9 @@
 
 The SDK costs a launch ~50-110 ms of imports (requests, urllib3, charset_normalizer, idna: CPU
 on a host that other trials share) and a `GET /version` per client, for the dozen requests a launch
-sends: inspect, create, start, put archive, exec. `DockerBackend` sends those through `Engine`;
-everything else (builds, logs, gc listings, stop and remove) still goes through the SDK, imported
-when first needed.
+sends: inspect, create, start, put archive, exec, the logs of a start that failed. `DockerBackend`
+sends those through `Engine`; everything else (builds, gc listings, stop and remove, copy out)
+still goes through the SDK, imported when first needed.
 
 Transport: a local `unix://` socket or a plain `tcp://` address straight over `http.client`.
 Any other engine (`ssh://`, TLS through DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) goes through the
