@@ -21,7 +21,12 @@ absolute time, which says more about the machine's load than about the gateway):
   added p99 ≤ 2 × the relay's added p99
   throughput ≥ 0.8 × the relay's
 The script exits 1 when one is missed. Loops are bounded; traffic stays on 127.0.0.1.
-Knobs: BENCH_LATENCY_ROUNDS, BENCH_THROUGHPUT_REQUESTS, BENCH_THROUGHPUT_ROUNDS.
+Knobs: BENCH_LATENCY_ROUNDS, BENCH_THROUGHPUT_REQUESTS, BENCH_THROUGHPUT_ROUNDS, and
+BENCH_AGAINST=DIR: the gateway of another checkout (a worktree of the previous commit) runs
+as one more target, interleaved with the others in the same run, with its own data
+directory, and is printed beside this one (on a loaded machine, the only fair A/B; the
+targets are still judged on this checkout's gateway). bench/gateway_instructions.py
+counts instructions per request instead, which load does not move.
 """
 
 from __future__ import annotations
@@ -99,8 +104,8 @@ def run_bare_relay(upstream: str) -> None:
 
 
 # -- processes ----------------------------------------------------------------------------
-def spawn(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+def spawn(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("READY "):
@@ -123,6 +128,24 @@ def make_trial(home: Path) -> str:
 
 # -- measuring ----------------------------------------------------------------------------
 Target = tuple[str, str, dict[str, str], int]  # name, messages URL, headers, server pid
+
+
+def spawn_against(home: Path, gateway_env: dict[str, str], common: dict[str, str],
+                  processes: list[subprocess.Popen[str]]) -> Target | None:
+    """BENCH_AGAINST's gateway (another checkout's), with its own store and log under `home`."""
+    against = os.environ.get("BENCH_AGAINST")
+    if not against:
+        return None
+    tree = Path(against).resolve()
+    if not (tree / "orchestrator" / "gateway" / "__main__.py").is_file():
+        raise SystemExit(f"BENCH_AGAINST={against}: no orchestrator/gateway there; give a checkout of trial")
+    home.mkdir()  # one gateway process per log file: it cannot share this one's
+    token = make_trial(home)
+    process, url = spawn([sys.executable, "-m", "orchestrator.gateway"],
+                         {**gateway_env, "TRIAL_HOME": str(home), "PYTHONPATH": str(tree)}, cwd=tree)
+    processes.append(process)
+    return (f"gateway at {tree.name}", f"{url}/anthropic/v1/messages",
+            {**common, "Authorization": f"Bearer {token}"}, process.pid)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -278,6 +301,12 @@ async def measure(targets: list[Target], probe: FlushProbe) -> list[str]:
     print(f"  disk flush (fdatasync of one appended record, the log's filesystem, this run): "
           f"p50 {pct(probe.times, 0.5) * ms:.3f} ms  p99 {pct(probe.times, 0.99) * ms:.3f} ms"
           f"   (in the gateway's margin over the relay: each answer waits for its record's flush)")
+    for name in [name for name in median if name not in ("direct", "relay", "gateway")]:
+        cpu_text = f"{statistics.median(cpus[name]) * 1e6:.0f} µs" if cpus[name] else "n/a"
+        print(f"  {name}: added p50 beyond relay {(pct(plain[name], 0.5) - pct(plain['relay'], 0.5)) * ms:+.3f} ms, "
+              f"added p99 {(pct(plain[name], 0.99) - pct(plain['direct'], 0.99)) * ms:.3f} ms, "
+              f"throughput {median[name] / median['relay']:.2f}x relay, CPU/request {cpu_text}"
+              f"   (this gateway: {added_p50 - relay_p50:+.3f} ms, {added_p99:.3f} ms, {ratio:.2f}x)")
     if cpus["relay"] and cpus["gateway"]:
         cpu_ratio = statistics.median(cpus["gateway"]) / statistics.median(cpus["relay"])
         print(f"  gateway / relay server CPU per request {cpu_ratio:.2f}"
@@ -315,6 +344,9 @@ def main() -> int:
             ("gateway", f"{gateway_url}/anthropic/v1/messages", {**common, "Authorization": f"Bearer {token}"},
              gateway.pid),
         ]
+        other = spawn_against(home / "against", gateway_env, common, processes)
+        if other is not None:
+            targets.append(other)
         print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; log under {home}; "
               f"load average {os.getloadavg()[0]:.2f}")
         probe = FlushProbe(home / "gateway")
@@ -326,6 +358,8 @@ def main() -> int:
         from orchestrator.gateway.log import verify_chain
 
         print(f"  gateway log: {verify_chain(log).reason}, {log.stat().st_size / 1e6:.1f} MB")
+        if other is not None:
+            print(f"  {other[0]} log: {verify_chain(home / 'against' / 'gateway' / 'tbench001.jsonl').reason}")
         if missed:
             print(f"gateway bench: target missed: {', '.join(missed)} (log and store kept under {home})",
                   file=sys.stderr)
