@@ -42,7 +42,13 @@ RUN_SLOTS = 2
 """Trees whose tests run at once, across every check in this process: the tests are CPU-bound and CI has
 two cores, so more would only queue; fewer leaves a core idle while the engine creates and starts containers."""
 _RUN_SLOTS = threading.BoundedSemaphore(RUN_SLOTS)
+_STOPPING = threading.Event()
+"""Set when the caller is interrupted (Ctrl-C): trees waiting for a slot are not started."""
 T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """A tree not started because the check was interrupted (never reported: the interrupt goes on)."""
 
 
 @dataclass
@@ -144,6 +150,7 @@ def _status(ids: tuple[str, ...], run: Run) -> dict[str, str]:
 def check_template(services: Services, name: str) -> TemplateCheck:
     from orchestrator.sandbox.images import build_sandbox_image
 
+    _STOPPING.clear()  # a check started after an interrupt (the interrupted one's pending work never starts)
     template = services.catalog.get(name)
     result = TemplateCheck(template.name)
     try:
@@ -187,6 +194,8 @@ def check_template(services: Services, name: str) -> TemplateCheck:
 def _tree_checks(services: Services, image: str, template: Template, label: str, tree: bytes) -> list[Check]:
     """Every check on one tree (the starter, the reference, the reference with the defect put back)."""
     with _RUN_SLOTS:
+        if _STOPPING.is_set():
+            raise _Stopped(f"not checked: interrupted before the tests on the {label}")
         if label.endswith("put back"):
             return _defect_put_back(services, image, template, label, tree)
         tests = template.config.tests
@@ -224,11 +233,15 @@ def _check_one(services: Services, name: str) -> TemplateCheck:
 
 def _side_by_side(work: list[Callable[[], T]], at_once: int | None = None) -> list[T]:
     """Each piece of work's result, in the list's order, with up to `at_once` (default: all) under way.
-    On an error or an interrupt, work not started is dropped and work under way ends as it would alone
-    (its verifier containers removed), before the error goes on."""
+    On an error, work not started is dropped; on an interrupt, so is every tree still waiting for a slot.
+    Runs under way end as they would alone (their verifier containers removed) before the error goes on."""
     pool = ThreadPoolExecutor(max_workers=max(1, at_once or len(work)), thread_name_prefix="check")
     try:
         return [future.result() for future in [pool.submit(piece) for piece in work]]
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C: what waits for a slot, in nested work too, stays undone
+            _STOPPING.set()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

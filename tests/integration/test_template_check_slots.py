@@ -5,6 +5,7 @@ catalog's order, each template's checks in the trees' order. The runs themselves
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
@@ -84,3 +85,27 @@ def test_check_all_runs_two_trees_at_once_and_reports_in_order(monkeypatch: pyte
             "defect's tests fail on the reference with the defect put back"), checked
         assert checked.index("hidden tests fail on the starter") < checked.index(
             "defect's tests fail on the starter") < checked.index("results can be trusted on the starter"), checked
+
+
+def test_an_interrupted_check_starts_no_more_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during `check --all`: the runs under way end (their containers removed), nothing else starts."""
+    runs = _Runs()
+    image = SandboxImage(ImageRef("tpl:x", "1"), ImageRef("sandbox:x", "2"))
+    monkeypatch.setattr("orchestrator.sandbox.images.build_sandbox_image", lambda *_a, **_k: image)
+
+    def interrupting(*args: Any) -> Run:
+        if not runs.started:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)  # Ctrl-C
+        return runs.command(*args)
+
+    monkeypatch.setattr(template_check, "run_command", interrupting)
+    monkeypatch.setattr(template_check, "run_hidden_tests", runs.hidden)
+    services = Services.from_settings(load_settings(), sandbox=_Engine())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            template_check.check_all(services)
+    finally:
+        services.close()
+    # The two trees under way finish their runs (two each at most); no other tree, no other template starts.
+    assert len(runs.started) <= 2 * template_check.RUN_SLOTS, runs.started
+    assert runs.now == 0
