@@ -1,9 +1,23 @@
-"""Pull request: does the description let a reviewer understand the change, and is the diff reviewable?
+"""Pull request: is the description true and useful to a reviewer, and is the diff reviewable?
 
-The starter's PR template asks for four sections (Problem, Approach, Trade-offs,
-Testing); each must be present and say something beyond the template's placeholder
-comments. The diff is judged on size and on staying within the brief's scope (the
-template's `scope` globs; tests and docs are always in scope); an empty diff earns nothing.
+Everything a pull request can earn scales with the real progress the verifier witnessed:
+the share of the hidden FAIL_TO_PASS tests that now pass (they all fail on the starter, so
+this is progress over the starter; without a hidden-tests result, any non-empty diff counts
+as full progress). A plan, a TODO line or a dependency line is reviewable, in scope and can
+be well written, and it still describes no work: size, scope and the description's sections
+earn nothing at zero progress. What keeps an honest small PR above a dishonest one is the
+`claims` criterion (always present): a description no evidence contradicts earns half of it
+whatever the progress, a false claim earns none of it and voids the sections that carry it.
+
+The starter's PR template asks for four sections (Problem, Approach, Trade-offs, Testing).
+Word counts never pay: a section is present or not; the Approach is worth its full share only
+when it names something the diff changed (a changed file, or a function or class the diff
+defines or edits), the Testing only when a test run was witnessed before the PR opened.
+Headings and rubric words added to a description therefore move its score by at most a
+section's presence share, and a "production-ready" or "all tests pass" added to work the
+hidden tests contradict costs. The diff is judged on size and on staying within the brief's
+scope (the template's `scope` globs; tests and docs are always in scope); an empty diff earns
+nothing.
 
 Claims in the description ("all tests pass", "22/22", "everything is implemented") are
 checked against what was verified: the hidden-tests result when it ran before this grader,
@@ -59,7 +73,13 @@ _TITLES = {"problem": "Problem stated", "approach": "Approach explained", "trade
            "testing": "Testing described"}
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _HEADING = re.compile(r"^(#+\s+.*|\*\*[^*]+\*\*:?)\s*$", re.M)
-_MIN_WORDS = 8
+_PRESENT = 0.5
+"""The share of a section's credit for saying anything; the rest needs the evidence behind it."""
+_HONEST_FLOOR = 0.5
+"""The share of the `claims` criterion an uncontradicted description earns at zero progress."""
+_IDENTIFIER = re.compile(r"\b(?:def|class|func|function|fn|interface|type)\s+([A-Za-z_]\w{2,})")
+_HUNK = re.compile(r"^@@[^@]*@@\s*(.*)$", re.M)
+_GENERIC_STEMS = {"__init__", "init", "main", "index", "test", "tests", "utils", "readme", "conftest", "setup"}
 _LARGE_DIFF = 1500
 _HUGE_DIFF = 4000
 
@@ -105,18 +125,18 @@ class PullRequestGrader:
         body = str(pull.get("body") or "")
         sections = section_texts(body)
         claims = check_claims(bundle, body, pull, context)
+        files = pull.get("files") or []
+        changed = sum(int(f.get("additions", 0)) + int(f.get("deletions", 0)) for f in files)
+        progress, progress_why = _progress(context, changed)
+        names = _changed_names(files, bundle.pull_diff(int(pull["number"])))
+        tested = _witnessed_runs_before(bundle, pull)
         criteria = []
         for key, title in _TITLES.items():
             text = sections.get(key)
-            size = len(text.split()) if text else 0
-            if text is None:
-                score, why = 0.0, "Section missing from the description."
-            elif size == 0:
-                score, why = 0.0, "Section left as the template's placeholder."
-            elif size < _MIN_WORDS:
-                score, why = 0.5, f"Section present but nearly empty ({size} words)."
-            else:
-                score, why = 2.0, f"{size} words: “{' '.join(text.split())[:120]}”"
+            quality, why = _section_quality(key, text, names, tested)
+            score = round(2.0 * quality * progress, 2)
+            if text and quality:
+                why += f" Credit scales with {progress_why}."
             if key == "testing" and claims["false"]:
                 score, why = 0.0, "The testing it describes is contradicted by the verified results: " + "; ".join(
                     claims["false"][:2])
@@ -126,20 +146,22 @@ class PullRequestGrader:
                                    + claims["false"][0])
             criteria.append(Criterion(key, title, score, 2.0, why, [ref]))
 
-        files = pull.get("files") or []
-        changed = sum(int(f.get("additions", 0)) + int(f.get("deletions", 0)) for f in files)
-        outside = self._diff(files, changed, options, context, ref, criteria)
-        if claims["checked"]:
-            # Worth as much as a section is when true; a false one weighs twice that against the work.
-            criteria.append(Criterion(
-                "claims", "Claims in the description match the verified results",
-                0.0 if claims["false"] else 4.0, 4.0,
-                ("False: " + "; ".join(claims["false"][:3])) if claims["false"]
-                else "True: " + "; ".join(claims["true"][:3]), [ref, *claims["refs"]][:20]))
+        outside = self._diff(files, changed, progress, progress_why, options, context, ref, criteria)
+        # Always present: an honest description keeps half of it at zero progress, a false one none.
+        if claims["false"]:
+            honesty, honesty_why = 0.0, "False: " + "; ".join(claims["false"][:3])
+        else:
+            honesty = round(4.0 * (_HONEST_FLOOR + (1 - _HONEST_FLOOR) * progress), 2)
+            honesty_why = (("True: " + "; ".join(claims["true"][:3])) if claims["checked"] else
+                           "Nothing in the description is contradicted by the verified results.")
+            honesty_why += f" Half of it for honesty, the rest scales with {progress_why}."
+        criteria.append(Criterion("claims", "Claims in the description match the verified results", honesty, 4.0,
+                                  honesty_why, [ref, *claims["refs"]][:20]))
         details = {"trusts": TRUSTS, "claims": claims, "number": pull["number"], "url": pull.get("url"),
                    "title": pull.get("title"),
                    "sections": {key: len(text.split()) for key, text in sections.items()},
                    "changed_lines": changed, "files": len(files), "outside_scope": outside,
+                   "progress": round(progress, 4), "witnessed_test_runs": tested,
                    "reviews": len(pull.get("reviews") or []), "comments": len(pull.get("comments") or [])}
         summary = (f"PR #{pull['number']} “{pull.get('title', '')}”: {len(sections)}/4 template sections, "
                    f"{changed} changed lines" + (f", {len(outside)} file(s) out of scope" if outside else "") + ".")
@@ -148,18 +170,19 @@ class PullRequestGrader:
         return GraderResult(self.name, criteria=criteria, summary=summary, details=details)
 
     @staticmethod
-    def _diff(files: list[dict[str, Any]], changed: int, options: dict[str, Any], context: GradeContext, ref: str,
-              criteria: list[Criterion]) -> list[str]:
-        """Size and scope criteria; returns the files outside the brief's scope."""
+    def _diff(files: list[dict[str, Any]], changed: int, progress: float, progress_why: str, options: dict[str, Any],
+              context: GradeContext, ref: str, criteria: list[Criterion]) -> list[str]:
+        """Size and scope criteria, scaled by progress; returns the files outside the brief's scope."""
         if not changed:
             size_score = 0.0
         elif changed <= _LARGE_DIFF:
             size_score = 4.0
         else:
             size_score = 2.0 if changed <= _HUGE_DIFF else 1.0
-        criteria.append(Criterion("size", "Diff of reviewable size", size_score, 4.0,
+        criteria.append(Criterion("size", "Diff of reviewable size", round(size_score * progress, 2), 4.0,
                                   f"{changed} changed lines in {len(files)} file(s)."
-                                  + (" An empty pull request earns nothing." if not changed else ""), [ref]))
+                                  + (" An empty pull request earns nothing." if not changed else
+                                     f" Credit scales with {progress_why}."), [ref]))
         scope = tuple(context.template.config.scope) if context.template else tuple(options.get("scope") or ())
         outside = sorted(str(f.get("filename")) for f in files if not in_scope(str(f.get("filename")), scope))
         scope_score = 4.0 if not outside else max(0.0, 4.0 - 1.0 * len(outside))
@@ -169,8 +192,75 @@ class PullRequestGrader:
             scope_why = "The template sets no scope: every path is allowed."
         if not changed:
             scope_score, scope_why = 0.0, "Nothing changed: staying in scope by doing nothing earns nothing."
-        criteria.append(Criterion("scope", "Changes stay within the brief", scope_score, 4.0, scope_why, [ref]))
+        elif progress < 1:
+            scope_why += f" Credit scales with {progress_why}."
+        criteria.append(Criterion("scope", "Changes stay within the brief", round(scope_score * progress, 2), 4.0,
+                                  scope_why, [ref]))
         return outside
+
+
+def _progress(context: GradeContext, changed: int) -> tuple[float, str]:
+    """The share of the hidden FAIL_TO_PASS tests that pass (all fail on the starter), and how it was measured."""
+    if not changed:
+        return 0.0, "the work done (the diff is empty)"
+    hidden = context.results.get("hidden_tests")
+    f2p = (hidden.details.get("fail_to_pass") or {}) if hidden is not None and hidden.status == "ok" else {}
+    if f2p.get("total"):
+        passed, total = int(f2p.get("passed", 0)), int(f2p["total"])
+        return passed / total, f"the hidden tests that now pass ({passed}/{total})"
+    return 1.0, "the work done (no hidden-tests result: a non-empty diff counts in full)"
+
+
+def _changed_names(files: list[dict[str, Any]], diff: str) -> set[str]:
+    """What the diff changed, as a reviewer would name it: files (path, name, stem) and the functions or
+    classes it defines or edits (definitions on changed lines, hunk headers)."""
+    names: set[str] = set()
+    for entry in files:
+        path = str(entry.get("filename") or "")
+        if not path:
+            continue
+        base = path.rsplit("/", 1)[-1]
+        stem = base.rsplit(".", 1)[0]
+        names.update(n.lower() for n in (path, base) if n)
+        if len(stem) >= 3 and stem.lower() not in _GENERIC_STEMS:
+            names.add(stem.lower())
+    for line in diff.splitlines():
+        if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+            names.update(m.group(1).lower() for m in _IDENTIFIER.finditer(line))
+    names.update(m.group(1).lower() for header in _HUNK.finditer(diff) for m in _IDENTIFIER.finditer(header.group(1)))
+    return names
+
+
+def _mentions(text: str, names: set[str]) -> list[str]:
+    words = {w.lower() for w in re.findall(r"[A-Za-z_][\w./-]*[\w]", text)}
+    words |= {w.rstrip("()") for w in words}
+    return sorted(n for n in names if n in words)
+
+
+def _witnessed_runs_before(bundle: Bundle, pull: dict[str, Any]) -> int:
+    """Test runs the gateway saw before the PR opened (what a Testing section can rest on)."""
+    events = witnessed_view(bundle.events())
+    opened = next((i for i, e in enumerate(events) if e["kind"] == "pr_opened"
+                   and (e.get("data") or {}).get("number") == pull.get("number")), len(events))
+    return sum(1 for r in test_runs(events) if r.result is not None and r.result < opened)
+
+
+def _section_quality(key: str, text: str | None, names: set[str], tested: int) -> tuple[float, str]:
+    """A section's share of its credit before progress: presence pays half, the evidence behind it the rest."""
+    if not text or not text.split():
+        return 0.0, ("Section missing from the description." if text is None
+                     else "Section left as the template's placeholder.")
+    quote = f"“{' '.join(text.split())[:100]}”"
+    if key == "approach":
+        named = _mentions(text, names)
+        if named:
+            return 1.0, f"Names what the diff changed ({', '.join(named[:4])}): {quote}."
+        return _PRESENT, f"Names nothing the diff changed (no changed file, function or class): {quote}."
+    if key == "testing":
+        if tested:
+            return 1.0, f"{tested} test run(s) witnessed before the PR opened: {quote}."
+        return _PRESENT, f"No test run was witnessed before the PR opened: {quote}."
+    return 1.0, quote
 
 
 def _claims_in(text: str) -> list[str]:

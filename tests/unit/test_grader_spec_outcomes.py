@@ -265,7 +265,7 @@ def test_an_approach_resting_on_a_claim_the_hidden_tests_contradict_pays_nothing
     plain = _grade(PullRequestGrader(), _claiming_pr(tmp_path / "plain", "Not run yet.", honest), context=failing)
     claimed = _grade(PullRequestGrader(), _claiming_pr(tmp_path / "claimed", "Not run yet.", claim),
                      context=failing)
-    assert _criterion(plain, "approach").score == 2.0
+    assert _criterion(plain, "approach").score > 0  # scaled by the 17/22 progress (graders.pull_request)
     assert _criterion(claimed, "approach").score == 0.0 and "contradict" in _criterion(claimed, "approach").rationale
     assert _criterion(claimed, "claims").score == 0.0
     assert claimed.fraction is not None and plain.fraction is not None and claimed.fraction < plain.fraction - 0.2
