@@ -7,7 +7,8 @@ as full progress). A plan, a TODO line or a dependency line is reviewable, in sc
 be well written, and it still describes no work: size, scope and the description's sections
 earn nothing at zero progress. What keeps an honest small PR above a dishonest one is the
 `claims` criterion (always present): a description no evidence contradicts earns half of it
-whatever the progress, a false claim earns none of it and voids the sections that carry it.
+whatever the progress, a false claim earns none of it and voids every section (a reviewer
+cannot rely on any part of a description that misstates the verified results).
 
 The starter's PR template asks for four sections (Problem, Approach, Trade-offs, Testing).
 Word counts never pay: a section is present or not; the Approach is worth its full share only
@@ -143,6 +144,10 @@ class PullRequestGrader:
             elif text and claims["false"] and _claims_in(text):
                 # A section resting on a claim the evidence contradicts explains nothing true.
                 score, why = 0.0, (f"It claims “{_claims_in(text)[0]}”, which the verified results contradict: "
+                                   + claims["false"][0])
+            elif text and claims["false"]:
+                # A reviewer cannot rely on any part of a description that misstates the results.
+                score, why = 0.0, ("The description elsewhere claims what the verified results contradict: "
                                    + claims["false"][0])
             criteria.append(Criterion(key, title, score, 2.0, why, [ref]))
 
