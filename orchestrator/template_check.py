@@ -148,9 +148,15 @@ def _status(ids: tuple[str, ...], run: Run) -> dict[str, str]:
 
 
 def check_template(services: Services, name: str) -> TemplateCheck:
+    _STOPPING.clear()  # cleared here and in check_all only, never in a worker: an interrupt must stay seen
+    return _check_template(services, name)
+
+
+def _check_template(services: Services, name: str) -> TemplateCheck:
     from orchestrator.sandbox.images import build_sandbox_image
 
-    _STOPPING.clear()  # a check started after an interrupt (the interrupted one's pending work never starts)
+    if _STOPPING.is_set():  # a template picked up as the interrupt came: not even its image
+        raise _Stopped(f"not checked: interrupted before {name}")
     template = services.catalog.get(name)
     result = TemplateCheck(template.name)
     try:
@@ -221,12 +227,13 @@ def _tree_checks(services: Services, image: str, template: Template, label: str,
 def check_all(services: Services) -> list[TemplateCheck]:
     """Every template in the catalog, in its order; each builds its own image, and two are checked at
     once (their test runs share RUN_SLOTS: while one builds or waits on the engine, another runs)."""
+    _STOPPING.clear()
     return _side_by_side([partial(_check_one, services, name) for name in services.catalog.names()], RUN_SLOTS)
 
 
 def _check_one(services: Services, name: str) -> TemplateCheck:
     try:
-        return check_template(services, name)
+        return _check_template(services, name)
     except TemplateError as exc:  # a template that does not load is one failed check, not the end
         return TemplateCheck(name, checks=[Check("template.toml", False, exc.one_line())])
 
