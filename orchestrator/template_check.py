@@ -39,8 +39,8 @@ from orchestrator.errors import TemplateError, TrialError
 from orchestrator.services import Services
 
 RUN_SLOTS = 2
-"""Trees whose tests run at once, across every check in this process: the tests are CPU-bound and CI has
-two cores, so more would only queue; fewer leaves a core idle while the engine creates and starts containers."""
+"""Trees whose tests run at once, across every check in this process: each verifier container has a one-CPU
+quota (SandboxSpec.cpus), so one run at a time leaves one of CI's two cores idle, and more would only queue."""
 _RUN_SLOTS = threading.BoundedSemaphore(RUN_SLOTS)
 _STOPPING = threading.Event()
 """Set when the caller is interrupted (Ctrl-C): trees waiting for a slot are not started."""
