@@ -55,13 +55,21 @@ err: Console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)  # typ
 
 def emit_json(command: str, data: Any) -> None:
     envelope = {"version": JSON_VERSION, "command": command, "ok": True, "data": data}
-    sys.stdout.write(json.dumps(envelope, indent=2, sort_keys=True, default=str) + "\n")
+    _write_document(json.dumps(envelope, indent=2, sort_keys=True, default=str))
 
 
 def emit_json_error(command: str, message: str, hint: str | None, exit_code: int) -> None:
     envelope = {"version": JSON_VERSION, "command": command, "ok": False,
                 "error": {"message": message, "hint": hint, "exit_code": exit_code}}
-    sys.stdout.write(json.dumps(envelope, indent=2, sort_keys=True) + "\n")
+    _write_document(json.dumps(envelope, indent=2, sort_keys=True))
+
+
+def _write_document(text: str) -> None:
+    """One JSON document, flushed whole: a pipe's reader gets each document as it is made. Without
+    the flush, `trial reap --watch --json` into a pipe held its reports in stdout's block buffer
+    until some 8 KB had gathered (about fifty passes)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 @contextmanager

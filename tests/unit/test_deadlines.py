@@ -216,15 +216,20 @@ def test_trial_extend_of_a_passed_deadline_exits_with_a_usage_code(store: Store)
 
 def test_trial_reap_watch_passes_until_sigterm_then_exits_cleanly(trial_home: Path) -> None:
     import os
+    import select
     import signal
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "reap", "--watch", "--interval", "1",
-                             "--json"], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # Into a pipe, as a service manager or a script reads it: each pass's report must arrive as it
+    # is made, not when stdout's buffer fills (PYTHONUNBUFFERED, set in some shells, hid that).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "reap", "--watch", "--interval", "3600",
+                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "the first pass's report did not reach the pipe while the watcher ran"
         assert proc.stdout.readline().strip() == "{"  # the first pass reported
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
