@@ -3,7 +3,7 @@
 Everything a pull request can earn scales with the real progress the verifier witnessed:
 the share of the hidden FAIL_TO_PASS tests that now pass (they all fail on the starter, so
 this is progress over the starter; without a hidden-tests result, any non-empty diff counts
-as full progress). A plan, a TODO line or a dependency line is reviewable, in scope and can
+as full progress). A plan, a to-do line in the README or a dependency line is reviewable, in scope and can
 be well written, and it still describes no work: size, scope and the description's sections
 earn nothing at zero progress. What keeps an honest small PR above a dishonest one is the
 `claims` criterion (always present): a description no evidence contradicts earns half of it
