@@ -28,6 +28,10 @@ _SEPARATORS = frozenset("-@:_/[")
 _MEMO_LIMIT = 1024
 
 
+_Effective = tuple[float, float, float, float, float]
+"""Input, output, cache read, 5-minute and 1-hour cache write rates, defaults applied."""
+
+
 class Rates(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,7 +44,7 @@ class Rates(BaseModel):
     cache_write_1h: float | None = Field(default=None, ge=0)
     """1-hour cache writes; when absent, 2 × input."""
 
-    def effective(self) -> tuple[float, float, float, float, float]:
+    def effective(self) -> _Effective:
         return (
             self.input,
             self.output,
@@ -91,6 +95,13 @@ class PriceTable:
         highest = [max(rates.effective()[kind] for rates in self._all_rates()) for kind in range(5)]
         self.highest = Rates(input=highest[0], output=highest[1], cache_read=highest[2],
                              cache_write=highest[3], cache_write_1h=highest[4])
+        # Each key's effective rates and long-context tier, worked out once: every billed
+        # exchange is priced twice (its reservation, its cost), on the gateway's hot path.
+        self._rates: dict[str | None, tuple[_Effective, int | None, _Effective | None]] = {
+            key: (rates.effective(), None if rates.long_context is None else rates.long_context.above_prompt_tokens,
+                  None if rates.long_context is None else rates.long_context.effective())
+            for key, rates in self.models.items()}
+        self._rates[None] = (self.highest.effective(), None, None)
 
     def _all_rates(self) -> list[Rates]:
         found: list[Rates] = []
@@ -129,20 +140,22 @@ class PriceTable:
             self._memo[model] = found
         return found
 
-    def price(self, model: str | None, usage: Usage) -> Priced:
+    def _tier(self, model: str | None, prompt_tokens: int) -> tuple[str | None, _Effective, bool]:
+        """The table key for `model`, the rates that apply to a prompt this long, and whether
+        they are the long-context tier's (an unknown model: None and the highest rates)."""
         key = self.lookup(model)
-        rates: Rates = self.highest if key is None else self.models[key]
-        long_context = False
-        if key is not None:
-            tier = self.models[key].long_context
-            if tier is not None and usage.prompt_tokens > tier.above_prompt_tokens:
-                rates, long_context = tier, True
-        rate_in, rate_out, rate_read, rate_write, rate_write_1h = rates.effective()
+        rates, above, long_rates = self._rates[key]
+        if above is not None and long_rates is not None and prompt_tokens > above:
+            return key, long_rates, True
+        return key, rates, False
+
+    def price(self, model: str | None, usage: Usage) -> Priced:
+        key, rates, long_context = self._tier(model, usage.prompt_tokens)
+        rate_in, rate_out, rate_read, rate_write, rate_write_1h = rates
         cost = (usage.input_tokens * rate_in + usage.output_tokens * rate_out
                 + usage.cache_read_tokens * rate_read + usage.cache_write_tokens * rate_write
                 + usage.cache_write_1h_tokens * rate_write_1h) / PER_TOKENS
         return Priced(round(cost, 10), key, long_context)
-
 
     def worst_case(self, model: str | None, prompt_tokens: int, output_tokens: int) -> float:
         """The most a request of this size can cost: what the budget reserves at admission.
@@ -150,13 +163,8 @@ class PriceTable:
         The prompt is priced at the dearest way the provider may bill it (a 1-hour cache
         write costs twice the input rate), in the long-context tier when it would apply.
         """
-        key = self.lookup(model)
-        rates: Rates = self.highest if key is None else self.models[key]
-        if key is not None:
-            tier = self.models[key].long_context
-            if tier is not None and prompt_tokens > tier.above_prompt_tokens:
-                rates = tier
-        rate_in, rate_out, rate_read, rate_write, rate_write_1h = rates.effective()
+        _, rates, _ = self._tier(model, prompt_tokens)
+        rate_in, rate_out, rate_read, rate_write, rate_write_1h = rates
         dearest_in = max(rate_in, rate_read, rate_write, rate_write_1h)
         return round((prompt_tokens * dearest_in + output_tokens * rate_out) / PER_TOKENS, 10)
 

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from orchestrator.config import Settings
 from orchestrator.errors import TrialError
+from orchestrator.gateway import fastjson
 from orchestrator.gateway.assemble import Assembler, for_route
 from orchestrator.gateway.auth import Grant, LockedOut, TokenCache
 from orchestrator.gateway.blocks import canonical
@@ -97,6 +98,26 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+class _Clock:
+    """A record's `ts`: `datetime.now(UTC).isoformat(timespec="milliseconds")`, the date and
+    time of day formatted once a second instead of on every exchange (a sixth of the cost)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._text}.{int((now - second) * 1000):03d}+00:00"
+
+
+_clock = _Clock()
 
 
 @dataclass(slots=True)
@@ -208,8 +229,7 @@ class Gateway:
 
     # -- one exchange -------------------------------------------------------------------
     async def handle(self, request: web.Request, route: Route) -> web.StreamResponse:
-        ex = Exchange(route, datetime.now(UTC).isoformat(timespec="milliseconds"), time.monotonic(),
-                      request.headers.get("User-Agent"))
+        ex = Exchange(route, _clock.now(), time.monotonic(), request.headers.get("User-Agent"))
         try:
             grant = await self.tokens.resolve(request)
         except LockedOut as locked:
@@ -472,7 +492,7 @@ class Gateway:
                                              f"the {ex.route.provider} API broke off its answer ({exc})")
         ex.response_bytes = len(data)
         try:
-            ex.response = json.loads(data) if data else None
+            ex.response = fastjson.loads(data) if data else None
         except ValueError:
             ex.response = data[:_TEXT_LOG_LIMIT].decode("utf-8", "replace")
         if upstream.status >= 400:
@@ -573,7 +593,7 @@ class Gateway:
 
 def _parse_body(ex: Exchange) -> Refusal | None:
     try:
-        payload = json.loads(ex.body or b"")
+        payload = fastjson.loads(ex.body or b"")
     except ValueError as exc:
         return 400, f"request body is not valid JSON ({exc})", "bad_request", False
     if not isinstance(payload, dict):

@@ -120,3 +120,20 @@ def test_an_extended_deadline_is_picked_up_once_the_old_expiry_passes(tmp_path: 
 
     asyncio.run(run())
     store.close()
+
+
+def test_the_cache_names_tokens_by_a_keyed_hash_never_the_token_or_the_stores_hmac(tmp_path: Path) -> None:
+    """A dump of the gateway's memory shows no cached token, nor the name the store files it under."""
+    store = _store(tmp_path)
+    token = store.mint_token("tauth0001", "sandbox")
+    cache, other = TokenCache(store), TokenCache(store)
+
+    async def run() -> None:
+        assert await cache.resolve(_request(token)) is not None
+        assert await other.resolve(_request(token)) is not None
+
+    asyncio.run(run())
+    (name,) = cache._grants
+    assert token.encode() not in name and name.hex() != store.digest(token)
+    assert list(other._grants) != [name]  # each process draws its own key
+    store.close()
