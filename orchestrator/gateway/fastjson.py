@@ -15,7 +15,8 @@ import json
 import json.scanner
 from typing import Any
 
-_SCAN: Any = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner where CPython has it
+# The C scanner where CPython has it (the typeshed stubs type make_scanner's argument oddly).
+_SCAN: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def loads(data: bytes) -> Any:
