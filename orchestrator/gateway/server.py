@@ -204,8 +204,10 @@ class Gateway:
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, _: web.Application) -> None:
         # One pooled session: connections to the provider are reused across exchanges.
+        # No cookie jar: the session is shared by every trial, and a cookie one trial's answer
+        # set (a provider's load balancer sets them) must not ride on another trial's requests.
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                                              timeout=self.timeout)
+                                              timeout=self.timeout, cookie_jar=aiohttp.DummyCookieJar())
 
     async def stop(self, _: web.Application) -> None:
         if self._session is not None:

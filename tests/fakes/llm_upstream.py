@@ -99,9 +99,11 @@ class FakeUpstream:
     requests: list[Recorded] = field(default_factory=list)
     record: bool = True
     """Keep every request (turn off for benchmarks)."""
+    set_cookie: str | None = None
+    """A Set-Cookie header on every whole answer, as a provider's load balancer adds (Cloudflare's __cf_bm)."""
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._cookies])
         app.router.add_post("/v1/messages", self._anthropic_messages)
         app.router.add_post("/v1/messages/count_tokens", self._anthropic_count_tokens)
         app.router.add_post("/v1/chat/completions", self._openai_chat)
@@ -111,6 +113,13 @@ class FakeUpstream:
         return app
 
     # -- plumbing -----------------------------------------------------------------------
+    @web.middleware
+    async def _cookies(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        if self.set_cookie is not None and not response.prepared:
+            response.headers.add("Set-Cookie", self.set_cookie)
+        return response
+
     async def _begin(self, request: web.Request, provider: str) -> tuple[dict[str, Any], Knobs, web.Response | None]:
         raw = await request.read()
         body: Any = json.loads(raw) if raw else {}

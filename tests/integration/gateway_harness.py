@@ -84,11 +84,13 @@ class Harness:
 
 @contextmanager
 def running_gateway(budget_usd: float = 20.0, fake: FakeUpstream | None = None,
-                    env: dict[str, str] | None = None, agent: str = "claude-code",
+                    env: dict[str, str] | None = None, agent: str = "claude-code", upstream_host: str = "127.0.0.1",
                     **overrides: Any) -> Iterator[Harness]:
+    """`upstream_host` names the fake upstream's loopback address in the gateway's settings
+    (e.g. `localhost`: cookie jars ignore cookies from bare IP addresses)."""
     fake = fake or FakeUpstream()
     upstream = ServerThread(fake.app()).start()
-    settings = gateway_settings(upstream.url, **overrides)
+    settings = gateway_settings(f"http://{upstream_host}:{upstream.port}", **overrides)
     store = Store.open(settings.home)
     token = create_trial(store, budget_usd=budget_usd, agent=agent)
     openai_token = create_trial(store, "tgw00002", budget_usd=budget_usd, agent="codex")

@@ -171,6 +171,22 @@ def test_upstream_sees_the_real_key_never_the_trial_token(gw: Harness) -> None:
     assert "authorization" not in text.lower() and "x-api-key" not in text.lower()
 
 
+def test_a_cookie_a_provider_sets_is_never_sent_upstream_again() -> None:
+    """One connection pool serves every trial: a cookie one trial's answer set (a provider's load
+    balancer sets them) must not ride on that trial's next request, nor on another trial's."""
+    fake = FakeUpstream(set_cookie="__cf_bm=session-of-trial-one; Path=/; HttpOnly")
+    with running_gateway(fake=fake, upstream_host="localhost") as gw:  # jars ignore cookies from bare IPs
+        _, a_via = anthropic_pair(gw)
+        _, o_via = openai_pair(gw)
+        for _ in range(2):
+            answer = a_via.messages.with_raw_response.create(model="claude-sonnet-5-5", max_tokens=16,
+                                                             messages=MESSAGES)
+            assert "set-cookie" not in answer.headers  # nor does the agent get it
+        o_via.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
+    assert len(fake.requests) == 3
+    assert [recorded.headers.get("Cookie") for recorded in fake.requests] == [None, None, None]
+
+
 def test_unknown_revoked_and_expired_tokens_get_401_in_provider_shape(gw: Harness) -> None:
     clients = {"anthropic": lambda token: anthropic.Anthropic(
         api_key=token, base_url=gw.urls["anthropic"], max_retries=3, timeout=10),
