@@ -442,7 +442,7 @@ def _clear_stale(sandbox: SandboxBackend, trial_id: str, role: str) -> None:
     grader that died left them. Never one younger: it may be another grade of the same trial, running now."""
     prefix = f"trial-{trial_id}-{role}-"
     try:
-        resources = sandbox.list_managed()
+        resources = sandbox.list_managed(frozenset({"container"}))
     except TrialError:
         return  # only housekeeping: teardown and gc find them by label too
     for resource in resources:

@@ -541,7 +541,7 @@ def teardown(services: Services, trial_id: str, *, repo_action: str | None = Non
         if ref is not None:
             services.sandbox.remove(ref, volumes=True)
             removed.append(f"container {ref.name}")
-    for resource in services.sandbox.list_managed():
+    for resource in services.sandbox.list_managed(frozenset({"container", "volume"})):
         if resource.trial_id == trial.id and resource.kind in ("container", "volume"):
             services.sandbox.remove_resource(resource)
             removed.append(f"{resource.kind} {resource.name}")

@@ -109,9 +109,12 @@ class ExecResult:
         return self.exit_code == 0
 
 
+ResourceKind = Literal["container", "volume", "image", "network", "firewall", "build-container"]
+
+
 @dataclass(frozen=True)
 class ManagedResource:
-    kind: Literal["container", "volume", "image", "network", "firewall", "build-container"]
+    kind: ResourceKind
     id: str
     name: str
     trial_id: str | None
@@ -169,7 +172,11 @@ class SandboxBackend(Protocol):
 
     def find(self, trial_id: str, role: str = "sandbox") -> SandboxRef | None: ...
 
-    def list_managed(self) -> list[ManagedResource]: ...
+    def list_managed(self, kinds: frozenset[ResourceKind] | None = None) -> list[ManagedResource]:
+        """Everything of ours on the engine (`kinds`: only those kinds, which asks the engine less:
+        a verifier looking for its trial's leftover containers need not list every image). With
+        kinds that leave out `build-container`, a build step's labelled container may be listed
+        as a `container` without a trial."""
 
     def volume_usage(self) -> list[VolumeUsage]:
         """Disk used by each volume this data dir's trials have (quotas are watched with it)."""

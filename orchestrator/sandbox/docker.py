@@ -81,6 +81,7 @@ from orchestrator.sandbox.base import (
     ExecResult,
     ImageRef,
     ManagedResource,
+    ResourceKind,
     SandboxRef,
     SandboxSpec,
     SandboxStatus,
@@ -870,38 +871,48 @@ class DockerBackend:
         attrs = self._inspect_container(container_name(trial_id, role))
         return None if attrs is None else self._ref(attrs)
 
-    def list_managed(self) -> list[ManagedResource]:
+    def list_managed(self, kinds: frozenset[ResourceKind] | None = None) -> list[ManagedResource]:
         managed = {"label": f"{LABEL_MANAGED}={MANAGED_BY}"}
         found: list[ManagedResource] = []
+
+        def wanted(kind: ResourceKind) -> bool:
+            return kinds is None or kind in kinds
+
         with _engine_errors("list the containers, volumes and images it manages"):
-            found += self._build_leftovers()
+            if wanted("build-container"):
+                found += self._build_leftovers()
             builds = {resource.id for resource in found}
-            # A container removed between the list and its inspect (another trial's teardown) is gone.
-            for container in self.client.containers.list(all=True, filters=managed, ignore_removed=True):
-                if str(container.id) in builds:
+            # The engine's own lists, which carry names, labels and states: the SDK's models inspect
+            # every container and image once more (a hundred images took a second, and a verifier
+            # lists before each run).
+            for container in self.client.api.containers(all=True, filters=managed) if wanted("container") else []:
+                if str(container["Id"]) in builds:
                     continue
-                labels = container.labels or {}
-                found.append(ManagedResource(kind="container", id=str(container.id), name=str(container.name),
-                                             trial_id=labels.get(LABEL_TRIAL), status=str(container.status),
+                labels = container.get("Labels") or {}
+                names = container.get("Names") or [container["Id"]]
+                found.append(ManagedResource(kind="container", id=str(container["Id"]), name=str(names[0]).lstrip("/"),
+                                             trial_id=labels.get(LABEL_TRIAL), status=str(container.get("State")),
                                              instance=labels.get(LABEL_INSTANCE)))
-            for volume in self.client.volumes.list(filters=managed):
+            for volume in self.client.volumes.list(filters=managed) if wanted("volume") else []:
                 labels = volume.attrs.get("Labels") or {}
                 found.append(ManagedResource(kind="volume", id=str(volume.id), name=str(volume.name),
                                              trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE)))
-            for image in self.client.images.list(filters=managed):
-                labels = image.labels or {}
-                tags = list(image.tags or [])
-                found.append(ManagedResource(kind="image", id=str(image.id),
-                                             name=str(tags[0]) if tags else str(image.id),
+            for image in self.client.api.images(filters=managed) if wanted("image") else []:
+                labels = image.get("Labels") or {}
+                tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+                found.append(ManagedResource(kind="image", id=str(image["Id"]),
+                                             name=str(tags[0]) if tags else str(image["Id"]),
                                              trial_id=labels.get(LABEL_TRIAL)))
             bridges: set[str] = set()
-            for network in self.client.networks.list(filters=managed):
+            networks = self.client.networks.list(filters=managed) if wanted("network") or wanted("firewall") else []
+            for network in networks:
                 labels = network.attrs.get("Labels") or {}
                 bridges.add(_bridge_name(network.attrs))
-                found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
-                                             trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
-                                             status="in use" if self._network_in_use(network) else "unused"))
-        firewall = self._host_firewall()
+                if wanted("network"):
+                    found.append(ManagedResource(kind="network", id=str(network.id), name=str(network.name),
+                                                 trial_id=labels.get(LABEL_TRIAL), instance=labels.get(LABEL_INSTANCE),
+                                                 status="in use" if self._network_in_use(network) else "unused"))
+        firewall = self._host_firewall() if wanted("firewall") else "not asked for"
         if not isinstance(firewall, str):
             # Rules whose bridge is gone (its network removed outside trial): nothing uses them.
             for bridge in firewall.bridges():
@@ -952,7 +963,8 @@ class DockerBackend:
         """Image ids a build of ours starts from or produces: the base image and every image we label."""
         from orchestrator.sandbox.images import LOCAL_BASE_IMAGE
 
-        roots = {str(image.id) for image in self.client.images.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"})}
+        roots = {str(image_id) for image_id in self.client.api.images(
+            filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"}, quiet=True)}
         for tag in {self.settings.base_image or LOCAL_BASE_IMAGE, LOCAL_BASE_IMAGE}:
             image = self._image(tag)
             if image is not None:

@@ -83,6 +83,7 @@ from orchestrator.sandbox.base import (
     ExecResult,
     ImageRef,
     ManagedResource,
+    ResourceKind,
     SandboxRef,
     SandboxSpec,
     SandboxStatus,
@@ -972,10 +973,12 @@ class SwarmBackend:
                 return found
         return None
 
-    def list_managed(self) -> list[ManagedResource]:
+    def list_managed(self, kinds: frozenset[ResourceKind] | None = None) -> list[ManagedResource]:
         found: list[ManagedResource] = []
-        with _engine_errors("list the swarm services"):
-            services = self.manager.services.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"})
+        services: list[Any] = []
+        if kinds is None or "container" in kinds:
+            with _engine_errors("list the swarm services"):
+                services = self.manager.services.list(filters={"label": f"{LABEL_MANAGED}={MANAGED_BY}"})
         for service in services:
             labels = service.attrs["Spec"].get("Labels") or {}
             status = "running" if self._running_task(service) is not None else "exited"
@@ -986,7 +989,7 @@ class SwarmBackend:
         doors: dict[str, str] = {}
         instances: dict[str, str | None] = {}
         for node_id in self._node_ids():
-            for resource in self.node(node_id).list_managed():
+            for resource in self.node(node_id).list_managed(kinds):
                 if resource.kind == "container" and (resource.name.endswith(FILES_SUFFIX) or "." in resource.name):
                     continue  # a service's files container or task container: the service stands for it
                 if resource.kind == "network" and resource.name == door.network_name(self.instance):
@@ -1003,7 +1006,7 @@ class SwarmBackend:
                 found.append(resource)
         found += [ManagedResource(kind="network", id=name, name=name, trial_id=None, status=status,
                                   instance=instances[name]) for name, status in doors.items()]
-        return found + self._swarm_networks()
+        return found + (self._swarm_networks() if kinds is None or "network" in kinds else [])
 
     def _swarm_networks(self) -> list[ManagedResource]:
         found: list[ManagedResource] = []

@@ -77,8 +77,8 @@ class ThisTestsOnly(DockerBackend):
 
     trials = ("tlive0001", "tclosed01", "tdown0001", "tgone0001")
 
-    def list_managed(self) -> list[Any]:
-        return [r for r in super().list_managed() if r.trial_id in self.trials]
+    def list_managed(self, kinds: Any = None) -> list[Any]:
+        return [r for r in super().list_managed(kinds) if r.trial_id in self.trials]
 
 
 def test_gc_and_teardown_remove_the_github_proxy_files_of_gone_trials(trial_home: Path) -> None:

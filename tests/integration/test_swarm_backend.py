@@ -429,6 +429,12 @@ def test_list_managed_finds_services_and_volumes_and_removes_them(
         ("volume", volume_name(trial_id, "home")),
         ("volume", volume_name(trial_id, "workspace")),
     ]
+    # Asked for some kinds, a backend lists exactly those of them (a verifier asks for containers only).
+    for kinds in ({"container"}, {"volume"}, {"container", "volume"}, {"image", "network", "firewall"}):
+        only = any_backend.list_managed(frozenset(kinds))  # type: ignore[arg-type]
+        assert {r.kind for r in only} <= kinds
+        assert sorted((r.kind, r.name, r.status) for r in only if r.trial_id == trial_id) == \
+            sorted((r.kind, r.name, r.status) for r in mine if r.kind in kinds)
     for resource in sorted(mine, key=lambda r: r.kind != "container"):
         any_backend.remove_resource(resource)
     assert [r for r in any_backend.list_managed() if r.trial_id == trial_id] == []
