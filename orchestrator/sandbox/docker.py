@@ -629,8 +629,10 @@ class DockerBackend:
         its last inspection.
 
         Up means running and, for a container that publishes sshd, sshd listening: its command
-        got through its setup, so an instant exit is ruled out without a fixed wait. Anything
-        else (or an engine whose processes we cannot see) must stay running for the settle window.
+        got through its setup, so an instant exit is ruled out without a fixed wait. A container
+        whose command is an idle `sleep infinity` (a verifier's: its work comes through exec) has
+        no setup to get through and cannot exit by itself: running is up. Anything else (or an
+        engine whose processes we cannot see) must stay running for the settle window.
         """
         deadline = time.monotonic() + self.start_timeout_s
         running_since: float | None = None
@@ -646,7 +648,7 @@ class DockerBackend:
                 self._start_failed(container_id, ref, state)
             if status == "running":
                 running_since = running_since or now
-                if now - running_since >= self.start_settle_s or self._sshd_listening(attrs):
+                if now - running_since >= self.start_settle_s or _idle(attrs) or self._sshd_listening(attrs):
                     return attrs
             elif now > deadline:
                 self._discard(container_id)
@@ -1059,6 +1061,11 @@ class DockerBackend:
         return SandboxRef(id=str(attrs["Id"]), name=str(attrs.get("Name") or "").lstrip("/"),
                           trial_id=str(labels.get(LABEL_TRIAL, "")), volumes=volumes,
                           ssh_port=_published_port(attrs))
+
+
+def _idle(attrs: dict[str, Any]) -> bool:
+    """The container's command is `sleep infinity`: nothing it runs could end it early."""
+    return attrs.get("Path") == "sleep" and attrs.get("Args") == ["infinity"]
 
 
 def _bridge_name(attrs: dict[str, Any]) -> str:

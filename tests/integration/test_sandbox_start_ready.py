@@ -35,8 +35,24 @@ def test_start_returns_once_the_ssh_port_listens_not_after_the_settle_window(
 @pytest.mark.docker
 def test_a_container_without_a_listener_still_gets_the_settle_window(image: str, trial_id: str) -> None:  # noqa: F811
     backend = DockerBackend(SandboxSettings(), start_settle_s=0.3)
-    ref = backend.start(backend.create(sandbox_spec(trial_id, image, publish_ssh=True)))  # sleep infinity
+    # A command that could still exit on its own (a shell), not the idle sleep below.
+    ref = backend.start(backend.create(sandbox_spec(trial_id, image, publish_ssh=True,
+                                                    command=("sh", "-c", "while :; do sleep 1; done"))))
     assert backend.status(ref) == "running"
+
+
+@pytest.mark.docker
+def test_an_idle_sleep_container_is_up_once_running_without_the_settle_window(
+        image: str, trial_id: str) -> None:  # noqa: F811
+    """A verifier's container runs `sleep infinity` and gets its work through exec: nothing can end
+    it early, so waiting out the settle window (0.5 s of every verification run) proves nothing."""
+    backend = DockerBackend(SandboxSettings(), start_settle_s=120)
+    ref = backend.create(sandbox_spec(trial_id, image, network_disabled=True, command=("sleep", "infinity")))
+    started = time.monotonic()
+    ref = backend.start(ref)
+    assert time.monotonic() - started < 120
+    assert backend.status(ref) == "running"
+    assert backend.exec(ref, ["true"]).ok
 
 
 @pytest.mark.docker
