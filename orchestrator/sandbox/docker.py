@@ -891,8 +891,10 @@ class DockerBackend:
                 if str(container["Id"]) in builds:
                     continue
                 labels = container.get("Labels") or {}
-                names = container.get("Names") or [container["Id"]]
-                found.append(ManagedResource(kind="container", id=str(container["Id"]), name=str(names[0]).lstrip("/"),
+                # Its own name; legacy links add "/linker/alias" entries, in no set order.
+                names = [str(name).lstrip("/") for name in container.get("Names") or []]
+                name = next((name for name in names if "/" not in name), str(container["Id"]))
+                found.append(ManagedResource(kind="container", id=str(container["Id"]), name=name,
                                              trial_id=labels.get(LABEL_TRIAL), status=str(container.get("State")),
                                              instance=labels.get(LABEL_INSTANCE)))
             for volume in self.client.volumes.list(filters=managed) if wanted("volume") else []:
