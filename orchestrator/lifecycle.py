@@ -542,7 +542,7 @@ def teardown(services: Services, trial_id: str, *, repo_action: str | None = Non
             services.sandbox.remove(ref, volumes=True)
             removed.append(f"container {ref.name}")
     for resource in services.sandbox.list_managed(frozenset({"container", "volume"})):
-        if resource.trial_id == trial.id and resource.kind in ("container", "volume"):
+        if resource.trial_id == trial.id:
             services.sandbox.remove_resource(resource)
             removed.append(f"{resource.kind} {resource.name}")
     # The data dir's sandbox network goes with its last sandbox: each bridge takes one of Docker's
