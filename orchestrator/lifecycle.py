@@ -236,9 +236,11 @@ class LaunchSteps:
         self.agent = agent
 
     def steps(self) -> list[Step | Ahead]:
-        # The sandbox is made (volumes, container, home files: waiting on the engine) while the
-        # forge takes the starter, the brief and the protection; it needs only the repo's name. It
-        # starts once those are done, and is taken back if one of them fails (`discard_sandbox`).
+        # The sandbox is made and started (volumes, container, home files, the engine's start and
+        # sshd: all waiting on the engine) while the forge takes the starter, the brief and the
+        # protection; it needs only the repo's name. Its workspace is cloned once those are done,
+        # and it is taken back if one of them fails (`discard_sandbox`). Until the launch prints
+        # its port, nobody has been told where the running sandbox is.
         return [
             Step("build_image", self.build_image, "build image"),
             Step("create_repo", self.create_repo, "create repository"),
@@ -246,9 +248,10 @@ class LaunchSteps:
                           Step("open_brief", self.open_brief, "open brief issue"),
                           Step("protect_main", self.protect_main, "protect main")],
                   steps=[Step("host_service", self.host_service, "host service", always=True),
-                         Step("create_sandbox", self.create_sandbox, "create sandbox")],
+                         Step("create_sandbox", self.create_sandbox, "create sandbox"),
+                         Step("start_sandbox", self.start_sandbox, "start sandbox")],
                   undo=self.discard_sandbox),
-            Step("start_sandbox", self.start_sandbox, "start sandbox"),
+            Step("clone_workspace", self.clone_workspace, "clone the repository in the sandbox"),
             Step("invite_candidate", self.invite_candidate, "invite candidate"),
             Step("activate", self.activate, "activate"),
         ]
@@ -378,6 +381,16 @@ class LaunchSteps:
                 raise SandboxError(f"the sandbox of trial {trial.id} could not be created again",
                                    f"see `trial status {trial.id}`")
         ref = sandbox.start(ref)
+        self.store.merge_data(trial.id, {"ssh_port": ref.ssh_port, "ssh_host": ref.host})
+        return {"ssh_port": ref.ssh_port, "ssh_host": ref.host}
+
+    def clone_workspace(self, ctx: StepContext) -> dict[str, Any]:
+        """The starter, cloned over the sandbox's own git access: it also proves the sandbox reaches
+        the host service, before the candidate is invited."""
+        trial = self.trial
+        ref = self.services.sandbox.find(trial.id)
+        if ref is None:
+            raise SandboxError(f"the sandbox of trial {trial.id} is gone", "launch again: it resumes from here")
         script = "set -e\n"
         if not ctx.results["create_sandbox"].get("gitconfig_written"):
             # A sandbox created before ~/.gitconfig came with the home files (a launch resumed across
@@ -392,8 +405,7 @@ class LaunchSteps:
         clone_url = shlex.quote(ctx.result("create_sandbox", "clone_url"))
         script += f"test -d {WORKSPACE}/.git || git clone --quiet {clone_url} {WORKSPACE}\n"
         _exec_ok(self.services, ref, ["sh", "-c", script], "git setup and clone inside the sandbox", timeout_s=300)
-        self.store.merge_data(trial.id, {"ssh_port": ref.ssh_port, "ssh_host": ref.host})
-        return {"ssh_port": ref.ssh_port, "ssh_host": ref.host}
+        return {"cloned": True}
 
     def invite_candidate(self, ctx: StepContext) -> dict[str, Any]:
         return {"invitation": self.services.forge.grant(self.repo(ctx), self.trial.candidate)}
