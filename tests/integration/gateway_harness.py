@@ -25,7 +25,7 @@ UPSTREAM_ENV = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY, "OPENAI_API_KEY": OPENAI_KEY
 
 
 def create_trial(store: Store, trial_id: str = "tgw00001", budget_usd: float = 20.0, agent: str = "claude-code",
-                 template: str = "demo") -> str:
+                 template: str = "api-keys") -> str:
     """A trial and its sandbox token (the token is returned: this is the one time it is seen).
 
     The agent decides which provider routes the token opens: claude-code the Anthropic ones,

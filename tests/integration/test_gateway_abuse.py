@@ -368,10 +368,10 @@ def test_provider_side_tools_that_reach_the_internet_are_stripped_and_the_log_sa
 
 def test_a_template_may_allow_remote_tools(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "trial_templates" / "api-keys", templates / "demo")
-    toml = templates / "demo" / "template.toml"
+    shutil.copytree(ROOT / "trial_templates" / "api-keys", templates / "api-keys")  # the harness trial's template
+    toml = templates / "api-keys" / "template.toml"
     toml.write_text("allow_remote_tools = true\n" + toml.read_text())
-    assert load_template(templates / "demo").config.allow_remote_tools is True  # the catalog knows the field
+    assert load_template(templates / "api-keys").config.allow_remote_tools is True  # the catalog knows the field
     with running_gateway(templates_dir=str(templates)) as gw:
         _send_remote_tools(gw)
         messages, responses, chat = (request.body for request in gw.fake.requests)
