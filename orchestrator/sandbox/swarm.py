@@ -57,6 +57,7 @@ Not expressible for services on Engine 20.10, and what stands in for it:
 
 from __future__ import annotations
 
+import socket
 import time
 from contextlib import suppress
 from dataclasses import replace
@@ -102,6 +103,8 @@ SWARM_HINT = "set sandbox.swarm_manager to a manager's engine URL and sandbox.sw
 DEFAULT_NETWORK = "trial-swarm-sandbox"
 """The sandboxes' network when the spec names none (open egress, as the default bridge on one host)."""
 TASK_POLL_S = 0.2
+SSH_PROBE_S = 0.2
+"""How long one look for the sandbox's sshd banner may wait (to connect, then to read)."""
 REMOVE_WAIT_S = 60.0
 DOOR_OPEN_S = 20.0
 FILES_SUFFIX = "-files"
@@ -595,7 +598,7 @@ class SwarmBackend:
                 self._start_failed(service, node, failed[0], ref)
             if "running" in states:
                 running_since = running_since or now
-                if now - running_since >= self.start_settle_s:
+                if now - running_since >= self.start_settle_s or self._sshd_answers(service):
                     break
             elif now > deadline:
                 self._scale(service, 0)
@@ -612,6 +615,30 @@ class SwarmBackend:
         started = self._ref(service)
         self._log.info("sandbox.started", trial_id=ref.trial_id, service=ref.name, ssh_port=started.ssh_port)
         return started
+
+    def _sshd_answers(self, service: Any) -> bool:
+        """Whether the sandbox's sshd sends its banner at the address and port candidates are given
+        (the node's published port, or its door's): its command got through its setup, so an
+        instant exit is ruled out without waiting out the settle window, and the way in is open.
+        A node this host cannot reach leaves the settle window to decide, as before."""
+        try:
+            ref = self._ref(service)
+        except SandboxError:
+            return False
+        if not ref.ssh_port or not ref.host:
+            return False
+        try:
+            with socket.create_connection((ref.host, ref.ssh_port), timeout=SSH_PROBE_S) as conn:
+                conn.settimeout(SSH_PROBE_S)
+                banner = b""
+                while len(banner) < 4:
+                    chunk = conn.recv(4 - len(banner))
+                    if not chunk:
+                        break
+                    banner += chunk
+        except OSError:
+            return False
+        return banner == b"SSH-"
 
     def _start_door(self, node: DockerBackend, name: str) -> None:
         container = self._door(node, name)

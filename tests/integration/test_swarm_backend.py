@@ -480,6 +480,25 @@ def test_the_real_sandbox_serves_ssh_on_its_node_and_has_no_setuid_program(
     assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
 
 
+def test_start_returns_once_sshd_answers_on_the_node_not_after_the_settle_window(
+        cluster: SwarmCluster, instance: str, probe_image: str, trial_id: str) -> None:
+    """The Docker backend's readiness read from /proc means nothing for a remote node's container:
+    there, sshd's banner at the address candidates get is what shows the start got through."""
+    # A settle window far longer than any start: returning before it shows the banner was seen.
+    backend = SwarmBackend(SandboxSettings(), manager_url=cluster.manager.url, node_urls=cluster.node_urls(),
+                           instance=instance, start_settle_s=120)
+    spec = SandboxSpec(trial_id=trial_id, image=probe_image, publish_ssh=True, memory="256m", cpus=0.5, pids=64,
+                       volumes={"workspace": WORKSPACE, "home": HOME, "sshd": SSHD_DIR})
+    created = backend.create(spec)
+    started_at = time.monotonic()
+    ref = backend.start(created)
+    assert time.monotonic() - started_at < 60
+    address = backend.node_address(ref)
+    assert address is not None and ref.ssh_port is not None
+    with socket.create_connection((address, ref.ssh_port), timeout=3) as conn:
+        assert conn.recv(64).startswith(b"SSH-2.0-OpenSSH")
+
+
 def test_the_sandbox_network_carries_no_nat_and_no_icc_on_its_node(
         backend: SwarmBackend, cluster: SwarmCluster, image: str, trial_id: str) -> None:
     """A swarm-scoped bridge drops the options it is created with; they come from a config-only
