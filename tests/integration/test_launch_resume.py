@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator import lifecycle
 from orchestrator.config import load_settings
-from orchestrator.errors import ForgeError, StepFailed
+from orchestrator.errors import ForgeError, SandboxError, StepFailed
 from orchestrator.forge.base import RepoRef
 from orchestrator.forge.local import LocalForge
 from orchestrator.service import daemon
@@ -79,3 +79,37 @@ def test_resume_refuses_a_trial_that_is_not_a_failed_launch(services: Services) 
     launched = lifecycle.launch(services, lifecycle.LaunchRequest("api-keys", "octocat", agent="none"))
     with pytest.raises(Exception, match="only a launch that did not finish can resume"):
         lifecycle.resume_launch(services, launched.trial.id)
+
+
+def test_a_launch_that_failed_at_the_clone_resumes_on_a_sandbox_stopped_since(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox was started by the run that failed; the host restarted before the resume (the
+    container stopped): the resume starts it again rather than failing at every try."""
+    services.forge.down = False  # type: ignore[attr-defined]
+    real_exec_ok = lifecycle._exec_ok
+    calls = []
+
+    def clone_fails_once(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise SandboxError("git setup and clone inside the sandbox failed: the host service did not answer",
+                               "try again")
+        real_exec_ok(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lifecycle, "_exec_ok", clone_fails_once)
+    with pytest.raises(StepFailed, match="step 'clone_workspace' failed"):
+        lifecycle.launch(services, lifecycle.LaunchRequest("api-keys", "octocat", agent="none"))
+    [trial] = services.store.list_trials()
+    [container] = docker.from_env().containers.list(filters={"label": f"trial.id={trial.id}"})
+    container.stop(timeout=1)
+
+    result = lifecycle.resume_launch(services, trial.id)
+
+    assert result.trial.state == "active"
+    container.reload()
+    assert container.status == "running"
+    ref = services.sandbox.find(trial.id)
+    assert ref is not None
+    assert services.sandbox.exec(ref, ["test", "-d", "/workspace/.git"]).ok
+    assert result.ssh_command is not None and str(services.store.get_trial(trial.id).data["ssh_port"]) in \
+        result.ssh_command
