@@ -234,8 +234,8 @@ class LaunchSteps:
         self.trial = trial
         self.template = template
         self.agent = agent
-        self.started_here = False
-        """Whether this run started the sandbox (else a resumed launch finds it as a past run left it)."""
+        self.started: SandboxRef | None = None
+        """The sandbox as this run started it (None: a resumed launch finds it as a past run left it)."""
 
     def steps(self) -> list[Step | Ahead]:
         # The sandbox is made and started (volumes, container, home files, the engine's start and
@@ -382,25 +382,21 @@ class LaunchSteps:
             if ref is None:
                 raise SandboxError(f"the sandbox of trial {trial.id} could not be created again",
                                    f"see `trial status {trial.id}`")
-        ref = sandbox.start(ref)
-        self.started_here = True
+        ref = self.started = sandbox.start(ref)
         self.store.merge_data(trial.id, {"ssh_port": ref.ssh_port, "ssh_host": ref.host})
         return {"ssh_port": ref.ssh_port, "ssh_host": ref.host}
 
     def clone_workspace(self, ctx: StepContext) -> dict[str, Any]:
         """The starter, cloned over the sandbox's own git access: it also proves the sandbox reaches
         the host service, before the candidate is invited."""
-        trial, sandbox = self.trial, self.services.sandbox
-        ref = sandbox.find(trial.id)
-        if ref is None or not self.started_here:
+        trial, ref = self.trial, self.started
+        if ref is None:
             # A resumed launch finds the sandbox as the run that failed left it, and the host may
             # have restarted since (stopped) or `trial gc` removed it: started again (a no-op on a
             # running one), made again if gone.
             ctx.results["start_sandbox"] = self.start_sandbox(ctx)
-            ref = sandbox.find(trial.id)
-            if ref is None:
-                raise SandboxError(f"the sandbox of trial {trial.id} vanished as it started",
-                                   f"see `trial status {trial.id}`, then launch again (it resumes)")
+            ref = self.started
+            assert ref is not None  # noqa: S101 - start_sandbox sets it or raises
         script = "set -e\n"
         if not ctx.results["create_sandbox"].get("gitconfig_written"):
             # A sandbox created before ~/.gitconfig came with the home files (a launch resumed across

@@ -12,11 +12,10 @@ import docker
 import pytest
 
 from orchestrator import lifecycle
-from orchestrator.config import load_settings
 from orchestrator.forge.base import RepoRef
 from orchestrator.forge.local import LocalForge
-from orchestrator.service import daemon
 from orchestrator.services import Services
+from tests.integration.launch_services import services_with_forge
 
 pytestmark = pytest.mark.docker
 
@@ -36,7 +35,7 @@ class SlowForge(LocalForge):
         self.trial_id = trial_id
         return super().create_repo(trial_id, name, description)
 
-    def push(self, repo: RepoRef, worktree: Path, branch: str) -> str | None:
+    def push(self, repo: RepoRef, worktree: Path, branch: str = "main") -> str:
         client = docker.from_env()
         deadline = time.monotonic() + WAIT_S
         running = False
@@ -51,13 +50,8 @@ class SlowForge(LocalForge):
 
 @pytest.fixture
 def services(trial_home: Path, service_port: int) -> Iterator[Services]:
-    settings = load_settings()
-    services = Services.from_settings(settings, forge=SlowForge(settings))
-    yield services
-    for trial in services.store.list_trials():
-        lifecycle.teardown(services, trial.id, repo_action="delete")
-    daemon.stop(settings)
-    services.close()
+    with services_with_forge(SlowForge) as services:
+        yield services
 
 
 def test_the_sandbox_is_running_before_the_forge_has_the_starter(services: Services) -> None:

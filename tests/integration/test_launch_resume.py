@@ -9,12 +9,11 @@ import docker
 import pytest
 
 from orchestrator import lifecycle
-from orchestrator.config import load_settings
 from orchestrator.errors import ForgeError, SandboxError, StepFailed
 from orchestrator.forge.base import RepoRef
 from orchestrator.forge.local import LocalForge
-from orchestrator.service import daemon
 from orchestrator.services import Services
+from tests.integration.launch_services import services_with_forge
 
 pytestmark = pytest.mark.docker
 
@@ -37,13 +36,8 @@ class FlakyForge(LocalForge):
 
 @pytest.fixture
 def services(trial_home: Path, service_port: int) -> Iterator[Services]:
-    settings = load_settings()
-    services = Services.from_settings(settings, forge=FlakyForge(settings))
-    yield services
-    for trial in services.store.list_trials():
-        lifecycle.teardown(services, trial.id, repo_action="delete")
-    daemon.stop(settings)
-    services.close()
+    with services_with_forge(FlakyForge) as services:
+        yield services
 
 
 def test_failed_launch_resumes_at_the_failed_step_and_creates_nothing_twice(services: Services) -> None:
